@@ -36,27 +36,15 @@ impl Nrlc {
     }
 
     pub fn checked_add(self, other: Nrlc) -> Result<Nrlc, AmountError> {
-        self.0.checked_add(other.0).map(Nrlc).ok_or(AmountError {
-            op: "addition",
-            a: self,
-            b: other.0,
-        })
+        self.0.checked_add(other.0).map(Nrlc).ok_or(AmountError { op: "addition", a: self, b: other.0 })
     }
 
     pub fn checked_sub(self, other: Nrlc) -> Result<Nrlc, AmountError> {
-        self.0.checked_sub(other.0).map(Nrlc).ok_or(AmountError {
-            op: "subtraction",
-            a: self,
-            b: other.0,
-        })
+        self.0.checked_sub(other.0).map(Nrlc).ok_or(AmountError { op: "subtraction", a: self, b: other.0 })
     }
 
     pub fn checked_mul(self, factor: U256) -> Result<Nrlc, AmountError> {
-        self.0.checked_mul(factor).map(Nrlc).ok_or(AmountError {
-            op: "multiplication",
-            a: self,
-            b: factor,
-        })
+        self.0.checked_mul(factor).map(Nrlc).ok_or(AmountError { op: "multiplication", a: self, b: factor })
     }
 
     /// `self × percent / 100`, flooring, as PoCo's `percentage`.

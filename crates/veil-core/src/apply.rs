@@ -5,8 +5,7 @@ use crate::amount::Nrlc;
 use crate::error::CoreError;
 use crate::events::Event;
 use crate::state::{
-    App, DEFAULT_SCHEDULER_REWARD_RATIO, DEFAULT_WORKER_STAKE_RATIO, Dataset, State, Workerpool,
-    asset_address,
+    App, DEFAULT_SCHEDULER_REWARD_RATIO, DEFAULT_WORKER_STAKE_RATIO, Dataset, State, Workerpool, asset_address,
 };
 use crate::tx::{AnyOrder, Call, SignedTx};
 use crate::{market, orders::Order, tasks};
@@ -18,25 +17,66 @@ pub const MAX_TEXT: usize = 4096;
 pub const MAX_PARAMS: usize = 64 * 1024;
 pub const MAX_RESULTS: usize = 64 * 1024;
 
-/// Applies `stx` at time `now` (seconds). On success the state holds every effect and the events
-/// say what happened; on error the state is exactly as before.
+/// A transaction whose signature has been checked: the only thing [`apply_verified`] takes.
+///
+/// Checking the signature needs no state, so a node does it when a transaction arrives (on as many
+/// threads as it likes) and applies the verified transaction in order later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedTx {
+    stx: SignedTx,
+    hash: B256,
+}
+
+impl VerifiedTx {
+    pub fn signed(&self) -> &SignedTx {
+        &self.stx
+    }
+
+    pub fn sender(&self) -> Address {
+        self.stx.tx.from
+    }
+
+    /// The transaction hash (what the sender signed).
+    pub fn hash(&self) -> B256 {
+        self.hash
+    }
+
+    pub fn into_signed(self) -> SignedTx {
+        self.stx
+    }
+}
+
+/// Checks that `stx` is signed by the account it claims to come from.
+pub fn verify(stx: SignedTx) -> Result<VerifiedTx, CoreError> {
+    let hash = stx.tx.hash();
+    let signer = crate::crypto::recover_message_hash(&hash, &stx.signature).map_err(CoreError::TxSignature)?;
+    if signer != stx.tx.from {
+        return Err(CoreError::WrongSigner { claimed: stx.tx.from, signer });
+    }
+    Ok(VerifiedTx { stx, hash })
+}
+
+/// Verifies and applies `stx` at time `now` (seconds). On success the state holds every effect and
+/// the events say what happened; on error the state is exactly as before.
 pub fn apply(state: &mut State, stx: &SignedTx, now: u64) -> Result<Vec<Event>, CoreError> {
-    let tx = &stx.tx;
+    apply_verified(state, &verify(stx.clone())?, now)
+}
+
+/// Applies a verified transaction: checks chain and nonce, runs the call, keeps all or nothing.
+pub fn apply_verified(state: &mut State, vtx: &VerifiedTx, now: u64) -> Result<Vec<Event>, CoreError> {
+    let tx = &vtx.stx.tx;
     if tx.chain_id != state.domain.chain_id {
         return Err(CoreError::WrongChain { expected: state.domain.chain_id, got: tx.chain_id });
     }
-    let signer = stx.signer().map_err(CoreError::TxSignature)?;
-    if signer != tx.from {
-        return Err(CoreError::WrongSigner { claimed: tx.from, signer });
-    }
-    let expected = state.accounts.get(&signer).map_or(0, |a| a.nonce);
+    let sender = tx.from;
+    let expected = state.accounts.get(&sender).map_or(0, |a| a.nonce);
     if tx.nonce != expected {
-        return Err(CoreError::BadNonce { sender: signer, expected, got: tx.nonce });
+        return Err(CoreError::BadNonce { sender, expected, got: tx.nonce });
     }
-    let mut ctx = Ctx { s: state, sender: signer, nonce: tx.nonce, now, events: Vec::new() };
+    let mut ctx = Ctx { s: state, sender, nonce: tx.nonce, now, events: Vec::new() };
     match ctx.dispatch(&tx.call) {
         Ok(()) => {
-            ctx.s.accounts.entry(&signer).nonce += 1;
+            ctx.s.accounts.entry(&sender).nonce += 1;
             let events = ctx.events;
             state.commit();
             Ok(events)
@@ -92,7 +132,12 @@ impl Ctx<'_> {
                 bounded("name", name, MAX_NAME)?;
                 bounded("multiaddr", multiaddr, MAX_TEXT)?;
                 let dataset = asset_address("dataset", &self.sender, self.nonce);
-                let v = Dataset { owner: self.sender, name: name.clone(), multiaddr: multiaddr.clone(), checksum: *checksum };
+                let v = Dataset {
+                    owner: self.sender,
+                    name: name.clone(),
+                    multiaddr: multiaddr.clone(),
+                    checksum: *checksum,
+                };
                 self.s.datasets.insert(dataset, v);
                 self.events.push(Event::DatasetCreated { dataset, owner: self.sender });
                 Ok(())
@@ -123,12 +168,26 @@ impl Ctx<'_> {
                 market::match_orders(self, app_order, dataset_order.as_ref(), workerpool_order, request_order)
             }
             Call::Initialize { dealid, idx } => tasks::initialize(self, dealid, *idx),
-            Call::Contribute { taskid, result_hash, result_seal, enclave_challenge, enclave_sign, authorization_sign } => {
-                tasks::contribute(self, taskid, result_hash, result_seal, enclave_challenge, enclave_sign.as_ref(), authorization_sign)
+            Call::Contribute {
+                taskid,
+                result_hash,
+                result_seal,
+                enclave_challenge,
+                enclave_sign,
+                authorization_sign,
+            } => {
+                let proofs = tasks::Proofs {
+                    challenge: enclave_challenge,
+                    enclave_sign: enclave_sign.as_ref(),
+                    authorization: authorization_sign,
+                };
+                tasks::contribute(self, taskid, result_hash, result_seal, &proofs)
             }
             Call::Reveal { taskid, result_digest } => tasks::reveal(self, taskid, result_digest),
             Call::Reopen { taskid } => tasks::reopen(self, taskid),
-            Call::Finalize { taskid, results, results_callback } => tasks::finalize(self, taskid, results, results_callback),
+            Call::Finalize { taskid, results, results_callback } => {
+                tasks::finalize(self, taskid, results, results_callback)
+            }
             Call::ContributeAndFinalize {
                 taskid,
                 result_digest,
@@ -137,16 +196,14 @@ impl Ctx<'_> {
                 enclave_challenge,
                 enclave_sign,
                 authorization_sign,
-            } => tasks::contribute_and_finalize(
-                self,
-                taskid,
-                result_digest,
-                results,
-                results_callback,
-                enclave_challenge,
-                enclave_sign.as_ref(),
-                authorization_sign,
-            ),
+            } => {
+                let proofs = tasks::Proofs {
+                    challenge: enclave_challenge,
+                    enclave_sign: enclave_sign.as_ref(),
+                    authorization: authorization_sign,
+                };
+                tasks::contribute_and_finalize(self, taskid, result_digest, results, results_callback, &proofs)
+            }
             Call::Claim { taskid } => tasks::claim(self, taskid),
         }
     }
@@ -198,7 +255,11 @@ impl Ctx<'_> {
         }
         wp.worker_stake_ratio = stake;
         wp.scheduler_reward_ratio = reward;
-        self.events.push(Event::WorkerpoolPolicyUpdate { workerpool: pool, worker_stake_ratio: stake, scheduler_reward_ratio: reward });
+        self.events.push(Event::WorkerpoolPolicyUpdate {
+            workerpool: pool,
+            worker_stake_ratio: stake,
+            scheduler_reward_ratio: reward,
+        });
         Ok(())
     }
 
@@ -230,10 +291,17 @@ impl Ctx<'_> {
         bounded("name", name, MAX_NAME)?;
         bounded("description", description, MAX_TEXT)?;
         if time_ref == 0 || time_ref > 10 * 365 * 86400 {
-            return Err(CoreError::Invalid { field: "workClockTimeRef", reason: "must be between 1 s and 10 years".into() });
+            return Err(CoreError::Invalid {
+                field: "workClockTimeRef",
+                reason: "must be between 1 s and 10 years".into(),
+            });
         }
         let id = self.s.categories.len() as u64;
-        let c = crate::state::Category { name: name.into(), description: description.into(), work_clock_time_ref: time_ref };
+        let c = crate::state::Category {
+            name: name.into(),
+            description: description.into(),
+            work_clock_time_ref: time_ref,
+        };
         self.s.categories.insert(id, c);
         self.events.push(Event::CategoryCreated { id, name: name.into(), work_clock_time_ref: time_ref });
         Ok(())

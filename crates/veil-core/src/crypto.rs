@@ -18,8 +18,8 @@ fn ctx() -> &'static Secp256k1<All> {
 
 /// Half the secp256k1 group order: `s` above it is the malleable twin of a valid signature.
 const HALF_N: [u8; 32] = [
-    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x5d, 0x57, 0x6e,
+    0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,11 +157,8 @@ pub fn recover(hash: &B256, sig: &Signature) -> Result<Address, SignatureError> 
         return Err(SignatureError::HighS);
     }
     let rid = RecoveryId::from_i32((v - 27) as i32).map_err(|_| SignatureError::V(v))?;
-    let rs = RecoverableSignature::from_compact(&sig.0[..64], rid)
-        .map_err(|_| SignatureError::Unrecoverable)?;
-    let pk = ctx()
-        .recover_ecdsa(&Message::from_digest(hash.0), &rs)
-        .map_err(|_| SignatureError::Unrecoverable)?;
+    let rs = RecoverableSignature::from_compact(&sig.0[..64], rid).map_err(|_| SignatureError::Unrecoverable)?;
+    let pk = ctx().recover_ecdsa(&Message::from_digest(hash.0), &rs).map_err(|_| SignatureError::Unrecoverable)?;
     Ok(pubkey_address(&pk))
 }
 
@@ -228,6 +225,10 @@ mod tests {
         let k = PrivateKey::from_hex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80").unwrap();
         let h = B256::repeat_byte(0x11);
         let s = k.sign_message_hash(&h);
+        assert_eq!(
+            s.to_hex(),
+            "0x0906e5a6b04b9e3c235a2b815a32c91cd224de22cfcb09c22770758a589c41eb5caff8173afab85ff05471466b6628b5c06f6f73018e3fadc6a4dcddfed073c01b"
+        );
         assert_eq!(recover_message_hash(&h, &s).unwrap(), k.address());
     }
 }

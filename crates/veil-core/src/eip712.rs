@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub const DOMAIN_NAME: &str = "iExecODB";
 pub const DOMAIN_VERSION: &str = "5.0.0";
-const DOMAIN_TYPE: &str =
-    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
+const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
 
 /// The EIP-712 domain that scopes every order signature to one chain and one PoCo deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,10 +18,7 @@ pub struct Domain {
 impl Domain {
     pub fn separator(&self) -> B256 {
         let mut enc = Encoder::new(DOMAIN_TYPE);
-        enc.string(DOMAIN_NAME)
-            .string(DOMAIN_VERSION)
-            .uint(U256::from(self.chain_id))
-            .address(self.verifying_contract);
+        enc.string(DOMAIN_NAME).string(DOMAIN_VERSION).uint(U256::from(self.chain_id)).address(self.verifying_contract);
         enc.finish()
     }
 
@@ -78,6 +74,28 @@ impl Encoder {
     pub fn finish(&self) -> B256 {
         keccak256(&self.buf)
     }
+}
+
+/// Known PoCo deployments, so `--chain-id` alone picks the right verifying contract.
+pub const KNOWN_DEPLOYMENTS: &[(&str, u64, &str)] = &[
+    ("bellecour", 134, "0x3eca1B216A7DF1C7689aEb259fFB83ADFB894E7f"),
+    ("arbitrum", 42161, "0x098bFCb1E50ebcA0BaA92C12eA0c3F045A1aD9f0"),
+    ("arbitrum-sepolia", 421614, "0xB2157BF2fAb286b2A4170E3491Ac39770111Da3E"),
+];
+
+/// The chain id of Veil's embedded development ledger.
+pub const VEIL_DEV_CHAIN_ID: u64 = 65535;
+
+/// The domain of Veil's embedded development ledger: its verifying contract is
+/// `keccak256("veil-poco-hub")[12..]`, an address no real deployment uses.
+pub fn veil_dev_domain() -> Domain {
+    let h = keccak256(b"veil-poco-hub");
+    Domain { chain_id: VEIL_DEV_CHAIN_ID, verifying_contract: Address::from_slice(&h[12..]) }
+}
+
+/// The verifying contract of a known deployment, by chain id.
+pub fn known_verifying_contract(chain_id: u64) -> Option<Address> {
+    KNOWN_DEPLOYMENTS.iter().find(|(_, id, _)| *id == chain_id).and_then(|(_, _, a)| a.parse().ok())
 }
 
 #[cfg(test)]

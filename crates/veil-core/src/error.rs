@@ -35,8 +35,9 @@ pub enum MatchError {
     NotRegistered { code: u8, kind: &'static str, address: Address },
     #[error("0x{code:02x}: {kind} order signature is invalid: {reason}")]
     BadSignature { code: u8, kind: &'static str, reason: String },
-    #[error("0x60: no volume left to match (remaining app {app}, dataset {dataset}, workerpool {workerpool}, request {request})")]
-    NoVolume { app: U256, dataset: U256, workerpool: U256, request: U256 },
+    /// `remaining` lists what each order has left, e.g. `app 3, dataset 0, workerpool 5, request 1`.
+    #[error("0x60: no volume left to match (remaining {remaining})")]
+    NoVolume { remaining: String },
 }
 
 impl MatchError {
@@ -63,7 +64,7 @@ impl MatchError {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
-    #[error("task {taskid} is {actual:?}, this needs it {expected}")]
+    #[error("task {taskid} is {actual}, this needs it {expected}")]
     Status { taskid: B256, actual: TaskStatus, expected: &'static str },
     #[error("task index {idx} is outside the deal's range [{first}, {first}+{size})")]
     IndexOutOfRange { idx: U256, first: U256, size: U256 },
@@ -130,7 +131,13 @@ pub enum CoreError {
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("matchOrders refused: {0}")]
-    Match(#[from] MatchError),
+    Match(Box<MatchError>),
     #[error("{0}")]
     Task(#[from] TaskError),
+}
+
+impl From<MatchError> for CoreError {
+    fn from(e: MatchError) -> Self {
+        CoreError::Match(Box::new(e))
+    }
 }

@@ -4,8 +4,9 @@
 //! and EIP-712 hashing, secp256k1 signatures, the four orders, and the ledger state machine
 //! (accounts, escrow, registries, categories, `matchOrders`, deals, tasks, consensus, rewards).
 //!
-//! The single entry point for change is [`apply`]: state + signed transaction + time in, events or
-//! a typed error out, and on error the state is left exactly as it was.
+//! The single entry point for change is [`apply`] (or [`verify`] then [`apply_verified`]): state +
+//! signed transaction + time in, events or a typed error out, and on error the state is left exactly
+//! as it was.
 //!
 //! This crate must never do IO, read a clock, draw randomness, spawn threads or depend on an async
 //! runtime: every shell (ledger node, scheduler, worker, CLI) feeds it time and transactions.
@@ -27,7 +28,7 @@ pub mod uint;
 
 pub use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 pub use amount::Nrlc;
-pub use apply::apply;
+pub use apply::{VerifiedTx, apply, apply_verified, verify};
 pub use crypto::{PrivateKey, Signature};
 pub use eip712::Domain;
 pub use error::{CoreError, MatchError, TaskError};

@@ -64,10 +64,17 @@ pub(crate) fn match_orders(
     let vd = if has_dataset { left(d.volume, &dataset_hash) } else { U256::MAX };
     let volume = va.min(vd).min(vw).min(vr);
     if volume.is_zero() {
-        return Err(MatchError::NoVolume { app: va, dataset: if has_dataset { vd } else { U256::ZERO }, workerpool: vw, request: vr }.into());
+        let ds = if has_dataset { vd.to_string() } else { "none".into() };
+        let remaining = format!("app {va}, dataset {ds}, workerpool {vw}, request {vr}");
+        return Err(MatchError::NoVolume { remaining }.into());
     }
 
-    let wp = ctx.s.workerpools.get(&w.workerpool).cloned().ok_or(CoreError::Unknown { kind: "workerpool", address: w.workerpool })?;
+    let wp = ctx
+        .s
+        .workerpools
+        .get(&w.workerpool)
+        .cloned()
+        .ok_or(CoreError::Unknown { kind: "workerpool", address: w.workerpool })?;
     let req_consumed = ctx.s.consumed(&req_hash);
     let dealid = keccak_packed(&[&req_hash.0, &req_consumed.to_be_bytes::<32>()]);
     let combined = combined_tag(a, d, r);
@@ -100,7 +107,11 @@ pub(crate) fn match_orders(
     };
 
     for h in [app_hash, pool_hash, req_hash].into_iter().chain(has_dataset.then_some(dataset_hash)) {
-        let c = ctx.s.consumed(&h).checked_add(volume).ok_or(CoreError::Invalid { field: "volume", reason: "consumed volume overflows".into() })?;
+        let c = ctx
+            .s
+            .consumed(&h)
+            .checked_add(volume)
+            .ok_or(CoreError::Invalid { field: "volume", reason: "consumed volume overflows".into() })?;
         ctx.s.consumed.insert(h, c);
     }
     let sponsor_lock = deal.task_price()?.checked_mul(volume)?;
@@ -126,7 +137,13 @@ pub fn combined_tag(a: &AppOrder, d: &DatasetOrder, r: &RequestOrder) -> B256 {
 }
 
 /// Checks 0x00 to 0x1b: the terms the four orders must agree on.
-fn check_terms(ctx: &Ctx<'_>, a: &AppOrder, d: &DatasetOrder, w: &WorkerpoolOrder, r: &RequestOrder) -> Result<(), MatchError> {
+fn check_terms(
+    ctx: &Ctx<'_>,
+    a: &AppOrder,
+    d: &DatasetOrder,
+    w: &WorkerpoolOrder,
+    r: &RequestOrder,
+) -> Result<(), MatchError> {
     if r.category != w.category {
         return Err(MatchError::Category { request: r.category, workerpool: w.category });
     }
@@ -180,9 +197,7 @@ fn registered_and_signed<O: Order>(
     order: &Signed<O>,
     hash: &B256,
 ) -> Result<Address, CoreError> {
-    let owner = ctx
-        .asset_owner(kind, &asset)
-        .map_err(|_| MatchError::NotRegistered { code, kind, address: asset })?;
+    let owner = ctx.asset_owner(kind, &asset).map_err(|_| MatchError::NotRegistered { code, kind, address: asset })?;
     check_signature(ctx, code + 1, kind, owner, order, hash)?;
     Ok(owner)
 }

@@ -23,7 +23,9 @@ mod tag_serde {
             Str(String),
             List(Vec<String>),
         }
-        match Raw::deserialize(d).map_err(|_| D::Error::custom("expected a bytes32 hex string or a list of tag names"))? {
+        match Raw::deserialize(d)
+            .map_err(|_| D::Error::custom("expected a bytes32 hex string or a list of tag names"))?
+        {
             Raw::Str(s) => tag::parse(&s).map_err(D::Error::custom),
             Raw::List(l) => tag::from_names(&l).map_err(D::Error::custom),
         }
@@ -312,10 +314,8 @@ pub struct OrderParseError {
 /// Parses an order from JSON text. Accepts the bare order, the order with a `sign` field, or an
 /// orderbook entry `{ "order": { … } }`. Returns the order and its signature when present.
 pub fn parse_order<O: Order>(json: &str) -> Result<(O, Option<Signature>), OrderParseError> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| OrderParseError {
-        kind: O::KIND,
-        detail: format!("not valid JSON: {e}"),
-    })?;
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| OrderParseError { kind: O::KIND, detail: format!("not valid JSON: {e}") })?;
     parse_order_value(v)
 }
 
@@ -336,11 +336,7 @@ fn parse_order_value<O: Order>(mut v: serde_json::Value) -> Result<(O, Option<Si
     let order = serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if path == "." {
-            err(inner)
-        } else {
-            err(format!("field `{path}`: {inner}"))
-        }
+        if path == "." { err(inner) } else { err(format!("field `{path}`: {inner}")) }
     })?;
     Ok((order, sign))
 }
@@ -381,7 +377,10 @@ mod tests {
         check_bad("[1]", "object");
         check_bad("{", "JSON");
         check_bad(
-            &app_json().replace("\"volume\":3", "\"volume\":\"0x1ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\""),
+            &app_json().replace(
+                "\"volume\":3",
+                "\"volume\":\"0x1ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\"",
+            ),
             "volume",
         );
     }

@@ -77,7 +77,11 @@ pub struct Category {
 pub fn default_categories() -> Vec<Category> {
     [("XS", 300), ("S", 1200), ("M", 3600), ("L", 10800), ("XL", 36000)]
         .into_iter()
-        .map(|(name, t)| Category { name: name.into(), description: format!("iExec category {name}"), work_clock_time_ref: t })
+        .map(|(name, t)| Category {
+            name: name.into(),
+            description: format!("iExec category {name}"),
+            work_clock_time_ref: t,
+        })
         .collect()
 }
 
@@ -141,6 +145,18 @@ pub enum TaskStatus {
     Revealing,
     Completed,
     Failed,
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TaskStatus::Unset => "UNSET",
+            TaskStatus::Active => "ACTIVE",
+            TaskStatus::Revealing => "REVEALING",
+            TaskStatus::Completed => "COMPLETED",
+            TaskStatus::Failed => "FAILED",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,9 +279,9 @@ impl State {
 
     /// Sum of every account's wallet, balance and locked amount (the reserve included).
     pub fn total_rlc(&self) -> Result<Nrlc, crate::amount::AmountError> {
-        self.accounts.values().try_fold(Nrlc::ZERO, |t, a| {
-            t.checked_add(a.wallet)?.checked_add(a.balance)?.checked_add(a.locked)
-        })
+        self.accounts
+            .values()
+            .try_fold(Nrlc::ZERO, |t, a| t.checked_add(a.wallet)?.checked_add(a.balance)?.checked_add(a.locked))
     }
 
     pub(crate) fn rollback(&mut self) {

@@ -10,13 +10,8 @@ pub const TDX: u8 = 0x08;
 pub const FRAMEWORKS: u8 = SCONE | GRAMINE | TDX;
 
 /// Names accepted where a tag may be written as a list, with their bit (byte 31 is the lowest byte).
-const NAMES: &[(&str, usize, u8)] = &[
-    ("tee", 31, TEE),
-    ("scone", 31, SCONE),
-    ("gramine", 31, GRAMINE),
-    ("tdx", 31, TDX),
-    ("gpu", 30, 0x01),
-];
+const NAMES: &[(&str, usize, u8)] =
+    &[("tee", 31, TEE), ("scone", 31, SCONE), ("gramine", 31, GRAMINE), ("tdx", 31, TDX), ("gpu", 30, 0x01)];
 
 pub fn or(a: &B256, b: &B256) -> B256 {
     B256::from(std::array::from_fn(|i| a.0[i] | b.0[i]))

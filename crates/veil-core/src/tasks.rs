@@ -33,7 +33,11 @@ fn status(taskid: &B256, t: &Task, want: &[TaskStatus], expected: &'static str) 
 
 fn only_pool_owner(ctx: &Ctx<'_>, deal: &Deal) -> Result<(), CoreError> {
     if ctx.sender != deal.workerpool.owner {
-        return Err(CoreError::NotOwner { asset: deal.workerpool.pointer, owner: deal.workerpool.owner, sender: ctx.sender });
+        return Err(CoreError::NotOwner {
+            asset: deal.workerpool.pointer,
+            owner: deal.workerpool.owner,
+            sender: ctx.sender,
+        });
     }
     Ok(())
 }
@@ -55,7 +59,11 @@ pub(crate) fn initialize(ctx: &mut Ctx<'_>, dealid: &B256, idx: U256) -> Result<
     if let Some(t) = ctx.s.tasks.get(&taskid) {
         return Err(TaskError::Status { taskid, actual: t.status, expected: "UNSET (not yet initialized)" }.into());
     }
-    let cat = ctx.s.categories.get(&deal.category).ok_or(CoreError::UnknownId { kind: "category", id: B256::from(U256::from(deal.category)) })?;
+    let cat = ctx
+        .s
+        .categories
+        .get(&deal.category)
+        .ok_or(CoreError::UnknownId { kind: "category", id: B256::from(U256::from(deal.category)) })?;
     let timeref = cat.work_clock_time_ref;
     let deadline = |ratio: u64| deal.start_time.saturating_add(timeref.saturating_mul(ratio));
     let task = Task {
@@ -82,6 +90,14 @@ pub(crate) fn initialize(ctx: &mut Ctx<'_>, dealid: &B256, idx: U256) -> Result<
     Ok(())
 }
 
+/// What a worker shows with its result: the scheduler's authorization and, in an enclave, the
+/// enclave's signature by the challenge key.
+pub(crate) struct Proofs<'a> {
+    pub challenge: &'a Address,
+    pub enclave_sign: Option<&'a Signature>,
+    pub authorization: &'a Signature,
+}
+
 /// The checks shared by contribute and contributeAndFinalize: authorization and enclave signature.
 fn check_worker_proofs(
     ctx: &Ctx<'_>,
@@ -89,10 +105,9 @@ fn check_worker_proofs(
     taskid: &B256,
     rhash: &B256,
     rseal: &B256,
-    challenge: &Address,
-    enclave_sign: Option<&Signature>,
-    authorization: &Signature,
+    p: &Proofs<'_>,
 ) -> Result<(), CoreError> {
+    let Proofs { challenge, enclave_sign, authorization } = *p;
     if tag::has_tee(&deal.tag) && *challenge == Address::ZERO {
         return Err(TaskError::MissingEnclaveChallenge.into());
     }
@@ -126,14 +141,12 @@ pub(crate) fn contribute(
     taskid: &B256,
     rhash: &B256,
     rseal: &B256,
-    challenge: &Address,
-    enclave_sign: Option<&Signature>,
-    authorization: &Signature,
+    proofs: &Proofs<'_>,
 ) -> Result<(), CoreError> {
     let mut task = task_of(ctx, taskid)?;
     contribution_open(ctx, taskid, &task)?;
     let deal = deal_of(ctx, &task.dealid)?;
-    check_worker_proofs(ctx, &deal, taskid, rhash, rseal, challenge, enclave_sign, authorization)?;
+    check_worker_proofs(ctx, &deal, taskid, rhash, rseal, proofs)?;
     let worker = ctx.sender;
     ctx.lock(worker, deal.worker_stake)?;
 
@@ -151,7 +164,7 @@ pub(crate) fn contribute(
             status: ContributionStatus::Contributed,
             result_hash: *rhash,
             result_seal: *rseal,
-            enclave_challenge: *challenge,
+            enclave_challenge: *proofs.challenge,
             weight: u64::from(w.bit_len() as u32).saturating_sub(1),
         },
     );
@@ -263,16 +276,13 @@ fn check_callback(deal: &Deal, digest: &B256, callback: &Bytes) -> Result<(), Ta
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn contribute_and_finalize(
     ctx: &mut Ctx<'_>,
     taskid: &B256,
     digest: &B256,
     results: &Bytes,
     callback: &Bytes,
-    challenge: &Address,
-    enclave_sign: Option<&Signature>,
-    authorization: &Signature,
+    proofs: &Proofs<'_>,
 ) -> Result<(), CoreError> {
     bounded_bytes("results", results)?;
     bounded_bytes("resultsCallback", callback)?;
@@ -288,13 +298,19 @@ pub(crate) fn contribute_and_finalize(
     let worker = ctx.sender;
     let rhash = result_hash(taskid, digest);
     let rseal = result_seal(&worker, taskid, digest);
-    check_worker_proofs(ctx, &deal, taskid, &rhash, &rseal, challenge, enclave_sign, authorization)?;
+    check_worker_proofs(ctx, &deal, taskid, &rhash, &rseal, proofs)?;
     check_callback(&deal, digest, callback)?;
 
     task.contributors.push(worker);
     task.contributions.insert(
         worker,
-        Contribution { status: ContributionStatus::Proved, result_hash: rhash, result_seal: rseal, enclave_challenge: *challenge, weight: 0 },
+        Contribution {
+            status: ContributionStatus::Proved,
+            result_hash: rhash,
+            result_seal: rseal,
+            enclave_challenge: *proofs.challenge,
+            weight: 0,
+        },
     );
     task.status = TaskStatus::Completed;
     task.consensus_value = rhash;

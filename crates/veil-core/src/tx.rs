@@ -20,26 +20,62 @@ pub enum AnyOrder {
     Request(RequestOrder),
 }
 
+// A transaction is decoded once and then borrowed, so the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Call {
     /// Move RLC from the sender's wallet into its escrow balance.
-    Deposit { amount: Nrlc },
+    Deposit {
+        amount: Nrlc,
+    },
     /// Move RLC from the escrow balance back to the wallet.
-    Withdraw { amount: Nrlc },
+    Withdraw {
+        amount: Nrlc,
+    },
     /// Move escrow balance to another account.
-    Transfer { to: Address, amount: Nrlc },
+    Transfer {
+        to: Address,
+        amount: Nrlc,
+    },
     #[serde(rename_all = "camelCase")]
-    CreateApp { name: String, app_type: String, multiaddr: String, checksum: B256, mrenclave: String },
-    CreateDataset { name: String, multiaddr: String, checksum: B256 },
-    CreateWorkerpool { description: String },
+    CreateApp {
+        name: String,
+        app_type: String,
+        multiaddr: String,
+        checksum: B256,
+        mrenclave: String,
+    },
+    CreateDataset {
+        name: String,
+        multiaddr: String,
+        checksum: B256,
+    },
+    CreateWorkerpool {
+        description: String,
+    },
     #[serde(rename_all = "camelCase")]
-    SetWorkerpoolPolicy { workerpool: Address, worker_stake_ratio: u64, scheduler_reward_ratio: u64 },
-    TransferOwnership { asset: Address, to: Address },
+    SetWorkerpoolPolicy {
+        workerpool: Address,
+        worker_stake_ratio: u64,
+        scheduler_reward_ratio: u64,
+    },
+    TransferOwnership {
+        asset: Address,
+        to: Address,
+    },
     #[serde(rename_all = "camelCase")]
-    CreateCategory { name: String, description: String, work_clock_time_ref: u64 },
-    PresignOrder { order: AnyOrder },
-    CancelOrder { order: AnyOrder },
+    CreateCategory {
+        name: String,
+        description: String,
+        work_clock_time_ref: u64,
+    },
+    PresignOrder {
+        order: AnyOrder,
+    },
+    CancelOrder {
+        order: AnyOrder,
+    },
     #[serde(rename_all = "camelCase")]
     MatchOrders {
         app_order: Signed<AppOrder>,
@@ -62,10 +98,19 @@ pub enum Call {
         authorization_sign: Signature,
     },
     #[serde(rename_all = "camelCase")]
-    Reveal { taskid: B256, result_digest: B256 },
-    Reopen { taskid: B256 },
+    Reveal {
+        taskid: B256,
+        result_digest: B256,
+    },
+    Reopen {
+        taskid: B256,
+    },
     #[serde(rename_all = "camelCase")]
-    Finalize { taskid: B256, results: Bytes, results_callback: Bytes },
+    Finalize {
+        taskid: B256,
+        results: Bytes,
+        results_callback: Bytes,
+    },
     #[serde(rename_all = "camelCase")]
     ContributeAndFinalize {
         taskid: B256,
@@ -76,7 +121,9 @@ pub enum Call {
         enclave_sign: Option<Signature>,
         authorization_sign: Signature,
     },
-    Claim { taskid: B256 },
+    Claim {
+        taskid: B256,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,4 +180,27 @@ pub fn result_seal(worker: &Address, taskid: &B256, digest: &B256) -> B256 {
 /// What the enclave signs (EIP-191): `keccak256(resultHash ‖ resultSeal)`.
 pub fn enclave_message(result_hash: &B256, result_seal: &B256) -> B256 {
     crypto::keccak_packed(&[&result_hash.0, &result_seal.0])
+}
+
+/// Largest signed transaction accepted from outside, in bytes of JSON.
+pub const MAX_TX_BYTES: usize = 512 * 1024;
+
+/// A transaction that could not be read: says where and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid transaction: {0}")]
+pub struct TxDecodeError(pub String);
+
+/// Decodes a signed transaction from untrusted JSON bytes, naming the offending field on error.
+pub fn decode(bytes: &[u8]) -> Result<SignedTx, TxDecodeError> {
+    if bytes.len() > MAX_TX_BYTES {
+        return Err(TxDecodeError(format!("{} bytes, at most {MAX_TX_BYTES} accepted", bytes.len())));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let tx: SignedTx = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        TxDecodeError(if path == "." { inner } else { format!("field `{path}`: {inner}") })
+    })?;
+    de.end().map_err(|e| TxDecodeError(format!("trailing data: {e}")))?;
+    Ok(tx)
 }

@@ -196,7 +196,13 @@ fn deal_locks_and_ids() {
     let dealid = w.deal(&o);
     let deal = w.state.deals.get(&dealid).unwrap().clone();
     let task_price = Nrlc::new(3 + 2 + 1_000_000_000);
-    assert_eq!(w.balance(&w.requester), (req_before.checked_sub(task_price.checked_mul(U256::from(4)).unwrap()).unwrap(), task_price.checked_mul(U256::from(4)).unwrap()));
+    assert_eq!(
+        w.balance(&w.requester),
+        (
+            req_before.checked_sub(task_price.checked_mul(U256::from(4)).unwrap()).unwrap(),
+            task_price.checked_mul(U256::from(4)).unwrap()
+        )
+    );
     assert_eq!(w.balance(&w.scheduler).1, Nrlc::new(300_000_000 * 4));
     assert_eq!(w.balance(&w.scheduler).0, pool_before.checked_sub(Nrlc::new(1_200_000_000)).unwrap());
     assert_eq!(deal.worker_stake, Nrlc::new(300_000_000));

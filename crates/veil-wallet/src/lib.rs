@@ -154,7 +154,8 @@ fn derive(kdf: &str, p: &Value, password: &[u8]) -> Result<[u8; 32], WalletError
             if n < 2 || !n.is_power_of_two() {
                 return Err(WalletError::KdfParams(format!("scrypt n = {n} is not a power of two")));
             }
-            if r == 0 || pp == 0 || pp > MAX_SCRYPT_P || 128u64.saturating_mul(r).saturating_mul(n) > MAX_SCRYPT_MEMORY {
+            if r == 0 || pp == 0 || pp > MAX_SCRYPT_P || 128u64.saturating_mul(r).saturating_mul(n) > MAX_SCRYPT_MEMORY
+            {
                 return Err(WalletError::KdfParams(format!("scrypt n={n} r={r} p={pp} is beyond the accepted limits")));
             }
             scrypt_key(password, &salt, n.trailing_zeros() as u8, r as u32, pp as u32)

@@ -35,7 +35,8 @@ impl World {
         for p in [&app_owner, &dataset_owner, &scheduler, &requester, &admin].into_iter().chain(&workers) {
             allocations.push((p.address(), Nrlc::rlc(1000)));
         }
-        let genesis = Genesis { domain: domain(), admin: admin.address(), categories: default_categories(), allocations };
+        let genesis =
+            Genesis { domain: domain(), admin: admin.address(), categories: default_categories(), allocations };
         let mut w = World {
             state: State::genesis(&genesis),
             now: T0,
@@ -55,18 +56,37 @@ impl World {
         {
             w.ok(p, Call::Deposit { amount: Nrlc::rlc(100) });
         }
-        let ev = w.ok(&w.app_owner.clone(), Call::CreateApp {
-            name: "hello".into(),
-            app_type: "VEIL".into(),
-            multiaddr: "veil://app".into(),
-            checksum: B256::repeat_byte(1),
-            mrenclave: String::new(),
-        });
-        w.app = match ev[0] { Event::AppCreated { app, .. } => app, _ => panic!() };
-        let ev = w.ok(&w.dataset_owner.clone(), Call::CreateDataset { name: "data".into(), multiaddr: "veil://data".into(), checksum: B256::repeat_byte(2) });
-        w.dataset = match ev[0] { Event::DatasetCreated { dataset, .. } => dataset, _ => panic!() };
+        let ev = w.ok(
+            &w.app_owner.clone(),
+            Call::CreateApp {
+                name: "hello".into(),
+                app_type: "VEIL".into(),
+                multiaddr: "veil://app".into(),
+                checksum: B256::repeat_byte(1),
+                mrenclave: String::new(),
+            },
+        );
+        w.app = match ev[0] {
+            Event::AppCreated { app, .. } => app,
+            _ => panic!(),
+        };
+        let ev = w.ok(
+            &w.dataset_owner.clone(),
+            Call::CreateDataset {
+                name: "data".into(),
+                multiaddr: "veil://data".into(),
+                checksum: B256::repeat_byte(2),
+            },
+        );
+        w.dataset = match ev[0] {
+            Event::DatasetCreated { dataset, .. } => dataset,
+            _ => panic!(),
+        };
         let ev = w.ok(&w.scheduler.clone(), Call::CreateWorkerpool { description: "pool".into() });
-        w.pool = match ev[0] { Event::WorkerpoolCreated { workerpool, .. } => workerpool, _ => panic!() };
+        w.pool = match ev[0] {
+            Event::WorkerpoolCreated { workerpool, .. } => workerpool,
+            _ => panic!(),
+        };
         w
     }
 
@@ -153,7 +173,12 @@ impl World {
     pub fn deal(&mut self, o: &Orders) -> B256 {
         let call = self.match_call(o);
         let ev = self.ok(&self.requester.clone(), call);
-        ev.iter().find_map(|e| match e { Event::OrdersMatched { dealid, .. } => Some(*dealid), _ => None }).unwrap()
+        ev.iter()
+            .find_map(|e| match e {
+                Event::OrdersMatched { dealid, .. } => Some(*dealid),
+                _ => None,
+            })
+            .unwrap()
     }
 
     pub fn init_task(&mut self, dealid: B256, idx: u64) -> B256 {

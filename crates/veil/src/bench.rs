@@ -1,0 +1,246 @@
+//! `veil bench`: performance scenarios. Build with `--release` for meaningful numbers.
+
+use crate::cli_io::emit;
+use crate::local::{created, send};
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use serde_json::json;
+use std::time::Instant;
+use veil_core::state::{Genesis, default_categories};
+use veil_core::*;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Fully signed matchOrders (tx signature + four order signatures) applied in-process, one core.
+    Core {
+        /// Transactions per run.
+        #[arg(long, default_value_t = 5000)]
+        n: usize,
+        /// Number of runs.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
+}
+
+pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
+    match cmd {
+        BenchCmd::Core { n, runs } => core(n, runs, json),
+    }
+}
+
+struct Fixture {
+    state: State,
+    txs: Vec<SignedTx>,
+}
+
+/// A ledger with registered assets and `n` distinct signed matchOrders transactions.
+fn fixture(n: usize) -> Fixture {
+    let k = PrivateKey::from_seed;
+    let (dev, owner, pool_owner, requester) = (k("bench app"), k("bench data"), k("bench pool"), k("bench requester"));
+    let domain = eip712::veil_dev_domain();
+    let genesis = Genesis {
+        domain,
+        admin: pool_owner.address(),
+        categories: default_categories(),
+        allocations: [&dev, &owner, &pool_owner, &requester]
+            .iter()
+            .map(|k| (k.address(), Nrlc::rlc(1_000_000_000)))
+            .collect(),
+    };
+    let mut state = State::genesis(&genesis);
+    let (app, dataset, pool) = register(&mut state, [&dev, &owner, &pool_owner, &requester]).expect("bench setup");
+    let big = U256::from(u64::MAX);
+    let a = Signed::new(
+        AppOrder {
+            app,
+            appprice: U256::from(1),
+            volume: big,
+            tag: B256::ZERO,
+            datasetrestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::ZERO,
+        },
+        &dev,
+        &domain,
+    );
+    let d = Signed::new(
+        DatasetOrder {
+            dataset,
+            datasetprice: U256::from(1),
+            volume: big,
+            tag: B256::ZERO,
+            apprestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::ZERO,
+        },
+        &owner,
+        &domain,
+    );
+    let w = Signed::new(
+        WorkerpoolOrder {
+            workerpool: pool,
+            workerpoolprice: U256::from(10),
+            volume: big,
+            tag: B256::ZERO,
+            category: U256::ZERO,
+            trust: U256::ZERO,
+            apprestrict: Address::ZERO,
+            datasetrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::ZERO,
+        },
+        &pool_owner,
+        &domain,
+    );
+    let nonce0 = state.account(&requester.address()).nonce;
+    let txs = (0..n)
+        .map(|i| {
+            let r = RequestOrder {
+                app,
+                appmaxprice: U256::from(1),
+                dataset,
+                datasetmaxprice: U256::from(1),
+                workerpool: Address::ZERO,
+                workerpoolmaxprice: U256::from(10),
+                requester: requester.address(),
+                volume: U256::from(1),
+                tag: B256::ZERO,
+                category: U256::ZERO,
+                trust: U256::ZERO,
+                beneficiary: requester.address(),
+                callback: Address::ZERO,
+                params: "bench".into(),
+                salt: B256::from(U256::from(i)),
+            };
+            let call = Call::MatchOrders {
+                app_order: a.clone(),
+                dataset_order: Some(d.clone()),
+                workerpool_order: w.clone(),
+                request_order: Signed::new(r, &requester, &domain),
+            };
+            Tx { chain_id: domain.chain_id, from: requester.address(), nonce: nonce0 + i as u64, call }.sign(&requester)
+        })
+        .collect();
+    Fixture { state, txs }
+}
+
+/// Median time of one secp256k1 public-key recovery, the floor under every signature check.
+fn time_recovery() -> f64 {
+    let key = PrivateKey::from_seed("recovery bench");
+    let mut samples = vec![];
+    for round in 0..5u64 {
+        let hashes: Vec<B256> = (0..400u64).map(|i| keccak256((round * 1000 + i).to_be_bytes())).collect();
+        let sigs: Vec<Signature> = hashes.iter().map(|h| key.sign_hash(h)).collect();
+        let t = Instant::now();
+        for (h, s) in hashes.iter().zip(&sigs) {
+            std::hint::black_box(crypto::recover(h, s).ok());
+        }
+        samples.push(t.elapsed().as_secs_f64() * 1e6 / hashes.len() as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Deposits for everyone and registers an app, a dataset and a workerpool.
+fn register(state: &mut State, keys: [&PrivateKey; 4]) -> Result<(Address, Address, Address)> {
+    for key in keys {
+        send(state, key, Call::Deposit { amount: Nrlc::rlc(500_000_000) }, 1)?;
+    }
+    let app_call = Call::CreateApp {
+        name: "b".into(),
+        app_type: "VEIL".into(),
+        multiaddr: "m".into(),
+        checksum: B256::ZERO,
+        mrenclave: String::new(),
+    };
+    let app = created(&send(state, keys[0], app_call, 1)?)?;
+    let ds_call = Call::CreateDataset { name: "d".into(), multiaddr: "m".into(), checksum: B256::ZERO };
+    let dataset = created(&send(state, keys[1], ds_call, 1)?)?;
+    let pool = created(&send(state, keys[2], Call::CreateWorkerpool { description: "p".into() }, 1)?)?;
+    Ok((app, dataset, pool))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn core(n: usize, runs: usize, json: bool) -> Result<()> {
+    if n == 0 || runs == 0 {
+        bail!("--n and --runs must be at least 1");
+    }
+    if cfg!(debug_assertions) && !json {
+        eprintln!("warning: this is a debug build; run `cargo run --release -p veil -- bench core` for real numbers");
+    }
+    if !json {
+        eprintln!("preparing {n} signed matchOrders transactions…");
+    }
+    let recover_us = time_recovery();
+    if !json {
+        eprintln!("one secp256k1 recovery on this machine: {recover_us:.1} µs");
+    }
+    let fx = fixture(n);
+    let verified: Vec<VerifiedTx> =
+        fx.txs.iter().map(|t| verify(t.clone())).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Headline: apply_verified, i.e. matchOrders with its four order-signature recoveries and the deal.
+    let mut rates = vec![];
+    let mut lat_us = vec![];
+    // Full path: verify the transaction's own signature too (a fifth recovery), then apply.
+    let mut full_rates = vec![];
+    for run in 0..runs {
+        let mut state = fx.state.clone();
+        let start = Instant::now();
+        for vtx in &verified {
+            let t = Instant::now();
+            apply_verified(&mut state, vtx, 2).map_err(|e| anyhow::anyhow!("bench transaction refused: {e}"))?;
+            lat_us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        let mut state = fx.state.clone();
+        let start = Instant::now();
+        for stx in &fx.txs {
+            apply(&mut state, stx, 2).map_err(|e| anyhow::anyhow!("bench transaction refused: {e}"))?;
+        }
+        let full = n as f64 / start.elapsed().as_secs_f64();
+        if !json {
+            eprintln!("  run {}: {rate:.0} matchOrders/s applied, {full:.0}/s verified and applied", run + 1);
+        }
+        rates.push(rate);
+        full_rates.push(full);
+    }
+    rates.sort_by(f64::total_cmp);
+    full_rates.sort_by(f64::total_cmp);
+    lat_us.sort_by(f64::total_cmp);
+    let stats = |r: &[f64]| json!({ "median": percentile(r, 0.5), "min": r[0], "max": r[r.len() - 1] });
+    let v = json!({
+        "scenario": "core",
+        "transactions": n,
+        "runs": runs,
+        "applyPerSecond": stats(&rates),
+        "verifyAndApplyPerSecond": stats(&full_rates),
+        "applyLatencyMicros": { "p50": percentile(&lat_us, 0.5), "p99": percentile(&lat_us, 0.99) },
+        "recoveryMicros": recover_us,
+        "target": 5000,
+    });
+    let human = format!(
+        "core: signed matchOrders, one core, {runs} runs of {n}\n  \
+         apply (4 order-signature recoveries + deal)  median {:.0}/s  (min {:.0}, max {:.0})  p50 {:.1} µs  p99 {:.1} µs\n  \
+         verify tx signature + apply (5 recoveries)    median {:.0}/s  (min {:.0}, max {:.0})\n  \
+         one recovery                                  {recover_us:.1} µs\n  target ≥ 5000/s",
+        percentile(&rates, 0.5),
+        rates[0],
+        rates[rates.len() - 1],
+        percentile(&lat_us, 0.5),
+        percentile(&lat_us, 0.99),
+        percentile(&full_rates, 0.5),
+        full_rates[0],
+        full_rates[full_rates.len() - 1],
+    );
+    emit(json, &v, &human);
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! End-to-end tests of the real `veil` binary.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn veil(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .env("VEIL_HOME", home)
+        .env_remove("VEIL_PASSWORD")
+        .env_remove("VEIL_PRIVATE_KEY")
+        .output()
+        .expect("run veil")
+}
+
+fn ok_json(args: &[&str], home: &Path) -> Value {
+    let out = veil(args, home);
+    assert!(
+        out.status.success(),
+        "veil {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("veil {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails_with(args: &[&str], home: &Path, needle: &str) {
+    let out = veil(args, home);
+    assert!(!out.status.success(), "veil {args:?} should fail");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(needle), "veil {args:?}: `{text}` should mention `{needle}`");
+}
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-core/tests/fixtures/order_vectors.json");
+
+#[test]
+fn wallet_import_then_sign_matches_independent_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+    std::fs::write(d.join("key"), doc["privateKey"].as_str().unwrap()).unwrap();
+    std::fs::write(d.join("pw"), "correct horse\n").unwrap();
+    let ks = d.join("ks.json");
+    let ks_s = ks.to_str().unwrap();
+    let v = ok_json(
+        &[
+            "wallet",
+            "import",
+            "--private-key-file",
+            d.join("key").to_str().unwrap(),
+            "--password-file",
+            d.join("pw").to_str().unwrap(),
+            "--light",
+            "--out",
+            ks_s,
+            "--json",
+        ],
+        d,
+    );
+    assert_eq!(v["address"], doc["signer"]);
+    let v = ok_json(&["wallet", "show", ks_s, "--password-file", d.join("pw").to_str().unwrap(), "--json"], d);
+    assert_eq!(v["verified"], true);
+
+    for (i, vec) in doc["vectors"].as_array().unwrap().iter().enumerate() {
+        let f = d.join(format!("order{i}.json"));
+        std::fs::write(&f, vec["order"].to_string()).unwrap();
+        let chain = vec["chainId"].to_string();
+        let kind = vec["kind"].as_str().unwrap();
+        let pw = d.join("pw");
+        let args = [
+            "order",
+            "sign",
+            kind,
+            f.to_str().unwrap(),
+            "--wallet",
+            ks_s,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--chain-id",
+            &chain,
+            "--json",
+        ];
+        let out = ok_json(&args, d);
+        assert_eq!(out["hash"], vec["hash"], "{kind} on {chain}");
+        assert_eq!(out["signature"], vec["signature"], "{kind} on {chain}");
+        let args = [
+            "order",
+            "hash",
+            kind,
+            f.to_str().unwrap(),
+            "--chain-id",
+            &chain,
+            "--verifying-contract",
+            vec["verifyingContract"].as_str().unwrap(),
+            "--json",
+        ];
+        assert_eq!(ok_json(&args, d)["hash"], vec["hash"]);
+    }
+}
+
+#[test]
+fn bad_inputs_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(VECTORS).unwrap()).unwrap();
+    let mut order = doc["vectors"][0]["order"].clone();
+    order["appprice"] = Value::from("lots");
+    let f = d.join("bad.json");
+    std::fs::write(&f, order.to_string()).unwrap();
+    fails_with(&["order", "hash", "app", f.to_str().unwrap()], d, "appprice");
+    fails_with(&["order", "hash", "app", d.join("missing.json").to_str().unwrap()], d, "cannot read order file");
+    fails_with(&["order", "hash", "app", f.to_str().unwrap(), "--chain-id", "5"], d, "--verifying-contract");
+    let out = veil(&["order", "hash", "app", f.to_str().unwrap(), "--json"], d);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("appprice"));
+    std::fs::write(d.join("pw"), "pw\n").unwrap();
+    std::fs::write(d.join("key"), "0x1234").unwrap();
+    fails_with(
+        &[
+            "wallet",
+            "import",
+            "--private-key-file",
+            d.join("key").to_str().unwrap(),
+            "--password-file",
+            d.join("pw").to_str().unwrap(),
+        ],
+        d,
+        "64 hex",
+    );
+    fails_with(&["wallet", "create", "--light"], d, "--password-file");
+}
+
+#[test]
+fn wallet_create_refuses_to_overwrite_and_wrong_password_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pw"), "pw\n").unwrap();
+    let pw = d.join("pw");
+    let v = ok_json(&["wallet", "create", "--light", "--password-file", pw.to_str().unwrap(), "--json"], d);
+    let path = v["wallet"].as_str().unwrap().to_string();
+    assert!(path.starts_with(d.to_str().unwrap()), "default location is under VEIL_HOME");
+    fails_with(
+        &["wallet", "create", "--light", "--password-file", pw.to_str().unwrap(), "--out", &path],
+        d,
+        "already exists",
+    );
+    std::fs::write(d.join("wrong"), "nope\n").unwrap();
+    fails_with(&["wallet", "show", &path, "--password-file", d.join("wrong").to_str().unwrap()], d, "wrong password");
+}
+
+#[test]
+fn quickstart_runs_and_conserves_rlc() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = ok_json(&["quickstart", "--json"], dir.path());
+    let total: i128 =
+        v["balances"].as_array().unwrap().iter().map(|b| b["change"].as_str().unwrap().parse::<i128>().unwrap()).sum();
+    assert_eq!(total, 0);
+    assert!(v["steps"].as_array().unwrap().len() >= 8);
+}
