@@ -227,9 +227,13 @@ pub fn run(_a: QuickstartArgs, json: bool) -> Result<()> {
             "score": after.score,
         }));
         if !json {
+            let sign = if delta < 0 { "-" } else { "+" };
+            let change = Nrlc(U256::from(delta.unsigned_abs())).to_rlc_string();
             println!(
-                "             {name:<17} {:>16} → {:>16} nRLC  ({:+} nRLC, score {})",
-                before.balance, after.balance, delta, after.score
+                "             {name:<17} {:>14} → {:>14}   {sign}{change:<14} score {}",
+                before.balance.to_rlc_string(),
+                after.balance.to_rlc_string(),
+                after.score
             );
         }
     }
