@@ -311,8 +311,10 @@ pub struct OrderParseError {
     pub detail: String,
 }
 
-/// Parses an order from JSON text. Accepts the bare order, the order with a `sign` field, or an
-/// orderbook entry `{ "order": { … } }`. Returns the order and its signature when present.
+/// Parses an order from JSON text. Accepts the bare order, the order with a `sign` field, an
+/// orderbook entry `{ "order": { … } }`, and the iExec SDK's files: `iexec.json`
+/// (`{ "order": { "apporder": { … } } }`) and `orders.json` (`{ "134": { "apporder": { … } } }`).
+/// Returns the order and its signature when present.
 pub fn parse_order<O: Order>(json: &str) -> Result<(O, Option<Signature>), OrderParseError> {
     let v: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| OrderParseError { kind: O::KIND, detail: format!("not valid JSON: {e}") })?;
@@ -321,9 +323,7 @@ pub fn parse_order<O: Order>(json: &str) -> Result<(O, Option<Signature>), Order
 
 fn parse_order_value<O: Order>(mut v: serde_json::Value) -> Result<(O, Option<Signature>), OrderParseError> {
     let err = |detail: String| OrderParseError { kind: O::KIND, detail };
-    if let Some(inner) = v.get("order").filter(|o| o.is_object()).cloned() {
-        v = inner;
-    }
+    v = unwrap_order(v, &format!("{}order", O::KIND)).map_err(err)?;
     let obj = v.as_object_mut().ok_or_else(|| err("expected a JSON object".into()))?;
     let sign = match obj.remove("sign") {
         None | Some(serde_json::Value::Null) => None,
@@ -341,9 +341,45 @@ fn parse_order_value<O: Order>(mut v: serde_json::Value) -> Result<(O, Option<Si
     Ok((order, sign))
 }
 
+/// Finds the order inside the wrappers iExec tools put around it.
+fn unwrap_order(mut v: serde_json::Value, key: &str) -> Result<serde_json::Value, String> {
+    for _ in 0..3 {
+        let Some(obj) = v.as_object() else { break };
+        let next = if let Some(o) = obj.get(key) {
+            o.clone()
+        } else if let Some(o) = obj.get("order").filter(|o| o.is_object()) {
+            o.clone()
+        } else {
+            let chains: Vec<_> =
+                obj.iter().filter(|(k, x)| k.bytes().all(|b| b.is_ascii_digit()) && x.is_object()).collect();
+            match chains.as_slice() {
+                [(_, o)] if obj.len() == 1 => (*o).clone(),
+                [_, _, ..] => return Err("the file holds orders for several chains; keep only one".into()),
+                _ => break,
+            }
+        };
+        v = next;
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sdk_wrappers_are_unwrapped() {
+        let bare = parse_order::<AppOrder>(&app_json()).unwrap();
+        for wrapped in [
+            format!("{{\"order\": {}}}", app_json()),
+            format!("{{\"order\": {{\"apporder\": {}}}}}", app_json()),
+            format!("{{\"134\": {{\"apporder\": {}}}}}", app_json()),
+        ] {
+            assert_eq!(parse_order::<AppOrder>(&wrapped).unwrap(), bare, "{wrapped}");
+        }
+        let two = format!("{{\"134\": {{\"apporder\": {0}}}, \"1\": {{\"apporder\": {0}}}}}", app_json());
+        assert!(parse_order::<AppOrder>(&two).unwrap_err().to_string().contains("several chains"));
+    }
 
     fn app_json() -> String {
         r#"{"app":"0x0000000000000000000000000000000000000001","appprice":"0x0a","volume":3,
