@@ -241,6 +241,38 @@ pub struct State {
     pub presigned: Table<B256, Address>,
     pub deals: Table<B256, Deal>,
     pub tasks: Table<B256, Task>,
+    /// Digest of every entry of every table, as of the last [`State::seal`].
+    #[serde(with = "uint")]
+    pub digest: U256,
+}
+
+/// One entry's share of the state digest: `keccak256(table ‖ json(key) ‖ json(value))`.
+fn entry_hash<K: Serialize, V: Serialize>(table: u8, k: &K, v: &V) -> U256 {
+    let mut buf = vec![table];
+    // Plain data serializes without error.
+    serde_json::to_writer(&mut buf, k).expect("key serializes");
+    buf.push(0);
+    serde_json::to_writer(&mut buf, v).expect("value serializes");
+    U256::from_be_bytes(keccak256(&buf).0)
+}
+
+fn fold_changes<K, V>(digest: U256, id: u8, t: &mut Table<K, V>) -> U256
+where
+    K: Ord + Clone + Serialize,
+    V: Clone + Serialize,
+{
+    t.take_changes().into_iter().fold(digest, |d, (k, before, after)| {
+        let d = before.map_or(d, |v| d.wrapping_sub(entry_hash(id, &k, &v)));
+        after.map_or(d, |v| d.wrapping_add(entry_hash(id, &k, v)))
+    })
+}
+
+fn fold_all<K, V>(digest: U256, id: u8, t: &Table<K, V>) -> U256
+where
+    K: Ord + Clone + Serialize,
+    V: Clone + Serialize,
+{
+    t.iter().fold(digest, |d, (k, v)| d.wrapping_add(entry_hash(id, k, v)))
 }
 
 impl State {
@@ -257,6 +289,7 @@ impl State {
             presigned: Table::default(),
             deals: Table::default(),
             tasks: Table::default(),
+            digest: U256::ZERO,
         };
         for (i, c) in g.categories.iter().enumerate() {
             s.categories.insert(i as u64, c.clone());
@@ -266,7 +299,46 @@ impl State {
             acc.wallet = acc.wallet.checked_add(*amount).unwrap_or(acc.wallet);
         }
         s.commit();
+        s.seal();
         s
+    }
+
+    /// Folds every change since the last seal into the state digest and returns it. The digest is a
+    /// sum (mod 2^256) of one keccak256 per entry, so a block updates it in time proportional to
+    /// what the block changed; it always equals [`State::full_digest`].
+    pub fn seal(&mut self) -> B256 {
+        let mut d = self.digest;
+        d = fold_changes(d, 1, &mut self.accounts);
+        d = fold_changes(d, 2, &mut self.apps);
+        d = fold_changes(d, 3, &mut self.datasets);
+        d = fold_changes(d, 4, &mut self.workerpools);
+        d = fold_changes(d, 5, &mut self.categories);
+        d = fold_changes(d, 6, &mut self.consumed);
+        d = fold_changes(d, 7, &mut self.presigned);
+        d = fold_changes(d, 8, &mut self.deals);
+        d = fold_changes(d, 9, &mut self.tasks);
+        self.digest = d;
+        self.digest_b256()
+    }
+
+    /// The digest as of the last seal.
+    pub fn digest_b256(&self) -> B256 {
+        B256::from(self.digest.to_be_bytes::<32>())
+    }
+
+    /// The digest recomputed from every entry (slow: for verification).
+    pub fn full_digest(&self) -> B256 {
+        let mut d = U256::ZERO;
+        d = fold_all(d, 1, &self.accounts);
+        d = fold_all(d, 2, &self.apps);
+        d = fold_all(d, 3, &self.datasets);
+        d = fold_all(d, 4, &self.workerpools);
+        d = fold_all(d, 5, &self.categories);
+        d = fold_all(d, 6, &self.consumed);
+        d = fold_all(d, 7, &self.presigned);
+        d = fold_all(d, 8, &self.deals);
+        d = fold_all(d, 9, &self.tasks);
+        B256::from(d.to_be_bytes::<32>())
     }
 
     pub fn account(&self, a: &Address) -> Account {

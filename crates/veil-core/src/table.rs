@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 pub struct Table<K: Ord + Clone, V: Clone> {
     map: BTreeMap<K, V>,
     undo: Vec<(K, Option<V>)>,
+    /// Value each key had when the current block began, for keys committed since (state digest).
+    block_orig: BTreeMap<K, Option<V>>,
 }
 
 impl<K: Ord + Clone, V: Clone> Default for Table<K, V> {
     fn default() -> Self {
-        Table { map: BTreeMap::new(), undo: Vec::new() }
+        Table { map: BTreeMap::new(), undo: Vec::new(), block_orig: BTreeMap::new() }
     }
 }
 
@@ -74,7 +76,22 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
     }
 
     pub fn commit(&mut self) {
-        self.undo.clear();
+        // The earliest undo entry of a key holds its value before this transaction; keep the value
+        // from before the block, i.e. the first one seen.
+        for (k, old) in self.undo.drain(..) {
+            self.block_orig.entry(k).or_insert(old);
+        }
+    }
+
+    /// The keys changed since the last call, with their value before and after; then forgets them.
+    pub fn take_changes(&mut self) -> Vec<(K, Option<V>, Option<&V>)> {
+        let orig = std::mem::take(&mut self.block_orig);
+        orig.into_iter()
+            .map(|(k, before)| {
+                let after = self.map.get(&k);
+                (k, before, after)
+            })
+            .collect()
     }
 }
 
@@ -86,7 +103,7 @@ impl<K: Ord + Clone + Serialize, V: Clone + Serialize> Serialize for Table<K, V>
 
 impl<'de, K: Ord + Clone + Deserialize<'de>, V: Clone + Deserialize<'de>> Deserialize<'de> for Table<K, V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Table { map: BTreeMap::deserialize(d)?, undo: Vec::new() })
+        Ok(Table { map: BTreeMap::deserialize(d)?, undo: Vec::new(), block_orig: BTreeMap::new() })
     }
 }
 

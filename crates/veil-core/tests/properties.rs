@@ -151,7 +151,7 @@ proptest! {
     fn rlc_is_conserved_and_rejections_change_nothing(ops in prop::collection::vec(op(), 1..80)) {
         let mut run = Run { w: World::new(), deals: vec![], tasks: vec![] };
         let total = run.w.state.total_rlc().unwrap();
-        for op in &ops {
+        for (i, op) in ops.iter().enumerate() {
             if let Op::Wait(s) = op {
                 run.w.now += s;
                 continue;
@@ -173,6 +173,11 @@ proptest! {
             }
             prop_assert_eq!(run.w.state.total_rlc().unwrap(), total, "RLC not conserved after {:?}", op);
             prop_assert_eq!(total_locked(&run.w.state), expected_locked(&run.w.state), "locks do not add up after {:?}", op);
+            if i % 3 == 2 {
+                // Seal now and then, so a digest covers several transactions, as a block does.
+                let sealed = run.w.state.seal();
+                prop_assert_eq!(sealed, run.w.state.full_digest(), "incremental digest diverged after {:?}", op);
+            }
         }
     }
 }
