@@ -13,6 +13,8 @@
 
 pub mod amount;
 pub mod apply;
+pub mod block;
+pub mod book;
 pub mod crypto;
 pub mod eip712;
 pub mod error;

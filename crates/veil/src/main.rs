@@ -4,8 +4,10 @@
 //! human or `--json` output. Protocol rules never live here: they belong to `veil-core`.
 
 mod bench;
+mod chain_cmd;
 mod cli_io;
 mod local;
+mod node_cmd;
 mod order_cmd;
 mod quickstart;
 mod wallet_cmd;
@@ -17,9 +19,14 @@ Veil runs iExec's confidential-computing protocol (PoCo) in Rust.
 
 The lifecycle, and the commands for each step:
   1. Wallets       veil wallet create | import | show
-  2. Orders        veil order hash | sign   (EIP-712, byte-identical to iExec)
-  3. Try it all    veil quickstart          (the whole protocol story, end to end)
-  4. Measure       veil bench core
+  2. A ledger      veil node --dev          (then: veil node verify)
+  3. Money         veil account show | deposit | withdraw
+  4. Assets        veil app deploy | veil dataset deploy | veil workerpool deploy
+  5. Orders        veil order hash | sign | publish | unpublish | cancel | match
+                   veil orderbook <kind>    (EIP-712, byte-identical to iExec)
+  6. Follow        veil deal show | veil task show
+  7. Try it all    veil quickstart          (the whole protocol story, end to end)
+  8. Measure       veil bench core
 
 Every command takes --json for machine-readable output.";
 
@@ -38,9 +45,44 @@ enum Cmd {
     /// Create, import and inspect Ethereum keystore v3 wallets.
     #[command(subcommand)]
     Wallet(wallet_cmd::WalletCmd),
-    /// Hash and sign PoCo orders (app, dataset, workerpool, request).
+    /// Hash, sign, publish, cancel and match PoCo orders.
+    Order {
+        #[command(subcommand)]
+        cmd: order_cmd::OrderCmd,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Run a ledger node (`veil node --dev` for a development ledger), or verify one.
+    Node(node_cmd::NodeArgs),
+    /// Account balances, deposits and withdrawals.
+    Account {
+        #[command(subcommand)]
+        cmd: chain_cmd::AccountCmd,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Apps: register one on the ledger.
     #[command(subcommand)]
-    Order(order_cmd::OrderCmd),
+    App(AssetCmd),
+    /// Datasets: register one on the ledger.
+    #[command(subcommand)]
+    Dataset(AssetCmd),
+    /// Workerpools: register one on the ledger.
+    #[command(subcommand)]
+    Workerpool(AssetCmd),
+    /// Browse the orderbook: best price first, then oldest.
+    Orderbook {
+        #[command(flatten)]
+        args: chain_cmd::OrderbookArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Deals.
+    #[command(subcommand)]
+    Deal(ShowCmd),
+    /// Tasks.
+    #[command(subcommand)]
+    Task(ShowCmd),
     /// Run the whole protocol story once and print each step with its time.
     Quickstart(quickstart::QuickstartArgs),
     /// Measure Veil's performance.
@@ -48,12 +90,48 @@ enum Cmd {
     Bench(bench::BenchCmd),
 }
 
+#[derive(Subcommand)]
+enum AssetCmd {
+    /// Register it on the ledger and print its address.
+    Deploy {
+        #[command(flatten)]
+        args: chain_cmd::DeployArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShowCmd {
+    /// Show it as the ledger has it.
+    Show {
+        id: veil_core::B256,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+}
+
+/// Logs go to standard error; `RUST_LOG` tunes them (default: info).
+pub fn logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(!json).try_init();
+}
+
 fn main() {
     let cli = Cli::parse();
     let json = cli.json;
     let result = match cli.cmd {
         Cmd::Wallet(c) => wallet_cmd::run(c, json),
-        Cmd::Order(c) => order_cmd::run(c, json),
+        Cmd::Order { cmd, conn } => order_cmd::run_online(cmd, &conn, json),
+        Cmd::Node(a) => node_cmd::run(a, json),
+        Cmd::Account { cmd, conn } => chain_cmd::account(cmd, &conn, json),
+        Cmd::App(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("app", args, &conn, json),
+        Cmd::Dataset(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("dataset", args, &conn, json),
+        Cmd::Workerpool(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("workerpool", args, &conn, json),
+        Cmd::Orderbook { args, conn } => chain_cmd::orderbook(args, &conn, json),
+        Cmd::Deal(ShowCmd::Show { id, conn }) => chain_cmd::deal_show(id, &conn, json),
+        Cmd::Task(ShowCmd::Show { id, conn }) => chain_cmd::task_show(id, &conn, json),
         Cmd::Quickstart(a) => quickstart::run(a, json),
         Cmd::Bench(c) => bench::run(c, json),
     };

@@ -1,5 +1,6 @@
 //! `veil order hash | sign`: iExec-identical EIP-712 hashes and signatures of order files.
 
+use crate::chain_cmd::{Conn, SignerArgs, runtime};
 use crate::cli_io::{emit, read_text, write_file};
 use crate::wallet_cmd::load_key;
 use anyhow::{Result, bail};
@@ -8,7 +9,11 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use veil_core::eip712::{self, Domain};
 use veil_core::orders::parse_order;
-use veil_core::{Address, AppOrder, DatasetOrder, Order, OrderKind, RequestOrder, Signature, WorkerpoolOrder, crypto};
+use veil_core::tx::AnyOrder;
+use veil_core::{
+    Address, AppOrder, B256, Call, DatasetOrder, Order, OrderKind, RequestOrder, Signature, Signed, WorkerpoolOrder,
+    crypto,
+};
 
 #[derive(Subcommand)]
 pub enum OrderCmd {
@@ -22,6 +27,39 @@ pub enum OrderCmd {
         domain: DomainArgs,
     },
     /// Sign an order with a wallet; prints the typed hash and the 65-byte signature.
+    /// Publish an order in the node's orderbook (signed with the wallet when the file has no `sign`).
+    Publish {
+        kind: OrderKind,
+        file: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+    /// Remove a published order from the orderbook (signer of the order only).
+    Unpublish {
+        order_hash: B256,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+    /// Cancel an order on the ledger: it can never be matched again (owner or requester only).
+    Cancel {
+        kind: OrderKind,
+        file: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+    /// Match signed orders into a deal (matchOrders), sent by the signer.
+    Match {
+        #[arg(long)]
+        app: PathBuf,
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        #[arg(long)]
+        workerpool: PathBuf,
+        #[arg(long)]
+        request: PathBuf,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
     Sign {
         kind: OrderKind,
         file: PathBuf,
@@ -99,8 +137,70 @@ fn domain_json(d: &Domain) -> Value {
     })
 }
 
+/// Reads an order file of `kind` as an order of any kind with its signature, if any.
+fn load_any(kind: OrderKind, file: &Path) -> Result<(AnyOrder, Option<Signature>)> {
+    let text = read_text(file, "order file")?;
+    Ok(match kind {
+        OrderKind::App => parse_order::<AppOrder>(&text).map(|(o, s)| (AnyOrder::App(o), s))?,
+        OrderKind::Dataset => parse_order::<DatasetOrder>(&text).map(|(o, s)| (AnyOrder::Dataset(o), s))?,
+        OrderKind::Workerpool => parse_order::<WorkerpoolOrder>(&text).map(|(o, s)| (AnyOrder::Workerpool(o), s))?,
+        OrderKind::Request => parse_order::<RequestOrder>(&text).map(|(o, s)| (AnyOrder::Request(o), s))?,
+    })
+}
+
+fn load_signed<O: Order>(file: &Path) -> Result<Signed<O>> {
+    let (order, sign) = parse_order::<O>(&read_text(file, "order file")?)?;
+    Ok(Signed { order, sign })
+}
+
+pub fn run_online(cmd: OrderCmd, conn: &Conn, json: bool) -> Result<()> {
+    let c = conn.client();
+    let rt = runtime()?;
+    match cmd {
+        OrderCmd::Publish { kind, file, signer } => {
+            let (order, mut sign) = load_any(kind, &file)?;
+            if sign.is_none() && (signer.wallet.is_some() || signer.dev_account.is_some()) {
+                let domain = rt.block_on(c.chain())?.domain;
+                sign = Some(signer.key()?.sign_hash(&order.typed_hash(&domain)));
+            }
+            let e = rt.block_on(c.publish(order, sign))?;
+            let human = format!("{kind} order published\n  hash       {}\n  remaining  {}", e.order_hash, e.remaining);
+            emit(json, &serde_json::to_value(&e)?, &human);
+        }
+        OrderCmd::Unpublish { order_hash, signer } => {
+            let e = rt.block_on(c.unpublish(&order_hash, &signer.key()?))?;
+            emit(json, &serde_json::to_value(&e)?, &format!("order {} removed from the orderbook", e.order_hash));
+        }
+        OrderCmd::Cancel { kind, file, signer } => {
+            let (order, _) = load_any(kind, &file)?;
+            let r = rt.block_on(c.send(&signer.key()?, Call::CancelOrder { order }))?;
+            emit(
+                json,
+                &serde_json::to_value(&r)?,
+                &format!("{kind} order cancelled on the ledger (block {})", r.block),
+            );
+        }
+        OrderCmd::Match { app, dataset, workerpool, request, signer } => {
+            let call = Call::MatchOrders {
+                app_order: load_signed(&app)?,
+                dataset_order: dataset.as_deref().map(load_signed).transpose()?,
+                workerpool_order: load_signed(&workerpool)?,
+                request_order: load_signed(&request)?,
+            };
+            let r = rt.block_on(c.send(&signer.key()?, call))?;
+            let dealid = crate::local::dealid(&r.events)?;
+            emit(json, &json!({ "dealid": dealid, "receipt": r }), &format!("deal {dealid} (block {})", r.block));
+        }
+        other => return run(other, json),
+    }
+    Ok(())
+}
+
 pub fn run(cmd: OrderCmd, json: bool) -> Result<()> {
     match cmd {
+        OrderCmd::Publish { .. } | OrderCmd::Unpublish { .. } | OrderCmd::Cancel { .. } | OrderCmd::Match { .. } => {
+            bail!("this order command needs a node: internal routing error")
+        }
         OrderCmd::Hash { kind, file, domain } => {
             let d = domain.domain()?;
             let l = load(kind, &file)?;

@@ -1,0 +1,187 @@
+//! The orderbook: published signed orders, checked against the ledger, persisted, and pruned when
+//! the ledger fills or cancels them.
+
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use veil_core::book::{BookEntry, BookQuery, sort};
+use veil_core::events::Event;
+use veil_core::orders::OrderKind;
+use veil_core::tx::AnyOrder;
+use veil_core::{Address, B256, Signature, State, crypto};
+use veil_sdk::OrderbookPage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("order {0} is not in the book")]
+    NotFound(B256),
+    #[error("only the order's signer {0} may unpublish it")]
+    NotSigner(Address),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Default)]
+pub struct Book {
+    entries: HashMap<B256, BookEntry>,
+    seq: u64,
+}
+
+/// Who must have signed an order: the asset's owner, or the requester.
+fn expected_signer(state: &State, order: &AnyOrder) -> Result<Address, BookError> {
+    let missing = |kind: &str, a: &Address| BookError::Invalid(format!("{kind} {a} is not registered on the ledger"));
+    match order {
+        AnyOrder::App(o) => state.apps.get(&o.app).map(|x| x.owner).ok_or_else(|| missing("app", &o.app)),
+        AnyOrder::Dataset(o) => {
+            state.datasets.get(&o.dataset).map(|x| x.owner).ok_or_else(|| missing("dataset", &o.dataset))
+        }
+        AnyOrder::Workerpool(o) => {
+            state.workerpools.get(&o.workerpool).map(|x| x.owner).ok_or_else(|| missing("workerpool", &o.workerpool))
+        }
+        AnyOrder::Request(o) => Ok(o.requester),
+    }
+}
+
+impl Book {
+    pub fn load(store: &Store, state: &State) -> Result<Book, StoreError> {
+        let mut book = Book::default();
+        for e in store.orders()? {
+            book.seq = book.seq.max(e.published + 1);
+            book.entries.insert(e.order_hash, e);
+        }
+        let changed: Vec<B256> = book.entries.keys().copied().collect();
+        book.refresh(store, state, &changed)?;
+        Ok(book)
+    }
+
+    /// Checks and adds a signed order (signature or presign, owner, remaining volume).
+    pub fn publish(
+        &mut self,
+        store: &Store,
+        state: &State,
+        order: AnyOrder,
+        sign: Option<Signature>,
+    ) -> Result<BookEntry, BookError> {
+        if let AnyOrder::Request(r) = &order
+            && r.params.len() > veil_core::apply::MAX_PARAMS
+        {
+            return Err(BookError::Invalid(format!(
+                "params is {} bytes, at most {}",
+                r.params.len(),
+                veil_core::apply::MAX_PARAMS
+            )));
+        }
+        let hash = order.typed_hash(&state.domain);
+        let signer = expected_signer(state, &order)?;
+        let valid = match &sign {
+            Some(s) => match crypto::recover(&hash, s) {
+                Ok(a) if a == signer => true,
+                Ok(a) => {
+                    return Err(BookError::Invalid(format!("order is signed by {a}, but must be signed by {signer}")));
+                }
+                Err(e) => return Err(BookError::Invalid(format!("order signature: {e}"))),
+            },
+            None => state.presigned.get(&hash) == Some(&signer),
+        };
+        if !valid {
+            return Err(BookError::Invalid("order has no signature and is not presigned on the ledger".into()));
+        }
+        let remaining = order.volume().saturating_sub(state.consumed(&hash));
+        if remaining.is_zero() {
+            return Err(BookError::Invalid("order has no volume left (filled or cancelled)".into()));
+        }
+        if let Some(e) = self.entries.get(&hash) {
+            return Ok(e.clone());
+        }
+        let entry =
+            BookEntry { order_hash: hash, kind: order.kind(), order, sign, signer, remaining, published: self.seq };
+        store.put_order(&entry)?;
+        self.seq += 1;
+        self.entries.insert(hash, entry.clone());
+        Ok(entry)
+    }
+
+    pub fn unpublish(
+        &mut self,
+        store: &Store,
+        hash: &B256,
+        requester: Option<Address>,
+    ) -> Result<BookEntry, BookError> {
+        let e = self.entries.get(hash).ok_or(BookError::NotFound(*hash))?;
+        if requester != Some(e.signer) {
+            return Err(BookError::NotSigner(e.signer));
+        }
+        store.update_orders(&[], &[*hash])?;
+        Ok(self.entries.remove(hash).expect("entry checked above"))
+    }
+
+    pub fn get(&self, hash: &B256) -> Option<&BookEntry> {
+        self.entries.get(hash)
+    }
+
+    pub fn query(&self, kind: OrderKind, q: &BookQuery) -> OrderbookPage {
+        let mut hits: Vec<&BookEntry> = self.entries.values().filter(|e| e.kind == kind && q.selects(e)).collect();
+        sort(&mut hits);
+        let size = q.page_size();
+        let page = q.page.unwrap_or(0);
+        let start = page.saturating_mul(size) as usize;
+        let orders: Vec<BookEntry> = hits.iter().skip(start).take(size as usize).map(|e| (*e).clone()).collect();
+        let count = hits.len() as u64;
+        let next_page = (start as u64 + (orders.len() as u64) < count).then_some(page + 1);
+        OrderbookPage { orders, count, page, next_page }
+    }
+
+    /// Applies a block's events: matched and cancelled orders lose volume or leave, and orders of
+    /// assets that changed owner leave (their signer no longer owns the asset).
+    pub fn on_events<'a>(
+        &mut self,
+        store: &Store,
+        state: &State,
+        events: impl Iterator<Item = &'a Event>,
+    ) -> Result<(), StoreError> {
+        let mut changed = vec![];
+        for e in events {
+            match e {
+                Event::OrdersMatched { app_hash, dataset_hash, workerpool_hash, request_hash, .. } => {
+                    changed.extend([*app_hash, *dataset_hash, *workerpool_hash, *request_hash])
+                }
+                Event::OrderCancelled { hash } => changed.push(*hash),
+                Event::OwnershipTransferred { asset, .. } => {
+                    changed.extend(self.entries.values().filter(|x| x.order.asset() == *asset).map(|x| x.order_hash))
+                }
+                _ => {}
+            }
+        }
+        self.refresh(store, state, &changed)
+    }
+
+    fn refresh(&mut self, store: &Store, state: &State, hashes: &[B256]) -> Result<(), StoreError> {
+        let mut put = vec![];
+        let mut remove = vec![];
+        for h in hashes {
+            let Some(e) = self.entries.get_mut(h) else { continue };
+            let remaining = e.order.volume().saturating_sub(state.consumed(h));
+            let owner_ok = expected_signer(state, &e.order).is_ok_and(|s| s == e.signer);
+            if remaining.is_zero() || !owner_ok {
+                remove.push(*h);
+            } else if remaining != e.remaining {
+                e.remaining = remaining;
+                put.push(e.clone());
+            }
+        }
+        store.update_orders(&put, &remove)?;
+        for h in &remove {
+            self.entries.remove(h);
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,19 @@
+//! # veil-node — the ledger node
+//!
+//! Owns ordering signed transactions into blocks, applying them through `veil-core`, persisting
+//! each block (redb, fsync) before acknowledging its transactions, restart from a checkpoint plus
+//! replay, whole-chain verification, the orderbook, and the HTTP API with its event stream.
+//!
+//! It must never decide protocol rules itself (it calls `veil_core::apply_verified`), never
+//! acknowledge a transaction whose block is not durable, and never hold private keys.
+
+pub mod api;
+pub mod book;
+pub mod dev;
+pub mod ledger;
+pub mod node;
+pub mod openapi;
+pub mod store;
+
+pub use ledger::{Ledger, LedgerError, OpenReport, verify_chain};
+pub use node::{NodeConfig, NodeError, Shared, serve, start};

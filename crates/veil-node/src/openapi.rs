@@ -1,0 +1,82 @@
+//! The OpenAPI 3 description served at `/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn op(summary: &str, params: &[(&str, &str)]) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|(name, place)| json!({ "name": name, "in": place, "required": *place == "path", "schema": { "type": "string" } }))
+        .collect();
+    json!({
+        "summary": summary,
+        "parameters": parameters,
+        "responses": {
+            "200": { "description": "OK", "content": { "application/json": {} } },
+            "4XX": { "description": "What was wrong", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+        }
+    })
+}
+
+pub fn document() -> Value {
+    let owner = [("owner", "query")];
+    let book_filters = [
+        ("kind", "path"),
+        ("app", "query"),
+        ("dataset", "query"),
+        ("workerpool", "query"),
+        ("requester", "query"),
+        ("minTag", "query"),
+        ("maxTag", "query"),
+        ("category", "query"),
+        ("minTrust", "query"),
+        ("maxTrust", "query"),
+        ("minVolume", "query"),
+        ("strict", "query"),
+        ("page", "query"),
+        ("pageSize", "query"),
+    ];
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Veil ledger node", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Signed PoCo transactions, blocks, state queries, the orderbook and a live event stream." },
+        "paths": {
+            "/health": { "get": op("Liveness", &[]) },
+            "/chain": { "get": op("Chain id, EIP-712 domain, head block, state digest, categories", &[]) },
+            "/tx": { "post": {
+                "summary": "Submit a signed transaction; answers with its receipt once its block is persisted",
+                "requestBody": { "required": true, "content": { "application/json": {} } },
+                "responses": {
+                    "200": { "description": "Receipt: block, index, events" },
+                    "400": { "description": "Malformed transaction or wrong chain" },
+                    "401": { "description": "Bad signature" },
+                    "409": { "description": "Wrong nonce (replay or out of order)" },
+                    "413": { "description": "Body too large" },
+                    "422": { "description": "Refused by the protocol rules (the error names the rule)" }
+                }
+            } },
+            "/tx/{hash}": { "get": op("Receipt of an included transaction", &[("hash", "path")]) },
+            "/blocks/latest": { "get": op("The head block", &[]) },
+            "/blocks/{n}": { "get": op("Block n with transactions and receipts", &[("n", "path")]) },
+            "/accounts/{address}": { "get": op("Wallet, escrow balance, locked, nonce, score", &[("address", "path")]) },
+            "/apps": { "get": op("Apps of an owner", &owner) },
+            "/apps/{address}": { "get": op("An app", &[("address", "path")]) },
+            "/datasets": { "get": op("Datasets of an owner", &owner) },
+            "/datasets/{address}": { "get": op("A dataset", &[("address", "path")]) },
+            "/workerpools": { "get": op("Workerpools of an owner", &owner) },
+            "/workerpools/{address}": { "get": op("A workerpool", &[("address", "path")]) },
+            "/categories": { "get": op("Task categories", &[]) },
+            "/deals/{id}": { "get": op("A deal", &[("id", "path")]) },
+            "/tasks/{id}": { "get": op("A task", &[("id", "path")]) },
+            "/orders": { "post": op("Publish a signed order in the orderbook", &[]) },
+            "/orders/unpublish": { "post": op("Remove an order (signed by its signer)", &[]) },
+            "/orders/{hash}": { "get": op("A published order", &[("hash", "path")]) },
+            "/orderbook/{kind}": { "get": op("Orders of a kind, best price first, then oldest; paged", &book_filters) },
+            "/events": { "get": op("Server-sent events: each block from `from` on, then live", &[("from", "query")]) },
+            "/openapi.json": { "get": op("This document", &[]) }
+        },
+        "components": { "schemas": { "Error": {
+            "type": "object", "required": ["error", "kind"],
+            "properties": { "error": { "type": "string" }, "kind": { "type": "string" } }
+        } } }
+    })
+}

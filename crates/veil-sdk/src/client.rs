@@ -1,0 +1,236 @@
+//! A typed async client over the node's HTTP API.
+
+use crate::types::*;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use veil_core::block::{Block, Receipt};
+use veil_core::book::{BookEntry, BookQuery};
+use veil_core::orders::OrderKind;
+use veil_core::state::{App, Dataset, Workerpool};
+use veil_core::tx::AnyOrder;
+use veil_core::{Address, B256, Call, PrivateKey, Signature, SignedTx, Tx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    #[error("cannot reach the node at {url}: {reason} (is `veil node` running? set --node or VEIL_NODE)")]
+    Unreachable { url: String, reason: String },
+    #[error("{message}")]
+    Api { status: u16, kind: String, message: String },
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+}
+
+impl SdkError {
+    /// The API's error kind (`not_found`, `rejected`, …), when the node answered with an error.
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            SdkError::Api { kind, .. } => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the node at `base` (e.g. `http://127.0.0.1:8645`).
+    pub fn new(base: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        Client { base: base.trim_end_matches('/').to_string(), http }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn read<T: DeserializeOwned>(&self, resp: Result<reqwest::Response, reqwest::Error>) -> Result<T, SdkError> {
+        let resp = resp.map_err(|e| SdkError::Unreachable { url: self.base.clone(), reason: e.to_string() })?;
+        let status = resp.status();
+        let bytes =
+            resp.bytes().await.map_err(|e| SdkError::Unreachable { url: self.base.clone(), reason: e.to_string() })?;
+        if !status.is_success() {
+            let (kind, message) = match serde_json::from_slice::<ApiError>(&bytes) {
+                Ok(e) => (e.kind, e.error),
+                Err(_) => ("http".into(), format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))),
+            };
+            return Err(SdkError::Api { status: status.as_u16(), kind, message });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| SdkError::Decode(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, SdkError> {
+        let r = self.http.get(self.url(path)).send().await;
+        self.read(r).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, SdkError> {
+        let r = self.http.post(self.url(path)).json(body).send().await;
+        self.read(r).await
+    }
+
+    pub async fn chain(&self) -> Result<ChainInfo, SdkError> {
+        self.get("/chain").await
+    }
+
+    /// Submits a signed transaction and waits until it is in a persisted block.
+    pub async fn submit(&self, stx: &SignedTx) -> Result<Receipt, SdkError> {
+        self.post("/tx", stx).await
+    }
+
+    /// Signs `call` from `key` with its next nonce (asked from the node) and submits it.
+    pub async fn send(&self, key: &PrivateKey, call: Call) -> Result<Receipt, SdkError> {
+        let info = self.chain().await?;
+        let nonce = self.account(&key.address()).await?.account.nonce;
+        let stx = Tx { chain_id: info.chain_id, from: key.address(), nonce, call }.sign(key);
+        self.submit(&stx).await
+    }
+
+    pub async fn receipt(&self, tx_hash: &B256) -> Result<Receipt, SdkError> {
+        self.get(&format!("/tx/{tx_hash}")).await
+    }
+
+    pub async fn block(&self, number: u64) -> Result<Block, SdkError> {
+        self.get(&format!("/blocks/{number}")).await
+    }
+
+    pub async fn latest_block(&self) -> Result<Block, SdkError> {
+        self.get("/blocks/latest").await
+    }
+
+    pub async fn account(&self, a: &Address) -> Result<AccountView, SdkError> {
+        self.get(&format!("/accounts/{a}")).await
+    }
+
+    pub async fn app(&self, a: &Address) -> Result<AssetView<App>, SdkError> {
+        self.get(&format!("/apps/{a}")).await
+    }
+
+    pub async fn dataset(&self, a: &Address) -> Result<AssetView<Dataset>, SdkError> {
+        self.get(&format!("/datasets/{a}")).await
+    }
+
+    pub async fn workerpool(&self, a: &Address) -> Result<AssetView<Workerpool>, SdkError> {
+        self.get(&format!("/workerpools/{a}")).await
+    }
+
+    pub async fn apps_of(&self, owner: &Address) -> Result<Vec<AssetView<App>>, SdkError> {
+        self.get(&format!("/apps?owner={owner}")).await
+    }
+
+    pub async fn datasets_of(&self, owner: &Address) -> Result<Vec<AssetView<Dataset>>, SdkError> {
+        self.get(&format!("/datasets?owner={owner}")).await
+    }
+
+    pub async fn workerpools_of(&self, owner: &Address) -> Result<Vec<AssetView<Workerpool>>, SdkError> {
+        self.get(&format!("/workerpools?owner={owner}")).await
+    }
+
+    pub async fn deal(&self, id: &B256) -> Result<DealView, SdkError> {
+        self.get(&format!("/deals/{id}")).await
+    }
+
+    pub async fn task(&self, id: &B256) -> Result<TaskView, SdkError> {
+        self.get(&format!("/tasks/{id}")).await
+    }
+
+    pub async fn publish(&self, order: AnyOrder, sign: Option<Signature>) -> Result<BookEntry, SdkError> {
+        self.post("/orders", &PublishRequest { order, sign }).await
+    }
+
+    /// Removes an order from the book; `key` must be the order's signer.
+    pub async fn unpublish(&self, order_hash: &B256, key: &PrivateKey) -> Result<BookEntry, SdkError> {
+        let signature = key.sign_message_hash(&unpublish_message(order_hash));
+        self.post("/orders/unpublish", &UnpublishRequest { order_hash: *order_hash, signature }).await
+    }
+
+    pub async fn order(&self, hash: &B256) -> Result<BookEntry, SdkError> {
+        self.get(&format!("/orders/{hash}")).await
+    }
+
+    pub async fn orderbook(&self, kind: OrderKind, q: &BookQuery) -> Result<OrderbookPage, SdkError> {
+        let r = self.http.get(self.url(&format!("/orderbook/{kind}"))).query(&query_pairs(q)).send().await;
+        self.read(r).await
+    }
+
+    /// Blocks from `from` on, then live blocks as they are made (server-sent events).
+    pub async fn events(&self, from: u64) -> Result<impl Stream<Item = Result<StreamBlock, SdkError>>, SdkError> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/events?from={from}")))
+            .send()
+            .await
+            .map_err(|e| SdkError::Unreachable { url: self.base.clone(), reason: e.to_string() })?;
+        if !resp.status().is_success() {
+            return Err(self
+                .read::<()>(Ok(resp))
+                .await
+                .err()
+                .unwrap_or(SdkError::Decode("event stream refused".into())));
+        }
+        let bytes = resp.bytes_stream();
+        let mut buf = String::new();
+        let stream = bytes
+            .map(move |chunk| {
+                let chunk = chunk.map_err(|e| SdkError::Decode(e.to_string()))?;
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                let mut out = vec![];
+                while let Some(end) = buf.find("\n\n") {
+                    let msg: String = buf.drain(..end + 2).collect();
+                    let data: String =
+                        msg.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+                    if !data.is_empty() {
+                        out.push(
+                            serde_json::from_str::<StreamBlock>(&data).map_err(|e| SdkError::Decode(e.to_string())),
+                        );
+                    }
+                }
+                Ok::<_, SdkError>(out)
+            })
+            .flat_map(|r| {
+                let items: Vec<Result<StreamBlock, SdkError>> = match r {
+                    Ok(v) => v,
+                    Err(e) => vec![Err(e)],
+                };
+                futures_util::stream::iter(items)
+            });
+        Ok(stream)
+    }
+}
+
+/// The query string of an orderbook query (only the filters that are set).
+pub fn query_pairs(q: &BookQuery) -> Vec<(&'static str, String)> {
+    let mut v = vec![];
+    let mut add = |k: &'static str, s: Option<String>| {
+        if let Some(s) = s {
+            v.push((k, s));
+        }
+    };
+    add("app", q.app.map(|a| a.to_string()));
+    add("dataset", q.dataset.map(|a| a.to_string()));
+    add("workerpool", q.workerpool.map(|a| a.to_string()));
+    add("requester", q.requester.map(|a| a.to_string()));
+    add("minTag", q.min_tag.map(|t| t.to_string()));
+    add("maxTag", q.max_tag.map(|t| t.to_string()));
+    add("category", q.category.map(|c| c.to_string()));
+    add("minTrust", q.min_trust.map(|c| c.to_string()));
+    add("maxTrust", q.max_trust.map(|c| c.to_string()));
+    add("minVolume", q.min_volume.map(|c| c.to_string()));
+    add("strict", q.strict.then(|| "true".to_string()));
+    add("page", q.page.map(|c| c.to_string()));
+    add("pageSize", q.page_size.map(|c| c.to_string()));
+    v
+}

@@ -1,0 +1,15 @@
+//! # veil-sdk — the ledger node's HTTP API: its types, and a typed async client
+//!
+//! Owns the wire format of the node's JSON API (request and response bodies, the event stream) and,
+//! with the default `client` feature, an async client over it used by the CLI and every service.
+//! Without `client` it is types only, so the node itself can share them without an HTTP client.
+//!
+//! It must never hold protocol rules (those are `veil-core`'s) nor keep keys beyond a call.
+
+#[cfg(feature = "client")]
+pub mod client;
+pub mod types;
+
+#[cfg(feature = "client")]
+pub use client::{Client, SdkError};
+pub use types::*;

@@ -1,0 +1,298 @@
+//! Commands that talk to a ledger node: accounts, asset registration, deals, tasks, orderbook.
+
+use crate::cli_io::emit;
+use crate::wallet_cmd::load_key;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use veil_core::book::BookQuery;
+use veil_core::orders::OrderKind;
+use veil_core::{Address, B256, Call, Nrlc, PrivateKey, U256};
+use veil_sdk::Client;
+
+/// Which node to talk to.
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// The node's API URL.
+    #[arg(long, env = "VEIL_NODE", default_value = "http://127.0.0.1:8645", global = true)]
+    pub node: String,
+}
+
+impl Conn {
+    pub fn client(&self) -> Client {
+        Client::new(&self.node)
+    }
+}
+
+/// Who signs.
+#[derive(Args, Clone)]
+pub struct SignerArgs {
+    /// Keystore file of the signer.
+    #[arg(long, env = "VEIL_WALLET")]
+    pub wallet: Option<PathBuf>,
+    /// File whose first line is the wallet password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Use development account N of a `--dev` node instead of a wallet.
+    #[arg(long, env = "VEIL_DEV_ACCOUNT", conflicts_with = "wallet")]
+    pub dev_account: Option<usize>,
+}
+
+impl SignerArgs {
+    pub fn key(&self) -> Result<PrivateKey> {
+        match (&self.wallet, self.dev_account) {
+            (_, Some(i)) if i >= veil_node::dev::DEV_ACCOUNTS => {
+                bail!("--dev-account must be below {}", veil_node::dev::DEV_ACCOUNTS)
+            }
+            (_, Some(i)) => Ok(veil_node::dev::dev_key(i)),
+            (Some(w), None) => load_key(w, self.password_file.as_deref()),
+            (None, None) => bail!("no signer: pass --wallet FILE (with --password-file) or --dev-account N"),
+        }
+    }
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Parses an amount: nRLC by default, or with a unit: `1.5 RLC`, `1.5RLC`, `1500nRLC`.
+pub fn parse_amount(s: &str) -> Result<Nrlc> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let (num, rlc) = if let Some(n) = lower.strip_suffix("nrlc") {
+        (n.trim().to_string(), false)
+    } else if let Some(n) = lower.strip_suffix("rlc") {
+        (n.trim().to_string(), true)
+    } else {
+        (lower.clone(), false)
+    };
+    let bad =
+        || anyhow!("`{t}` is not an amount: write nRLC (e.g. 1500000000) or RLC with the unit (e.g. \"1.5 RLC\")");
+    if !rlc {
+        return veil_core::uint::parse(&num).map(Nrlc).map_err(|_| bad());
+    }
+    let (whole, frac) = num.split_once('.').unwrap_or((&num, ""));
+    if frac.len() > 9
+        || whole.is_empty() && frac.is_empty()
+        || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole = if whole.is_empty() { U256::ZERO } else { veil_core::uint::parse(whole).map_err(|_| bad())? };
+    let frac =
+        if frac.is_empty() { U256::ZERO } else { veil_core::uint::parse(&format!("{frac:0<9}")).map_err(|_| bad())? };
+    whole.checked_mul(U256::from(1_000_000_000u64)).and_then(|w| w.checked_add(frac)).map(Nrlc).ok_or_else(bad)
+}
+
+fn show<T: Serialize>(json_out: bool, v: &T, human: &str) -> Result<()> {
+    emit(json_out, &serde_json::to_value(v)?, human);
+    Ok(())
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+#[derive(Subcommand)]
+pub enum AccountCmd {
+    /// Wallet, escrow balance, locked amount, nonce and score of an account (default: the signer).
+    Show {
+        address: Option<Address>,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+    /// Move RLC from the wallet into the PoCo escrow (amount in nRLC, or e.g. "10 RLC").
+    Deposit {
+        amount: String,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+    /// Move RLC from the escrow back to the wallet.
+    Withdraw {
+        amount: String,
+        #[command(flatten)]
+        signer: SignerArgs,
+    },
+}
+
+pub fn account(cmd: AccountCmd, conn: &Conn, json: bool) -> Result<()> {
+    let c = conn.client();
+    let rt = runtime()?;
+    let (call, signer) = match cmd {
+        AccountCmd::Show { address, signer } => {
+            let a = match address {
+                Some(a) => a,
+                None => signer.key()?.address(),
+            };
+            let v = rt.block_on(c.account(&a))?;
+            let acc = &v.account;
+            let human = format!(
+                "account {}\n  wallet   {}\n  escrow   {}\n  locked   {}\n  nonce    {}\n  score    {}",
+                a.to_checksum(None),
+                acc.wallet.to_rlc_string(),
+                acc.balance.to_rlc_string(),
+                acc.locked.to_rlc_string(),
+                acc.nonce,
+                acc.score
+            );
+            return show(json, &v, &human);
+        }
+        AccountCmd::Deposit { amount, signer } => (Call::Deposit { amount: parse_amount(&amount)? }, signer),
+        AccountCmd::Withdraw { amount, signer } => (Call::Withdraw { amount: parse_amount(&amount)? }, signer),
+    };
+    let key = signer.key()?;
+    let r = rt.block_on(c.send(&key, call))?;
+    let v = rt.block_on(c.account(&key.address()))?;
+    let human = format!(
+        "done in block {}\n  escrow {}  locked {}  wallet {}",
+        r.block,
+        v.account.balance.to_rlc_string(),
+        v.account.locked.to_rlc_string(),
+        v.account.wallet.to_rlc_string()
+    );
+    show(json, &json!({ "receipt": r, "account": v }), &human)
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// Name (apps and datasets) or description (workerpools).
+    #[arg(long)]
+    pub name: String,
+    /// Where the asset is (URL or multiaddr).
+    #[arg(long, default_value = "")]
+    pub multiaddr: String,
+    /// Checksum of the asset (0x + 64 hex).
+    #[arg(long, default_value = "0x0000000000000000000000000000000000000000000000000000000000000000")]
+    pub checksum: B256,
+    /// App only: the enclave measurement (JSON or hex, as iExec stores it).
+    #[arg(long, default_value = "")]
+    pub mrenclave: String,
+    /// App only: its type (iExec: DOCKER).
+    #[arg(long, default_value = "VEIL")]
+    pub app_type: String,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+}
+
+/// Registers an app, dataset or workerpool and prints its address.
+pub fn deploy(kind: &str, a: DeployArgs, conn: &Conn, json: bool) -> Result<()> {
+    let call = match kind {
+        "app" => Call::CreateApp {
+            name: a.name.clone(),
+            app_type: a.app_type.clone(),
+            multiaddr: a.multiaddr.clone(),
+            checksum: a.checksum,
+            mrenclave: a.mrenclave.clone(),
+        },
+        "dataset" => Call::CreateDataset { name: a.name.clone(), multiaddr: a.multiaddr.clone(), checksum: a.checksum },
+        _ => Call::CreateWorkerpool { description: a.name.clone() },
+    };
+    let key = a.signer.key()?;
+    let c = conn.client();
+    let r = runtime()?.block_on(c.send(&key, call))?;
+    let address = crate::local::created(&r.events)?;
+    show(
+        json,
+        &json!({ "address": address, kind: address, "owner": key.address(), "txHash": r.tx_hash, "block": r.block }),
+        &format!(
+            "{kind} deployed at {}\n  owner {}  block {}",
+            address.to_checksum(None),
+            key.address().to_checksum(None),
+            r.block
+        ),
+    )
+}
+
+pub fn deal_show(id: B256, conn: &Conn, json: bool) -> Result<()> {
+    let v = runtime()?.block_on(conn.client().deal(&id))?;
+    let j = serde_json::to_value(&v)?;
+    show(json, &v, &format!("deal {id}\n{}", pretty(&j)))
+}
+
+pub fn task_show(id: B256, conn: &Conn, json: bool) -> Result<()> {
+    let v = runtime()?.block_on(conn.client().task(&id))?;
+    let t = &v.task;
+    let human = format!(
+        "task {id}\n  status        {}\n  deal          {}  index {}\n  deadlines     contribution {}  reveal {}  final {}\n  contributors  {}\n  result digest {}",
+        t.status,
+        t.dealid,
+        t.idx,
+        t.contribution_deadline,
+        t.reveal_deadline,
+        t.final_deadline,
+        t.contributors.len(),
+        t.result_digest
+    );
+    show(json, &v, &human)
+}
+
+#[derive(Args)]
+pub struct OrderbookArgs {
+    /// app, dataset, workerpool or request.
+    pub kind: OrderKind,
+    #[arg(long)]
+    pub app: Option<Address>,
+    #[arg(long)]
+    pub dataset: Option<Address>,
+    #[arg(long)]
+    pub workerpool: Option<Address>,
+    #[arg(long)]
+    pub requester: Option<Address>,
+    /// Every bit of this tag must be in the order's tag (hex or names like tee,scone).
+    #[arg(long, value_parser = veil_core::tag::parse)]
+    pub min_tag: Option<B256>,
+    /// The order's tag must be within this tag.
+    #[arg(long, value_parser = veil_core::tag::parse)]
+    pub max_tag: Option<B256>,
+    #[arg(long)]
+    pub category: Option<u64>,
+    #[arg(long)]
+    pub min_trust: Option<u64>,
+    #[arg(long)]
+    pub max_trust: Option<u64>,
+    #[arg(long)]
+    pub min_volume: Option<u64>,
+    /// Restriction filters match only orders restricted to exactly that party.
+    #[arg(long)]
+    pub strict: bool,
+    #[arg(long)]
+    pub page: Option<u64>,
+    #[arg(long)]
+    pub page_size: Option<u64>,
+}
+
+pub fn orderbook(a: OrderbookArgs, conn: &Conn, json: bool) -> Result<()> {
+    let q = BookQuery {
+        app: a.app,
+        dataset: a.dataset,
+        workerpool: a.workerpool,
+        requester: a.requester,
+        min_tag: a.min_tag,
+        max_tag: a.max_tag,
+        category: a.category,
+        min_trust: a.min_trust,
+        max_trust: a.max_trust,
+        min_volume: a.min_volume,
+        strict: a.strict,
+        page: a.page,
+        page_size: a.page_size,
+    };
+    let page = runtime()?.block_on(conn.client().orderbook(a.kind, &q))?;
+    let mut human = format!("{} {} orders (page {}, {} matching)", page.orders.len(), a.kind, page.page, page.count);
+    for e in &page.orders {
+        human.push_str(&format!(
+            "\n  {}  price {}  remaining {}  tag {}  signer {}",
+            e.order_hash,
+            e.order.price(),
+            e.remaining,
+            e.order.tag(),
+            e.signer.to_checksum(None)
+        ));
+    }
+    if let Some(n) = page.next_page {
+        human.push_str(&format!("\n  more: --page {n}"));
+    }
+    show(json, &page, &human)
+}
