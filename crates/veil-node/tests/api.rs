@@ -1,0 +1,220 @@
+//! The node's HTTP API through the SDK: a whole market flow, the event stream, and bad requests that
+//! must be refused with a reason and change nothing.
+
+use futures_util::StreamExt;
+use std::time::Duration;
+use veil_core::book::BookQuery;
+use veil_core::orders::OrderKind;
+use veil_core::tx::AnyOrder;
+use veil_core::*;
+use veil_node::dev::{dev_genesis, dev_key};
+use veil_node::{NodeConfig, start};
+use veil_sdk::Client;
+
+async fn spawn_node() -> (Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = NodeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        genesis: Some(dev_genesis()),
+        dev: true,
+        block_time: Duration::ZERO,
+        checkpoint_every: 5,
+    };
+    let (shared, _) = start(&config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, veil_node::api::router(shared)).await });
+    (Client::new(&url), dir)
+}
+
+async fn created(c: &Client, key: &PrivateKey, call: Call) -> Address {
+    let r = c.send(key, call).await.unwrap();
+    r.events
+        .iter()
+        .find_map(|e| match e {
+            Event::AppCreated { app, .. } => Some(*app),
+            Event::DatasetCreated { dataset, .. } => Some(*dataset),
+            Event::WorkerpoolCreated { workerpool, .. } => Some(*workerpool),
+            _ => None,
+        })
+        .unwrap()
+}
+
+struct Market {
+    app: AppOrder,
+    dataset: DatasetOrder,
+    pool: WorkerpoolOrder,
+    request: RequestOrder,
+}
+
+async fn market(c: &Client) -> Market {
+    let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
+    for k in [&dev, &owner, &sched, &req] {
+        c.send(k, Call::Deposit { amount: Nrlc::rlc(100) }).await.unwrap();
+    }
+    let app = created(c, &dev, Call::CreateApp { name: "a".into(), app_type: "VEIL".into(), multiaddr: "m".into(), checksum: B256::ZERO, mrenclave: String::new() }).await;
+    let dataset = created(c, &owner, Call::CreateDataset { name: "d".into(), multiaddr: "m".into(), checksum: B256::ZERO }).await;
+    let pool = created(c, &sched, Call::CreateWorkerpool { description: "p".into() }).await;
+    let z = Address::ZERO;
+    Market {
+        app: AppOrder { app, appprice: U256::from(5), volume: U256::from(10), tag: B256::ZERO, datasetrestrict: z, workerpoolrestrict: z, requesterrestrict: z, salt: B256::repeat_byte(1) },
+        dataset: DatasetOrder { dataset, datasetprice: U256::from(3), volume: U256::from(10), tag: B256::ZERO, apprestrict: app, workerpoolrestrict: z, requesterrestrict: z, salt: B256::repeat_byte(2) },
+        pool: WorkerpoolOrder { workerpool: pool, workerpoolprice: U256::from(100), volume: U256::from(10), tag: B256::ZERO, category: U256::from(5), trust: U256::from(1), apprestrict: z, datasetrestrict: z, requesterrestrict: z, salt: B256::repeat_byte(3) },
+        request: RequestOrder { app, appmaxprice: U256::from(5), dataset, datasetmaxprice: U256::from(3), workerpool: z, workerpoolmaxprice: U256::from(100), requester: req.address(), volume: U256::from(4), tag: B256::ZERO, category: U256::from(5), trust: U256::ZERO, beneficiary: req.address(), callback: z, params: "{}".into(), salt: B256::repeat_byte(4) },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_flow_through_the_api() {
+    let (c, _dir) = spawn_node().await;
+    let info = c.chain().await.unwrap();
+    assert!(info.dev);
+    assert_eq!(info.categories.len(), 7, "iExec's five plus two short dev categories");
+    let m = market(&c).await;
+    let d = info.domain;
+    let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
+
+    // Publish: signed, checked against owners and volume.
+    let sign = |o: &AnyOrder, k: &PrivateKey| Some(k.sign_hash(&o.typed_hash(&d)));
+    let app_o = AnyOrder::App(m.app.clone());
+    let e = c.publish(app_o.clone(), sign(&app_o, &dev)).await.unwrap();
+    assert_eq!(e.remaining, U256::from(10));
+    let err = c.publish(app_o.clone(), sign(&app_o, &owner)).await.unwrap_err();
+    assert_eq!(err.kind(), Some("rejected"), "{err}");
+    let ds_o = AnyOrder::Dataset(m.dataset.clone());
+    c.publish(ds_o.clone(), sign(&ds_o, &owner)).await.unwrap();
+    // Two pool orders: the cheaper one comes first.
+    let pool_o = AnyOrder::Workerpool(m.pool.clone());
+    let mut dear = m.pool.clone();
+    dear.workerpoolprice = U256::from(200);
+    let dear_o = AnyOrder::Workerpool(dear);
+    c.publish(dear_o.clone(), sign(&dear_o, &sched)).await.unwrap();
+    c.publish(pool_o.clone(), sign(&pool_o, &sched)).await.unwrap();
+    let page = c.orderbook(OrderKind::Workerpool, &BookQuery { category: Some(5), ..Default::default() }).await.unwrap();
+    assert_eq!(page.count, 2);
+    assert_eq!(page.orders[0].order.price(), U256::from(100), "cheapest first");
+    let page = c.orderbook(OrderKind::Workerpool, &BookQuery { category: Some(1), ..Default::default() }).await.unwrap();
+    assert_eq!(page.count, 0);
+    let page = c.orderbook(OrderKind::Workerpool, &BookQuery { page_size: Some(1), ..Default::default() }).await.unwrap();
+    assert_eq!((page.orders.len(), page.next_page), (1, Some(1)));
+    // Restriction filters: the dataset order is restricted to the app.
+    let other_app = BookQuery { app: Some(Address::repeat_byte(9)), ..Default::default() };
+    assert_eq!(c.orderbook(OrderKind::Dataset, &other_app).await.unwrap().count, 0);
+    let this_app = BookQuery { app: Some(m.app.app), strict: true, ..Default::default() };
+    assert_eq!(c.orderbook(OrderKind::Dataset, &this_app).await.unwrap().count, 1);
+
+    // Event stream from block 1: sees the deal when it happens.
+    let mut events = Box::pin(c.events(1).await.unwrap());
+
+    // Match: the book follows the consumed volume.
+    let call = Call::MatchOrders {
+        app_order: Signed::new(m.app.clone(), &dev, &d),
+        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, &d)),
+        workerpool_order: Signed::new(m.pool.clone(), &sched, &d),
+        request_order: Signed::new(m.request.clone(), &req, &d),
+    };
+    let r = c.send(&req, call).await.unwrap();
+    let dealid = r.events.iter().find_map(|e| match e { Event::OrdersMatched { dealid, .. } => Some(*dealid), _ => None }).unwrap();
+    let deal = c.deal(&dealid).await.unwrap();
+    assert_eq!(deal.deal.bot_size, U256::from(4));
+    let app_hash = app_o.typed_hash(&d);
+    assert_eq!(c.order(&app_hash).await.unwrap().remaining, U256::from(6));
+    assert_eq!(c.receipt(&r.tx_hash).await.unwrap(), r);
+    let mut seen_deal = false;
+    while let Some(b) = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap() {
+        let b = b.unwrap();
+        if b.receipts.iter().any(|x| x.tx_hash == r.tx_hash) {
+            seen_deal = true;
+            break;
+        }
+    }
+    assert!(seen_deal, "the event stream delivered the deal's block");
+
+    // Cancel on the ledger: the order leaves the book by itself.
+    c.send(&dev, Call::CancelOrder { order: app_o.clone() }).await.unwrap();
+    assert_eq!(c.order(&app_hash).await.unwrap_err().kind(), Some("not_found"));
+    // Unpublish needs the signer.
+    let dear_hash = dear_o.typed_hash(&d);
+    assert_eq!(c.unpublish(&dear_hash, &dev).await.unwrap_err().kind(), Some("bad_signature"));
+    c.unpublish(&dear_hash, &sched).await.unwrap();
+
+    // Tasks: initialize, then read it back.
+    c.send(&sched, Call::Initialize { dealid, idx: U256::ZERO }).await.unwrap();
+    let t = c.task(&veil_core::state::task_id(&dealid, U256::ZERO)).await.unwrap();
+    assert_eq!(t.task.status, veil_core::state::TaskStatus::Active);
+    assert_eq!(c.apps_of(&dev.address()).await.unwrap().len(), 1);
+    let latest = c.latest_block().await.unwrap();
+    assert_eq!(c.block(latest.header.number).await.unwrap(), latest);
+    assert_eq!(latest.header.parent_hash, c.block(latest.header.number - 1).await.unwrap().hash);
+}
+
+async fn raw_post(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new().post(format!("{url}/tx")).header("content-type", "application/json").body(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_and_change_nothing() {
+    let (c, _dir) = spawn_node().await;
+    let m = market(&c).await;
+    let before = c.chain().await.unwrap();
+    let key = dev_key(5);
+    let tx = |nonce: u64, call: Call| Tx { chain_id: before.chain_id, from: key.address(), nonce, call };
+    let url = c.base().to_string();
+
+    let check = |status: u16, v: &serde_json::Value, want_status: u16, needle: &str| {
+        assert_eq!(status, want_status, "{v}");
+        let msg = v["error"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains(needle), "`{msg}` should mention `{needle}`");
+    };
+    let (s, v) = raw_post(&url, b"{not json".to_vec()).await;
+    check(s, &v, 400, "invalid transaction");
+    let (s, v) = raw_post(&url, br#"{"tx":{"chainId":"x"},"signature":"0x00"}"#.to_vec()).await;
+    check(s, &v, 400, "chainId");
+    let mut forged = tx(0, Call::Deposit { amount: Nrlc::new(1) }).sign(&key);
+    forged.tx.from = dev_key(6).address();
+    let (s, v) = raw_post(&url, serde_json::to_vec(&forged).unwrap()).await;
+    check(s, &v, 401, "signed by");
+    let (s, v) = raw_post(&url, serde_json::to_vec(&tx(7, Call::Deposit { amount: Nrlc::new(1) }).sign(&key)).unwrap()).await;
+    check(s, &v, 409, "nonce");
+    let mut unknown = m.app.clone();
+    unknown.app = Address::repeat_byte(0x77);
+    let mut request = m.request.clone();
+    request.app = unknown.app;
+    let d = before.domain;
+    let call = Call::MatchOrders {
+        app_order: Signed::new(unknown, &key, &d),
+        dataset_order: None,
+        workerpool_order: Signed::new(m.pool.clone(), &dev_key(3), &d),
+        request_order: Signed::new(request, &key, &d),
+    };
+    let (s, v) = raw_post(&url, serde_json::to_vec(&tx(0, call).sign(&key)).unwrap()).await;
+    check(s, &v, 422, "0x");
+    let (s, v) = raw_post(&url, vec![b' '; veil_node::api::MAX_BODY + 10]).await;
+    check(s, &v, 413, "limit");
+    let (s, v) = raw_post(&url, serde_json::to_vec(&tx(0, Call::Withdraw { amount: Nrlc::rlc(5) }).sign(&key)).unwrap()).await;
+    check(s, &v, 422, "free in escrow");
+
+    let after = c.chain().await.unwrap();
+    assert_eq!((after.head, after.state_digest), (before.head, before.state_digest), "nothing was committed");
+    // A replay of an accepted transaction is refused.
+    let ok = tx(0, Call::Deposit { amount: Nrlc::new(1) }).sign(&key);
+    c.submit(&ok).await.unwrap();
+    let err = c.submit(&ok).await.unwrap_err();
+    assert_eq!(err.kind(), Some("bad_nonce"));
+    assert!(c.openapi_ok().await);
+}
+
+trait OpenApi {
+    async fn openapi_ok(&self) -> bool;
+}
+
+impl OpenApi for Client {
+    async fn openapi_ok(&self) -> bool {
+        let v: serde_json::Value = reqwest::get(format!("{}/openapi.json", self.base())).await.unwrap().json().await.unwrap();
+        v["openapi"] == "3.0.3" && v["paths"]["/tx"]["post"].is_object()
+    }
+}
