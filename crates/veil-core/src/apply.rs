@@ -25,6 +25,8 @@ pub const MAX_RESULTS: usize = 64 * 1024;
 pub struct VerifiedTx {
     stx: SignedTx,
     hash: B256,
+    /// For matchOrders: the orders' typed hashes and recovered signers.
+    proofs: Option<crate::market::MatchProofs>,
 }
 
 impl VerifiedTx {
@@ -46,20 +48,29 @@ impl VerifiedTx {
     }
 }
 
-/// Checks that `stx` is signed by the account it claims to come from.
-pub fn verify(stx: SignedTx) -> Result<VerifiedTx, CoreError> {
+/// Checks that `stx` is signed by the account it claims to come from and, for matchOrders,
+/// recovers who signed each order under `domain` (the ledger's). Needs no state: a node runs it
+/// on any thread when a transaction arrives.
+pub fn verify(stx: SignedTx, domain: &crate::Domain) -> Result<VerifiedTx, CoreError> {
     let hash = stx.tx.hash();
     let signer = crate::crypto::recover_message_hash(&hash, &stx.signature).map_err(CoreError::TxSignature)?;
     if signer != stx.tx.from {
         return Err(CoreError::WrongSigner { claimed: stx.tx.from, signer });
     }
-    Ok(VerifiedTx { stx, hash })
+    let proofs = match &stx.tx.call {
+        Call::MatchOrders { app_order, dataset_order, workerpool_order, request_order } => Some(
+            crate::market::MatchProofs::of(domain, app_order, dataset_order.as_ref(), workerpool_order, request_order),
+        ),
+        _ => None,
+    };
+    Ok(VerifiedTx { stx, hash, proofs })
 }
 
 /// Verifies and applies `stx` at time `now` (seconds). On success the state holds every effect and
 /// the events say what happened; on error the state is exactly as before.
 pub fn apply(state: &mut State, stx: &SignedTx, now: u64) -> Result<Vec<Event>, CoreError> {
-    apply_verified(state, &verify(stx.clone())?, now)
+    let domain = state.domain;
+    apply_verified(state, &verify(stx.clone(), &domain)?, now)
 }
 
 /// Applies a verified transaction: checks chain and nonce, runs the call, keeps all or nothing.
@@ -74,7 +85,7 @@ pub fn apply_verified(state: &mut State, vtx: &VerifiedTx, now: u64) -> Result<V
         return Err(CoreError::BadNonce { sender, expected, got: tx.nonce });
     }
     let mut ctx = Ctx { s: state, sender, nonce: tx.nonce, now, events: Vec::new() };
-    match ctx.dispatch(&tx.call) {
+    match ctx.dispatch(&tx.call, vtx.proofs.as_ref()) {
         Ok(()) => {
             ctx.s.accounts.entry(&sender).nonce += 1;
             let events = ctx.events;
@@ -105,7 +116,7 @@ pub(crate) fn bounded(field: &'static str, v: &str, max: usize) -> Result<(), Co
 }
 
 impl Ctx<'_> {
-    fn dispatch(&mut self, call: &Call) -> Result<(), CoreError> {
+    fn dispatch(&mut self, call: &Call, proofs: Option<&crate::market::MatchProofs>) -> Result<(), CoreError> {
         match call {
             Call::Deposit { amount } => self.deposit(*amount),
             Call::Withdraw { amount } => self.withdraw(*amount),
@@ -165,7 +176,7 @@ impl Ctx<'_> {
             Call::PresignOrder { order } => self.manage_order(order, true),
             Call::CancelOrder { order } => self.manage_order(order, false),
             Call::MatchOrders { app_order, dataset_order, workerpool_order, request_order } => {
-                market::match_orders(self, app_order, dataset_order.as_ref(), workerpool_order, request_order)
+                market::match_orders(self, app_order, dataset_order.as_ref(), workerpool_order, request_order, proofs)
             }
             Call::Initialize { dealid, idx } => tasks::initialize(self, dealid, *idx),
             Call::Contribute {

@@ -19,7 +19,7 @@ pub mod crypto;
 pub mod eip712;
 pub mod error;
 pub mod events;
-mod market;
+pub mod market;
 pub mod orders;
 pub mod state;
 pub mod table;

@@ -2,7 +2,9 @@
 
 use crate::amount::Nrlc;
 use crate::apply::{Ctx, MAX_PARAMS, bounded};
+use crate::crypto::SignatureError;
 use crate::crypto::keccak_packed;
+use crate::eip712::Domain;
 use crate::error::{CoreError, MatchError};
 use crate::events::Event;
 use crate::orders::{AppOrder, DatasetOrder, Order, RequestOrder, Signed, WorkerpoolOrder};
@@ -19,12 +21,58 @@ fn restriction(code: u8, what: &'static str, restriction: Address, actual: Addre
     }
 }
 
+/// An order's typed hash and, when it carries a signature, who signed it. Computing it needs no
+/// state, so [`crate::verify`] does it when a transaction arrives, off the ordering path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderProof {
+    pub hash: B256,
+    pub signer: Option<Result<Address, SignatureError>>,
+}
+
+impl OrderProof {
+    pub fn of<O: Order>(order: &Signed<O>, domain_separator: &B256) -> OrderProof {
+        let hash = crate::eip712::typed_hash_with(domain_separator, &order.order.struct_hash());
+        let signer = order.sign.as_ref().map(|s| crate::crypto::recover(&hash, s));
+        OrderProof { hash, signer }
+    }
+}
+
+/// The proofs of a matchOrders' four orders (no dataset: `None`), for one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchProofs {
+    pub domain: Domain,
+    pub app: OrderProof,
+    pub dataset: Option<OrderProof>,
+    pub workerpool: OrderProof,
+    pub request: OrderProof,
+}
+
+impl MatchProofs {
+    pub fn of(
+        domain: &Domain,
+        app: &Signed<AppOrder>,
+        dataset: Option<&Signed<DatasetOrder>>,
+        pool: &Signed<WorkerpoolOrder>,
+        req: &Signed<RequestOrder>,
+    ) -> MatchProofs {
+        let sep = domain.separator();
+        MatchProofs {
+            domain: *domain,
+            app: OrderProof::of(app, &sep),
+            dataset: dataset.filter(|d| d.order.dataset != Address::ZERO).map(|d| OrderProof::of(d, &sep)),
+            workerpool: OrderProof::of(pool, &sep),
+            request: OrderProof::of(req, &sep),
+        }
+    }
+}
+
 pub(crate) fn match_orders(
     ctx: &mut Ctx<'_>,
     app: &Signed<AppOrder>,
     dataset: Option<&Signed<DatasetOrder>>,
     pool: &Signed<WorkerpoolOrder>,
     req: &Signed<RequestOrder>,
+    proofs: Option<&MatchProofs>,
 ) -> Result<(), CoreError> {
     bounded("params", &req.order.params, MAX_PARAMS)?;
     let empty_dataset = Signed::presigned(DatasetOrder {
@@ -43,21 +91,23 @@ pub(crate) fn match_orders(
 
     check_terms(ctx, a, d, w, r)?;
 
-    let domain = ctx.s.domain;
-    let sep = domain.separator();
-    let typed = |h: B256| crate::eip712::typed_hash_with(&sep, &h);
-    let app_hash = typed(a.struct_hash());
-    let app_owner = registered_and_signed(ctx, 0x20, "app", a.app, app, &app_hash)?;
-    let dataset_hash = if has_dataset { typed(d.struct_hash()) } else { B256::ZERO };
-    let dataset_owner = if has_dataset {
-        registered_and_signed(ctx, 0x30, "dataset", d.dataset, ds, &dataset_hash)?
-    } else {
-        Address::ZERO
+    // Proofs made for another domain are of no use here: make them now.
+    let computed;
+    let p = match proofs.filter(|p| p.domain == ctx.s.domain) {
+        Some(p) => p,
+        None => {
+            computed = MatchProofs::of(&ctx.s.domain, app, dataset, pool, req);
+            &computed
+        }
     };
-    let pool_hash = typed(w.struct_hash());
-    let pool_owner = registered_and_signed(ctx, 0x40, "workerpool", w.workerpool, pool, &pool_hash)?;
-    let req_hash = typed(r.struct_hash());
-    check_signature(ctx, 0x50, "request", r.requester, req, &req_hash)?;
+    let app_owner = registered_and_signed(ctx, 0x20, "app", a.app, &p.app)?;
+    let (dataset_hash, dataset_owner) = match (&p.dataset, has_dataset) {
+        (Some(dp), true) => (dp.hash, registered_and_signed(ctx, 0x30, "dataset", d.dataset, dp)?),
+        _ => (B256::ZERO, Address::ZERO),
+    };
+    let pool_owner = registered_and_signed(ctx, 0x40, "workerpool", w.workerpool, &p.workerpool)?;
+    check_signature(ctx, 0x50, "request", r.requester, &p.request)?;
+    let (app_hash, pool_hash, req_hash) = (p.app.hash, p.workerpool.hash, p.request.hash);
 
     let left = |o: U256, h: &B256| o.saturating_sub(ctx.s.consumed(h));
     let (va, vw, vr) = (left(a.volume, &app_hash), left(w.volume, &pool_hash), left(r.volume, &req_hash));
@@ -189,38 +239,34 @@ fn check_terms(
     Ok(())
 }
 
-fn registered_and_signed<O: Order>(
+fn registered_and_signed(
     ctx: &Ctx<'_>,
     code: u8,
     kind: &'static str,
     asset: Address,
-    order: &Signed<O>,
-    hash: &B256,
+    proof: &OrderProof,
 ) -> Result<Address, CoreError> {
     let owner = ctx.asset_owner(kind, &asset).map_err(|_| MatchError::NotRegistered { code, kind, address: asset })?;
-    check_signature(ctx, code + 1, kind, owner, order, hash)?;
+    check_signature(ctx, code + 1, kind, owner, proof)?;
     Ok(owner)
 }
 
 /// Valid when the order was presigned by `signer` on the ledger, or its signature recovers to `signer`.
-fn check_signature<O: Order>(
+fn check_signature(
     ctx: &Ctx<'_>,
     code: u8,
     kind: &'static str,
     signer: Address,
-    order: &Signed<O>,
-    hash: &B256,
+    proof: &OrderProof,
 ) -> Result<(), MatchError> {
-    if ctx.s.presigned.get(hash) == Some(&signer) {
+    if ctx.s.presigned.get(&proof.hash) == Some(&signer) {
         return Ok(());
     }
     let bad = |reason: String| MatchError::BadSignature { code, kind, reason };
-    match &order.sign {
+    match &proof.signer {
         None => Err(bad("no signature and not presigned".into())),
-        Some(_) => match order.signer_of(hash) {
-            Ok(who) if who == signer => Ok(()),
-            Ok(who) => Err(bad(format!("signed by {who}, expected {signer}"))),
-            Err(e) => Err(bad(e.to_string())),
-        },
+        Some(Ok(who)) if *who == signer => Ok(()),
+        Some(Ok(who)) => Err(bad(format!("signed by {who}, expected {signer}"))),
+        Some(Err(e)) => Err(bad(e.to_string())),
     }
 }

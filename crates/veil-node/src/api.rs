@@ -137,7 +137,7 @@ async fn chain(State(s): S) -> ApiResult<ChainInfo> {
 async fn submit(State(s): S, b: Result<Bytes, BytesRejection>) -> ApiResult<Receipt> {
     let b = body(b)?;
     let stx = veil_core::tx::decode(&b).map_err(|e| ApiErr::bad(e.to_string()))?;
-    let vtx = verify(stx)?;
+    let vtx = verify(stx, &s.domain)?;
     let (reply, wait) = oneshot::channel();
     s.submit.send((vtx, reply)).await.map_err(|_| ApiErr::internal("the sequencer has stopped"))?;
     let r = wait.await.map_err(|_| ApiErr::internal("the sequencer has stopped"))??;

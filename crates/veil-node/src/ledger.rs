@@ -185,7 +185,7 @@ impl Ledger {
             return Err(broken("transaction root does not match".into()));
         }
         for (i, stx) in block.txs.iter().enumerate() {
-            let vtx = verify(stx.clone()).map_err(|e| broken(format!("transaction {i}: {e}")))?;
+            let vtx = verify(stx.clone(), &self.state.domain).map_err(|e| broken(format!("transaction {i}: {e}")))?;
             let events = apply_verified(&mut self.state, &vtx, block.header.timestamp)
                 .map_err(|e| broken(format!("transaction {i}: {e}")))?;
             if block.receipts.get(i).map(|r| &r.events) != Some(&events) {

@@ -38,6 +38,8 @@ pub struct Shared {
     /// Announces each new head block number.
     pub heads: broadcast::Sender<u64>,
     pub dev: bool,
+    /// The ledger's EIP-712 domain (fixed at genesis), for verifying transactions as they arrive.
+    pub domain: veil_core::Domain,
 }
 
 fn unix_now() -> u64 {
@@ -48,10 +50,17 @@ fn unix_now() -> u64 {
 pub fn start(config: &NodeConfig) -> Result<(Arc<Shared>, OpenReport), LedgerError> {
     let (ledger, report) = Ledger::open(&config.data_dir, config.genesis.as_ref(), config.checkpoint_every)?;
     let book = Book::load(&ledger.store, &ledger.state)?;
+    let ledger_domain = ledger.state.domain;
     let (tx, rx) = mpsc::channel(16 * 1024);
     let (heads, _) = broadcast::channel(1024);
-    let shared =
-        Arc::new(Shared { ledger: RwLock::new(ledger), book: Mutex::new(book), submit: tx, heads, dev: config.dev });
+    let shared = Arc::new(Shared {
+        ledger: RwLock::new(ledger),
+        book: Mutex::new(book),
+        submit: tx,
+        heads,
+        dev: config.dev,
+        domain: ledger_domain,
+    });
     let s = shared.clone();
     let block_time = config.block_time;
     std::thread::Builder::new().name("veil-sequencer".into()).spawn(move || sequence(s, rx, block_time)).map_err(

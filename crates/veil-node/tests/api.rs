@@ -53,15 +53,72 @@ async fn market(c: &Client) -> Market {
     for k in [&dev, &owner, &sched, &req] {
         c.send(k, Call::Deposit { amount: Nrlc::rlc(100) }).await.unwrap();
     }
-    let app = created(c, &dev, Call::CreateApp { name: "a".into(), app_type: "VEIL".into(), multiaddr: "m".into(), checksum: B256::ZERO, mrenclave: String::new() }).await;
-    let dataset = created(c, &owner, Call::CreateDataset { name: "d".into(), multiaddr: "m".into(), checksum: B256::ZERO }).await;
+    let app = created(
+        c,
+        &dev,
+        Call::CreateApp {
+            name: "a".into(),
+            app_type: "VEIL".into(),
+            multiaddr: "m".into(),
+            checksum: B256::ZERO,
+            mrenclave: String::new(),
+        },
+    )
+    .await;
+    let dataset =
+        created(c, &owner, Call::CreateDataset { name: "d".into(), multiaddr: "m".into(), checksum: B256::ZERO }).await;
     let pool = created(c, &sched, Call::CreateWorkerpool { description: "p".into() }).await;
     let z = Address::ZERO;
     Market {
-        app: AppOrder { app, appprice: U256::from(5), volume: U256::from(10), tag: B256::ZERO, datasetrestrict: z, workerpoolrestrict: z, requesterrestrict: z, salt: B256::repeat_byte(1) },
-        dataset: DatasetOrder { dataset, datasetprice: U256::from(3), volume: U256::from(10), tag: B256::ZERO, apprestrict: app, workerpoolrestrict: z, requesterrestrict: z, salt: B256::repeat_byte(2) },
-        pool: WorkerpoolOrder { workerpool: pool, workerpoolprice: U256::from(100), volume: U256::from(10), tag: B256::ZERO, category: U256::from(5), trust: U256::from(1), apprestrict: z, datasetrestrict: z, requesterrestrict: z, salt: B256::repeat_byte(3) },
-        request: RequestOrder { app, appmaxprice: U256::from(5), dataset, datasetmaxprice: U256::from(3), workerpool: z, workerpoolmaxprice: U256::from(100), requester: req.address(), volume: U256::from(4), tag: B256::ZERO, category: U256::from(5), trust: U256::ZERO, beneficiary: req.address(), callback: z, params: "{}".into(), salt: B256::repeat_byte(4) },
+        app: AppOrder {
+            app,
+            appprice: U256::from(5),
+            volume: U256::from(10),
+            tag: B256::ZERO,
+            datasetrestrict: z,
+            workerpoolrestrict: z,
+            requesterrestrict: z,
+            salt: B256::repeat_byte(1),
+        },
+        dataset: DatasetOrder {
+            dataset,
+            datasetprice: U256::from(3),
+            volume: U256::from(10),
+            tag: B256::ZERO,
+            apprestrict: app,
+            workerpoolrestrict: z,
+            requesterrestrict: z,
+            salt: B256::repeat_byte(2),
+        },
+        pool: WorkerpoolOrder {
+            workerpool: pool,
+            workerpoolprice: U256::from(100),
+            volume: U256::from(10),
+            tag: B256::ZERO,
+            category: U256::from(5),
+            trust: U256::from(1),
+            apprestrict: z,
+            datasetrestrict: z,
+            requesterrestrict: z,
+            salt: B256::repeat_byte(3),
+        },
+        request: RequestOrder {
+            app,
+            appmaxprice: U256::from(5),
+            dataset,
+            datasetmaxprice: U256::from(3),
+            workerpool: z,
+            workerpoolmaxprice: U256::from(100),
+            requester: req.address(),
+            volume: U256::from(4),
+            tag: B256::ZERO,
+            category: U256::from(5),
+            trust: U256::ZERO,
+            beneficiary: req.address(),
+            callback: z,
+            params: "{}".into(),
+            salt: B256::repeat_byte(4),
+        },
     }
 }
 
@@ -91,12 +148,15 @@ async fn market_flow_through_the_api() {
     let dear_o = AnyOrder::Workerpool(dear);
     c.publish(dear_o.clone(), sign(&dear_o, &sched)).await.unwrap();
     c.publish(pool_o.clone(), sign(&pool_o, &sched)).await.unwrap();
-    let page = c.orderbook(OrderKind::Workerpool, &BookQuery { category: Some(5), ..Default::default() }).await.unwrap();
+    let page =
+        c.orderbook(OrderKind::Workerpool, &BookQuery { category: Some(5), ..Default::default() }).await.unwrap();
     assert_eq!(page.count, 2);
     assert_eq!(page.orders[0].order.price(), U256::from(100), "cheapest first");
-    let page = c.orderbook(OrderKind::Workerpool, &BookQuery { category: Some(1), ..Default::default() }).await.unwrap();
+    let page =
+        c.orderbook(OrderKind::Workerpool, &BookQuery { category: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(page.count, 0);
-    let page = c.orderbook(OrderKind::Workerpool, &BookQuery { page_size: Some(1), ..Default::default() }).await.unwrap();
+    let page =
+        c.orderbook(OrderKind::Workerpool, &BookQuery { page_size: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!((page.orders.len(), page.next_page), (1, Some(1)));
     // Restriction filters: the dataset order is restricted to the app.
     let other_app = BookQuery { app: Some(Address::repeat_byte(9)), ..Default::default() };
@@ -115,7 +175,14 @@ async fn market_flow_through_the_api() {
         request_order: Signed::new(m.request.clone(), &req, &d),
     };
     let r = c.send(&req, call).await.unwrap();
-    let dealid = r.events.iter().find_map(|e| match e { Event::OrdersMatched { dealid, .. } => Some(*dealid), _ => None }).unwrap();
+    let dealid = r
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::OrdersMatched { dealid, .. } => Some(*dealid),
+            _ => None,
+        })
+        .unwrap();
     let deal = c.deal(&dealid).await.unwrap();
     assert_eq!(deal.deal.bot_size, U256::from(4));
     let app_hash = app_o.typed_hash(&d);
@@ -150,7 +217,13 @@ async fn market_flow_through_the_api() {
 }
 
 async fn raw_post(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new().post(format!("{url}/tx")).header("content-type", "application/json").body(body).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/tx"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let v = r.json().await.unwrap_or(serde_json::Value::Null);
     (status, v)
@@ -178,7 +251,8 @@ async fn bad_requests_are_refused_and_change_nothing() {
     forged.tx.from = dev_key(6).address();
     let (s, v) = raw_post(&url, serde_json::to_vec(&forged).unwrap()).await;
     check(s, &v, 401, "signed by");
-    let (s, v) = raw_post(&url, serde_json::to_vec(&tx(7, Call::Deposit { amount: Nrlc::new(1) }).sign(&key)).unwrap()).await;
+    let (s, v) =
+        raw_post(&url, serde_json::to_vec(&tx(7, Call::Deposit { amount: Nrlc::new(1) }).sign(&key)).unwrap()).await;
     check(s, &v, 409, "nonce");
     let mut unknown = m.app.clone();
     unknown.app = Address::repeat_byte(0x77);
@@ -195,7 +269,8 @@ async fn bad_requests_are_refused_and_change_nothing() {
     check(s, &v, 422, "0x");
     let (s, v) = raw_post(&url, vec![b' '; veil_node::api::MAX_BODY + 10]).await;
     check(s, &v, 413, "limit");
-    let (s, v) = raw_post(&url, serde_json::to_vec(&tx(0, Call::Withdraw { amount: Nrlc::rlc(5) }).sign(&key)).unwrap()).await;
+    let (s, v) =
+        raw_post(&url, serde_json::to_vec(&tx(0, Call::Withdraw { amount: Nrlc::rlc(5) }).sign(&key)).unwrap()).await;
     check(s, &v, 422, "free in escrow");
 
     let after = c.chain().await.unwrap();
@@ -214,7 +289,8 @@ trait OpenApi {
 
 impl OpenApi for Client {
     async fn openapi_ok(&self) -> bool {
-        let v: serde_json::Value = reqwest::get(format!("{}/openapi.json", self.base())).await.unwrap().json().await.unwrap();
+        let v: serde_json::Value =
+            reqwest::get(format!("{}/openapi.json", self.base())).await.unwrap().json().await.unwrap();
         v["openapi"] == "3.0.3" && v["paths"]["/tx"]["post"].is_object()
     }
 }

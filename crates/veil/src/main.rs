@@ -4,6 +4,7 @@
 //! human or `--json` output. Protocol rules never live here: they belong to `veil-core`.
 
 mod bench;
+mod bench_ledger;
 mod chain_cmd;
 mod cli_io;
 mod local;

@@ -32,7 +32,9 @@ async fn write_load(c: Client, who: usize) -> Vec<B256> {
     let Ok(acc) = c.account(&key.address()).await else { return acked };
     let mut nonce = acc.account.nonce;
     loop {
-        let stx = Tx { chain_id: info.chain_id, from: key.address(), nonce, call: Call::Deposit { amount: Nrlc::new(1) } }.sign(&key);
+        let stx =
+            Tx { chain_id: info.chain_id, from: key.address(), nonce, call: Call::Deposit { amount: Nrlc::new(1) } }
+                .sign(&key);
         match c.submit(&stx).await {
             Ok(r) => {
                 acked.push(r.tx_hash);
@@ -77,8 +79,17 @@ fn kill_dash_nine_loses_no_acknowledged_transaction() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_veil")).args(["node", "verify", "--json", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "verify failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["node", "verify", "--json", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["stateDigest"].as_str().unwrap(), info.state_digest.to_string());
     assert_eq!(v["blocks"].as_u64().unwrap(), info.head);
