@@ -52,15 +52,32 @@ impl VerifiedTx {
 /// recovers who signed each order under `domain` (the ledger's). Needs no state: a node runs it
 /// on any thread when a transaction arrives.
 pub fn verify(stx: SignedTx, domain: &crate::Domain) -> Result<VerifiedTx, CoreError> {
+    verify_with(stx, domain, &crate::crypto::recover)
+}
+
+/// [`verify`], recovering order signers with `recover` (e.g. a memo: the same app, dataset and
+/// workerpool orders recur in many matches).
+pub fn verify_with(
+    stx: SignedTx,
+    domain: &crate::Domain,
+    recover: crate::market::Recover<'_>,
+) -> Result<VerifiedTx, CoreError> {
     let hash = stx.tx.hash();
     let signer = crate::crypto::recover_message_hash(&hash, &stx.signature).map_err(CoreError::TxSignature)?;
     if signer != stx.tx.from {
         return Err(CoreError::WrongSigner { claimed: stx.tx.from, signer });
     }
     let proofs = match &stx.tx.call {
-        Call::MatchOrders { app_order, dataset_order, workerpool_order, request_order } => Some(
-            crate::market::MatchProofs::of(domain, app_order, dataset_order.as_ref(), workerpool_order, request_order),
-        ),
+        Call::MatchOrders { app_order, dataset_order, workerpool_order, request_order } => {
+            Some(crate::market::MatchProofs::of(
+                domain,
+                app_order,
+                dataset_order.as_ref(),
+                workerpool_order,
+                request_order,
+                recover,
+            ))
+        }
         _ => None,
     };
     Ok(VerifiedTx { stx, hash, proofs })

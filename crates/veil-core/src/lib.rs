@@ -30,7 +30,7 @@ pub mod uint;
 
 pub use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 pub use amount::Nrlc;
-pub use apply::{VerifiedTx, apply, apply_verified, verify};
+pub use apply::{VerifiedTx, apply, apply_verified, verify, verify_with};
 pub use crypto::{PrivateKey, Signature};
 pub use eip712::Domain;
 pub use error::{CoreError, MatchError, TaskError};

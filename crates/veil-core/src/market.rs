@@ -29,10 +29,14 @@ pub struct OrderProof {
     pub signer: Option<Result<Address, SignatureError>>,
 }
 
+/// How a signer is recovered from a hash and a signature: [`crate::crypto::recover`], or a memo of
+/// it kept by a shell (the result is a pure function of its inputs).
+pub type Recover<'a> = &'a dyn Fn(&B256, &crate::Signature) -> Result<Address, SignatureError>;
+
 impl OrderProof {
-    pub fn of<O: Order>(order: &Signed<O>, domain_separator: &B256) -> OrderProof {
+    pub fn of<O: Order>(order: &Signed<O>, domain_separator: &B256, recover: Recover<'_>) -> OrderProof {
         let hash = crate::eip712::typed_hash_with(domain_separator, &order.order.struct_hash());
-        let signer = order.sign.as_ref().map(|s| crate::crypto::recover(&hash, s));
+        let signer = order.sign.as_ref().map(|s| recover(&hash, s));
         OrderProof { hash, signer }
     }
 }
@@ -54,14 +58,15 @@ impl MatchProofs {
         dataset: Option<&Signed<DatasetOrder>>,
         pool: &Signed<WorkerpoolOrder>,
         req: &Signed<RequestOrder>,
+        recover: Recover<'_>,
     ) -> MatchProofs {
         let sep = domain.separator();
         MatchProofs {
             domain: *domain,
-            app: OrderProof::of(app, &sep),
-            dataset: dataset.filter(|d| d.order.dataset != Address::ZERO).map(|d| OrderProof::of(d, &sep)),
-            workerpool: OrderProof::of(pool, &sep),
-            request: OrderProof::of(req, &sep),
+            app: OrderProof::of(app, &sep, recover),
+            dataset: dataset.filter(|d| d.order.dataset != Address::ZERO).map(|d| OrderProof::of(d, &sep, recover)),
+            workerpool: OrderProof::of(pool, &sep, recover),
+            request: OrderProof::of(req, &sep, recover),
         }
     }
 }
@@ -96,7 +101,7 @@ pub(crate) fn match_orders(
     let p = match proofs.filter(|p| p.domain == ctx.s.domain) {
         Some(p) => p,
         None => {
-            computed = MatchProofs::of(&ctx.s.domain, app, dataset, pool, req);
+            computed = MatchProofs::of(&ctx.s.domain, app, dataset, pool, req, &crate::crypto::recover);
             &computed
         }
     };

@@ -20,7 +20,7 @@ use veil_core::block::{Block, Receipt};
 use veil_core::book::{BookEntry, BookQuery};
 use veil_core::orders::OrderKind;
 use veil_core::tx::MAX_TX_BYTES;
-use veil_core::{Address, B256, CoreError, verify};
+use veil_core::{Address, B256, CoreError, verify_with};
 use veil_sdk::*;
 
 /// Largest request body accepted.
@@ -137,7 +137,7 @@ async fn chain(State(s): S) -> ApiResult<ChainInfo> {
 async fn submit(State(s): S, b: Result<Bytes, BytesRejection>) -> ApiResult<Receipt> {
     let b = body(b)?;
     let stx = veil_core::tx::decode(&b).map_err(|e| ApiErr::bad(e.to_string()))?;
-    let vtx = verify(stx, &s.domain)?;
+    let vtx = verify_with(stx, &s.domain, &|h, sig| s.signers.recover(h, sig))?;
     let (reply, wait) = oneshot::channel();
     s.submit.send((vtx, reply)).await.map_err(|_| ApiErr::internal("the sequencer has stopped"))?;
     let r = wait.await.map_err(|_| ApiErr::internal("the sequencer has stopped"))??;

@@ -13,6 +13,7 @@ pub mod dev;
 pub mod ledger;
 pub mod node;
 pub mod openapi;
+pub mod sigcache;
 pub mod store;
 
 pub use ledger::{Ledger, LedgerError, OpenReport, verify_chain};

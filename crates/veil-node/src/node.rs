@@ -40,6 +40,8 @@ pub struct Shared {
     pub dev: bool,
     /// The ledger's EIP-712 domain (fixed at genesis), for verifying transactions as they arrive.
     pub domain: veil_core::Domain,
+    /// Memo of recovered order signers (orders recur across matches).
+    pub signers: crate::sigcache::SigCache,
 }
 
 fn unix_now() -> u64 {
@@ -60,6 +62,7 @@ pub fn start(config: &NodeConfig) -> Result<(Arc<Shared>, OpenReport), LedgerErr
         heads,
         dev: config.dev,
         domain: ledger_domain,
+        signers: Default::default(),
     });
     let s = shared.clone();
     let block_time = config.block_time;

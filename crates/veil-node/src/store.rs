@@ -10,6 +10,9 @@ use veil_core::book::BookEntry;
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const TXS: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("txs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Page cache of the database.
+pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 const ORDERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("orders");
 
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +33,8 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(dberr)?;
+        // redb caches up to 1 GiB by default; the node keeps its state in memory already.
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(dberr)?;
         let w = db.begin_write().map_err(dberr)?;
         {
             w.open_table(BLOCKS).map_err(dberr)?;

@@ -29,7 +29,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// Concurrent clients (each its own requester).
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 12)]
         concurrency: usize,
         /// Fill the node up to this many deals and report its memory (0: skip).
         #[arg(long, default_value_t = 100_000)]
