@@ -237,7 +237,14 @@ fn core(n: usize, runs: usize, json: bool) -> Result<()> {
         for stx in &fx.txs {
             if let Call::MatchOrders { app_order, dataset_order, workerpool_order, request_order } = &stx.tx.call {
                 let recover = &crypto::recover;
-                let p = market::MatchProofs::of(&domain, app_order, dataset_order.as_ref(), workerpool_order, request_order, recover);
+                let p = market::MatchProofs::of(
+                    &domain,
+                    app_order,
+                    dataset_order.as_ref(),
+                    workerpool_order,
+                    request_order,
+                    recover,
+                );
                 std::hint::black_box(p);
             }
         }

@@ -120,7 +120,14 @@ pub fn logging(json: bool) {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if std::env::args().any(|a| a == "--json") && e.use_stderr() => {
+            println!("{}", serde_json::json!({ "error": e.to_string().trim() }));
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    };
     let json = cli.json;
     let result = match cli.cmd {
         Cmd::Wallet(c) => wallet_cmd::run(c, json),
