@@ -7,6 +7,7 @@ mod bench;
 mod bench_ledger;
 mod chain_cmd;
 mod cli_io;
+mod dataset_cmd;
 mod local;
 mod node_cmd;
 mod order_cmd;
@@ -65,9 +66,9 @@ enum Cmd {
     /// Apps: register one on the ledger.
     #[command(subcommand)]
     App(AssetCmd),
-    /// Datasets: register one on the ledger.
+    /// Datasets: encrypt and decrypt files in iExec's format, register one on the ledger.
     #[command(subcommand)]
-    Dataset(AssetCmd),
+    Dataset(DatasetCmd),
     /// Workerpools: register one on the ledger.
     #[command(subcommand)]
     Workerpool(AssetCmd),
@@ -103,6 +104,21 @@ enum AssetCmd {
 }
 
 #[derive(Subcommand)]
+enum DatasetCmd {
+    /// Register a dataset on the ledger and print its address.
+    Deploy {
+        #[command(flatten)]
+        args: chain_cmd::DeployArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Encrypt a file in iExec's dataset format (AES-256-CBC, IV first) with a fresh key.
+    Encrypt(dataset_cmd::EncryptArgs),
+    /// Decrypt a file in iExec's dataset format.
+    Decrypt(dataset_cmd::DecryptArgs),
+}
+
+#[derive(Subcommand)]
 enum ShowCmd {
     /// Show it as the ledger has it.
     Show {
@@ -135,7 +151,9 @@ fn main() {
         Cmd::Node(a) => node_cmd::run(a, json),
         Cmd::Account { cmd, conn } => chain_cmd::account(cmd, &conn, json),
         Cmd::App(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("app", args, &conn, json),
-        Cmd::Dataset(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("dataset", args, &conn, json),
+        Cmd::Dataset(DatasetCmd::Deploy { args, conn }) => chain_cmd::deploy("dataset", args, &conn, json),
+        Cmd::Dataset(DatasetCmd::Encrypt(a)) => dataset_cmd::encrypt(a, json),
+        Cmd::Dataset(DatasetCmd::Decrypt(a)) => dataset_cmd::decrypt(a, json),
         Cmd::Workerpool(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("workerpool", args, &conn, json),
         Cmd::Orderbook { args, conn } => chain_cmd::orderbook(args, &conn, json),
         Cmd::Deal(ShowCmd::Show { id, conn }) => chain_cmd::deal_show(id, &conn, json),
