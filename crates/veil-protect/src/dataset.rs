@@ -224,7 +224,7 @@ pub fn decrypt<R: Read, W: Write>(key: &DatasetKey, mut input: R, mut output: W)
         let avail = held + n;
         if n < CHUNK {
             // End of input: everything left must be whole blocks, the last one padded.
-            if avail % 16 != 0 {
+            if !avail.is_multiple_of(16) {
                 return Err(ProtectError::Format("ciphertext is not a whole number of 16-byte blocks"));
             }
             if avail == 0 && !any {
