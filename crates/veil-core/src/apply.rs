@@ -442,10 +442,9 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Adds to the reserve: the kitty's locked amount.
-    pub(crate) fn fill_reserve(&mut self, amount: Nrlc) -> Result<(), CoreError> {
-        let acc = self.s.accounts.entry(&crate::state::KITTY);
-        acc.locked = acc.locked.checked_add(amount)?;
-        Ok(())
+    /// Adds to the reserve (the kitty's locked amount): PoCo's reward then lock of the kitty.
+    pub(crate) fn fill_reserve(&mut self, amount: Nrlc, taskid: B256) -> Result<(), CoreError> {
+        self.reward(crate::state::KITTY, amount, taskid)?;
+        self.lock(crate::state::KITTY, amount)
     }
 }

@@ -94,7 +94,7 @@ pub enum TaskError {
     AlreadyRevealed,
     #[error("not every winner has revealed ({revealed} of {winners}) and the reveal deadline is not reached")]
     NotAllRevealed { revealed: u64, winners: u64 },
-    #[error("keccak256 of resultsCallback does not equal the result digest")]
+    #[error("resultsCallback must be empty when the deal has no callback, or hash (keccak256) to the result digest")]
     CallbackMismatch,
     #[error("contributeAndFinalize needs a deal of trust 1 (this deal has trust {0})")]
     TrustNotOne(U256),

@@ -258,7 +258,7 @@ async fn unpublish(State(s): S, b: Result<Bytes, BytesRejection>) -> ApiResult<B
     let who = unpublish_signer(&req);
     let l = s.ledger.read().unwrap_or_else(|p| p.into_inner());
     let mut book = s.book.lock().unwrap_or_else(|p| p.into_inner());
-    book.unpublish(&l.store, &req.order_hash, who).map(Json).map_err(book_err)
+    book.unpublish(&l.store, &req.order_hash, req.published, who).map(Json).map_err(book_err)
 }
 
 fn book_err(e: crate::book::BookError) -> ApiErr {

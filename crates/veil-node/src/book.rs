@@ -106,9 +106,14 @@ impl Book {
         &mut self,
         store: &Store,
         hash: &B256,
+        published: u64,
         requester: Option<Address>,
     ) -> Result<BookEntry, BookError> {
         let e = self.entries.get(hash).ok_or(BookError::NotFound(*hash))?;
+        if e.published != published {
+            let now = e.published;
+            return Err(BookError::Invalid(format!("the order was re-published (now publication {now}, not {published})")));
+        }
         if requester != Some(e.signer) {
             return Err(BookError::NotSigner(e.signer));
         }

@@ -127,7 +127,17 @@ impl Ledger {
         ledger.genesis = genesis_header(&ledger.state);
         ledger.head = ledger.genesis.clone();
         ledger.head_hash = ledger.head.hash();
-        let checkpoint = ledger.load_checkpoint()?;
+        let checkpoint = match ledger.load_checkpoint() {
+            Ok(c) => c,
+            Err(e) => {
+                // Every block is stored: replay from genesis instead.
+                tracing::warn!("checkpoint unusable ({e}); replaying from genesis");
+                ledger.state = State::genesis(&genesis);
+                ledger.head = ledger.genesis.clone();
+                ledger.head_hash = ledger.head.hash();
+                None
+            }
+        };
         let last = ledger.store.last_block()?.unwrap_or(0);
         let from = ledger.head.number + 1;
         for n in from..=last {
@@ -184,6 +194,15 @@ impl Ledger {
         if tx_root(&hashes) != block.header.tx_root {
             return Err(broken("transaction root does not match".into()));
         }
+        let receipts_ok = block.receipts.len() == block.txs.len()
+            && block
+                .receipts
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.tx_hash == hashes[i] && r.index as usize == i && r.block == n);
+        if !receipts_ok {
+            return Err(broken("receipts do not match the transactions".into()));
+        }
         for (i, stx) in block.txs.iter().enumerate() {
             let vtx = verify(stx.clone(), &self.state.domain).map_err(|e| broken(format!("transaction {i}: {e}")))?;
             let events = apply_verified(&mut self.state, &vtx, block.header.timestamp)
@@ -235,7 +254,12 @@ impl Ledger {
         self.head = block.header.clone();
         self.head_hash = block.hash;
         if self.checkpoint_every > 0 && number.is_multiple_of(self.checkpoint_every) {
-            self.checkpoint()?;
+            // The block is durable already: a failed checkpoint only makes the next start slower.
+            if let Err(e) = self.checkpoint() {
+                tracing::warn!(
+                    "checkpoint at block {number} failed: {e}; the node goes on (restart replays more blocks)"
+                );
+            }
         }
         Ok((Some(block), results))
     }
@@ -254,6 +278,7 @@ impl Ledger {
             w.get_ref().sync_all().map_err(|e| io(&tmp, e))?;
         }
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io(&dir, e))?;
         let r = serde_json::to_vec(&CheckpointRef { block: self.head.number, file: file.clone() })
             .map_err(|e| io(&path, e))?;
         self.store.set_meta("checkpoint", &r)?;

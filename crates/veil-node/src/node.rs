@@ -26,6 +26,52 @@ pub struct NodeConfig {
     pub block_time: Duration,
     /// Write a state checkpoint every this many blocks (0: never).
     pub checkpoint_every: u64,
+    /// Serve blob storage and the SMS from this node too (the local network's default).
+    pub embedded_services: bool,
+    /// Largest blob the embedded storage accepts.
+    pub max_blob_size: u64,
+}
+
+/// The ledger as the SMS sees it, in process.
+pub struct InProcessLedger(pub Arc<Shared>);
+
+impl veil_sms::LedgerLookup for InProcessLedger {
+    fn dataset_owner(
+        &self,
+        dataset: veil_core::Address,
+    ) -> futures_util::future::BoxFuture<'_, Result<Option<veil_core::Address>, String>> {
+        let l = self.0.ledger.read().unwrap_or_else(|p| p.into_inner());
+        let owner = l.state.datasets.get(&dataset).map(|d| d.owner);
+        Box::pin(async move { Ok(owner) })
+    }
+
+    fn app_owner(
+        &self,
+        app: veil_core::Address,
+    ) -> futures_util::future::BoxFuture<'_, Result<Option<veil_core::Address>, String>> {
+        let l = self.0.ledger.read().unwrap_or_else(|p| p.into_inner());
+        let owner = l.state.apps.get(&app).map(|a| a.owner);
+        Box::pin(async move { Ok(owner) })
+    }
+}
+
+/// The node's full router: the ledger API, plus storage and SMS when embedded.
+pub fn router(shared: Arc<Shared>, config: &NodeConfig) -> Result<axum::Router, NodeError> {
+    let mut app = crate::api::router(shared.clone());
+    if config.embedded_services {
+        let store = veil_storage::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_size)
+            .map_err(|e| NodeError::Service(format!("storage: {e}")))?;
+        let ledger: Arc<dyn veil_sms::LedgerLookup> = Arc::new(InProcessLedger(shared));
+        let sms = veil_sms::Sms::open(
+            &config.data_dir.join("sms"),
+            &config.data_dir.join("sms-master.key"),
+            ledger,
+            config.dev,
+        )
+        .map_err(|e| NodeError::Service(format!("sms: {e}")))?;
+        app = app.merge(veil_storage::http::router(Arc::new(store))).merge(veil_sms::http::router(Arc::new(sms)));
+    }
+    Ok(app)
 }
 
 pub type SubmitReply = oneshot::Sender<Result<Receipt, CoreError>>;
@@ -95,7 +141,16 @@ fn sequence(shared: Arc<Shared>, mut rx: mpsc::Receiver<(VerifiedTx, SubmitReply
                 Ok(l) => l,
                 Err(p) => p.into_inner(),
             };
-            let r = ledger.apply_batch(&txs, unix_now());
+            // A panic mid-transaction would leave unpersisted changes visible: stop the node instead.
+            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                ledger.apply_batch(&txs, unix_now())
+            })) {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!("the sequencer panicked; stopping the node (the last block was not acknowledged)");
+                    std::process::exit(3);
+                }
+            };
             if let Ok((Some(block), _)) = &r {
                 let mut book = shared.book.lock().unwrap_or_else(|p| p.into_inner());
                 let events = block.receipts.iter().flat_map(|r| r.events.iter());
@@ -129,12 +184,13 @@ fn sequence(shared: Arc<Shared>, mut rx: mpsc::Receiver<(VerifiedTx, SubmitReply
 /// Starts the node and serves the API until the process is stopped.
 pub async fn serve(config: NodeConfig, on_ready: impl FnOnce(SocketAddr, &OpenReport)) -> Result<(), NodeError> {
     let (shared, report) = start(&config)?;
+    let app = router(shared, &config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| NodeError::Bind { addr: config.listen, detail: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| NodeError::Bind { addr: config.listen, detail: e.to_string() })?;
     on_ready(addr, &report);
-    axum::serve(listener, crate::api::router(shared)).await.map_err(|e| NodeError::Bind { addr, detail: e.to_string() })
+    axum::serve(listener, app).await.map_err(|e| NodeError::Bind { addr, detail: e.to_string() })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,4 +201,6 @@ pub enum NodeError {
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {detail}")]
     Bind { addr: SocketAddr, detail: String },
+    #[error("{0}")]
+    Service(String),
 }

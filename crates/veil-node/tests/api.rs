@@ -20,11 +20,14 @@ async fn spawn_node() -> (Client, tempfile::TempDir) {
         dev: true,
         block_time: Duration::ZERO,
         checkpoint_every: 5,
+        embedded_services: true,
+        max_blob_size: 1 << 20,
     };
     let (shared, _) = start(&config).unwrap();
+    let app = veil_node::node::router(shared, &config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, veil_node::api::router(shared)).await });
+    tokio::spawn(async move { axum::serve(listener, app).await });
     (Client::new(&url), dir)
 }
 

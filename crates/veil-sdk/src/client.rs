@@ -153,8 +153,9 @@ impl Client {
 
     /// Removes an order from the book; `key` must be the order's signer.
     pub async fn unpublish(&self, order_hash: &B256, key: &PrivateKey) -> Result<BookEntry, SdkError> {
-        let signature = key.sign_message_hash(&unpublish_message(order_hash));
-        self.post("/orders/unpublish", &UnpublishRequest { order_hash: *order_hash, signature }).await
+        let published = self.order(order_hash).await?.published;
+        let signature = key.sign_message_hash(&unpublish_message(order_hash, published));
+        self.post("/orders/unpublish", &UnpublishRequest { order_hash: *order_hash, published, signature }).await
     }
 
     pub async fn order(&self, hash: &B256) -> Result<BookEntry, SdkError> {
@@ -233,4 +234,70 @@ pub fn query_pairs(q: &BookQuery) -> Vec<(&'static str, String)> {
     add("page", q.page.map(|c| c.to_string()));
     add("pageSize", q.page_size.map(|c| c.to_string()));
     v
+}
+
+/// SMS paths: `/sms/{kind}/{target}` (with `/{name}` for requester secrets).
+fn sms_path(kind: SecretKind, target: &Address, name: &str) -> String {
+    match kind {
+        SecretKind::RequesterSecret => format!("/sms/{}/{target}/{name}", kind.as_str()),
+        _ => format!("/sms/{}/{target}", kind.as_str()),
+    }
+}
+
+impl Client {
+    pub async fn sms_challenge(&self) -> Result<SmsChallenge, SdkError> {
+        self.post("/sms/challenge", &serde_json::json!({})).await
+    }
+
+    /// Stores a secret in the SMS, signed by `key` against a fresh challenge.
+    pub async fn sms_push(
+        &self,
+        kind: SecretKind,
+        target: &Address,
+        name: &str,
+        value: &str,
+        key: &PrivateKey,
+    ) -> Result<SmsExists, SdkError> {
+        let c = self.sms_challenge().await?;
+        let signature = key.sign_message_hash(&sms_message(kind, target, name, value, &c.challenge));
+        let body = SmsWrite { value: value.to_string(), challenge: c.challenge, signature };
+        self.post(&sms_path(kind, target, name), &body).await
+    }
+
+    pub async fn sms_exists(&self, kind: SecretKind, target: &Address, name: &str) -> Result<bool, SdkError> {
+        self.get::<SmsExists>(&sms_path(kind, target, name)).await.map(|e| e.exists)
+    }
+
+    /// Uploads a blob from a file, streamed; returns its id (sha256 hex) and size.
+    pub async fn upload_file(&self, path: &std::path::Path) -> Result<BlobRef, SdkError> {
+        let f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| SdkError::Decode(format!("cannot open {}: {e}", path.display())))?;
+        let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let stream = futures_util::stream::unfold(f, |mut f| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            match f.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<_, std::io::Error>(buf), f))
+                }
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        let body = reqwest::Body::wrap_stream(stream);
+        let r = self.http.post(self.url("/blobs")).header("content-length", len.to_string()).body(body).send().await;
+        let mut b: BlobRef = self.read(r).await?;
+        b.url = format!("{}/blobs/{}", self.base, b.id);
+        Ok(b)
+    }
+
+    /// Uploads bytes as a blob.
+    pub async fn upload_bytes(&self, bytes: Vec<u8>) -> Result<BlobRef, SdkError> {
+        let r = self.http.post(self.url("/blobs")).body(bytes).send().await;
+        let mut b: BlobRef = self.read(r).await?;
+        b.url = format!("{}/blobs/{}", self.base, b.id);
+        Ok(b)
+    }
 }

@@ -72,18 +72,20 @@ pub struct PublishRequest {
 #[serde(rename_all = "camelCase")]
 pub struct UnpublishRequest {
     pub order_hash: B256,
+    /// The entry's publication number, so the signature cannot remove a later re-publication.
+    pub published: u64,
     /// EIP-191 signature of [`unpublish_message`] by the order's signer.
     pub signature: Signature,
 }
 
-/// What an unpublish request signs: `keccak256("veil-unpublish-v1" ‖ orderHash)`.
-pub fn unpublish_message(order_hash: &B256) -> B256 {
-    keccak256([b"veil-unpublish-v1".as_slice(), order_hash.as_slice()].concat())
+/// What an unpublish request signs: `keccak256("veil-unpublish-v1" ‖ orderHash ‖ published)`.
+pub fn unpublish_message(order_hash: &B256, published: u64) -> B256 {
+    keccak256([b"veil-unpublish-v1".as_slice(), order_hash.as_slice(), &published.to_be_bytes()].concat())
 }
 
 /// Recovers who signed an unpublish request.
 pub fn unpublish_signer(req: &UnpublishRequest) -> Option<Address> {
-    crypto::recover_message_hash(&unpublish_message(&req.order_hash), &req.signature).ok()
+    crypto::recover_message_hash(&unpublish_message(&req.order_hash, req.published), &req.signature).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,4 +106,76 @@ pub struct StreamBlock {
     pub hash: B256,
     pub timestamp: u64,
     pub receipts: Vec<Receipt>,
+}
+
+/// What the SMS stores, and for whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretKind {
+    /// A dataset's encryption key (base64, 32 bytes); written by the dataset's owner.
+    DatasetKey,
+    /// A requester's named secret; written by the requester.
+    RequesterSecret,
+    /// An app developer's secret; written by the app's owner.
+    AppSecret,
+    /// A beneficiary's result-encryption public key (PEM); written by the beneficiary.
+    ResultKey,
+}
+
+impl SecretKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SecretKind::DatasetKey => "dataset-key",
+            SecretKind::RequesterSecret => "requester-secret",
+            SecretKind::AppSecret => "app-secret",
+            SecretKind::ResultKey => "result-key",
+        }
+    }
+}
+
+/// A challenge from the SMS: single use, short-lived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsChallenge {
+    pub challenge: B256,
+    pub expires_in_secs: u64,
+}
+
+/// Body of an SMS write: the value, the challenge it answers, and the writer's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsWrite {
+    pub value: String,
+    pub challenge: B256,
+    /// EIP-191 signature of [`sms_message`].
+    pub signature: Signature,
+}
+
+/// What an SMS write signs: `keccak256("veil-sms-v1" ‖ kind ‖ target ‖ name ‖ keccak256(value) ‖ challenge)`,
+/// with a zero byte after each text part, so a signature is valid for one value, one slot, once.
+pub fn sms_message(kind: SecretKind, target: &Address, name: &str, value: &str, challenge: &B256) -> B256 {
+    let mut buf = b"veil-sms-v1\0".to_vec();
+    buf.extend_from_slice(kind.as_str().as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(target.as_slice());
+    buf.extend_from_slice(name.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(keccak256(value.as_bytes()).as_slice());
+    buf.extend_from_slice(challenge.as_slice());
+    keccak256(buf)
+}
+
+/// Whether a secret is stored (the SMS never returns values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsExists {
+    pub exists: bool,
+}
+
+/// A stored blob: its id (sha256 hex of the bytes), size and URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub id: String,
+    pub size: u64,
+    #[serde(default)]
+    pub url: String,
 }

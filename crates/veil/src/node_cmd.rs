@@ -49,6 +49,12 @@ struct RunArgs {
     /// Write a state checkpoint every this many blocks.
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: u64,
+    /// Serve only the ledger: no embedded blob storage and SMS.
+    #[arg(long)]
+    no_services: bool,
+    /// Largest blob the embedded storage accepts, in bytes.
+    #[arg(long, default_value_t = 16 << 30)]
+    max_blob_size: u64,
 }
 
 fn data_dir(d: Option<PathBuf>) -> PathBuf {
@@ -90,6 +96,8 @@ fn run_node(a: RunArgs, json: bool) -> Result<()> {
         dev: a.dev,
         block_time: Duration::from_millis(a.block_time_ms),
         checkpoint_every: a.checkpoint_every,
+        embedded_services: !a.no_services,
+        max_blob_size: a.max_blob_size,
     };
     crate::logging(json);
     let rt = tokio::runtime::Runtime::new()?;
@@ -107,6 +115,7 @@ fn run_node(a: RunArgs, json: bool) -> Result<()> {
         } else {
             println!("veil node listening on {url}  (data {}, head block {}, {} blocks replayed)", dir.display(), report.head, report.replayed_blocks);
             println!("  API description  {url}/openapi.json");
+            println!("  blob storage     {url}/blobs  ·  SMS {url}/sms");
             println!("  event stream     {url}/events?from=1");
             if dev {
                 println!("\nDevelopment accounts ({DEV_FUNDS_RLC} RLC each; public keys, never hold value with them):");

@@ -1,0 +1,18 @@
+//! # veil-sms — the secret management service
+//!
+//! Owns secrets: dataset keys (written only by the dataset's owner), requester secrets by name,
+//! app developer secrets (only the app's owner), and beneficiaries' result-encryption public keys.
+//! Every write is an EIP-191-signed request bound to a fresh single-use challenge and to the value.
+//! Secrets are sealed at rest (ChaCha20-Poly1305, the slot name as associated data) under a master
+//! key kept in its own file, outside the database.
+//!
+//! It must never return, log or put into an error message a secret's value: its API answers only
+//! whether a secret exists. (Release to attested enclave sessions is a later, separate path.)
+
+pub mod http;
+pub mod ledger;
+pub mod seal;
+pub mod service;
+
+pub use ledger::LedgerLookup;
+pub use service::{Sms, SmsError};
