@@ -112,7 +112,9 @@ impl Book {
         let e = self.entries.get(hash).ok_or(BookError::NotFound(*hash))?;
         if e.published != published {
             let now = e.published;
-            return Err(BookError::Invalid(format!("the order was re-published (now publication {now}, not {published})")));
+            return Err(BookError::Invalid(format!(
+                "the order was re-published (now publication {now}, not {published})"
+            )));
         }
         if requester != Some(e.signer) {
             return Err(BookError::NotSigner(e.signer));

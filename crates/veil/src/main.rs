@@ -7,6 +7,7 @@ mod bench;
 mod bench_ledger;
 mod chain_cmd;
 mod cli_io;
+mod data_cmd;
 mod dataset_cmd;
 mod local;
 mod node_cmd;
@@ -26,9 +27,12 @@ The lifecycle, and the commands for each step:
   4. Assets        veil app deploy | veil dataset deploy | veil workerpool deploy
   5. Orders        veil order hash | sign | publish | unpublish | cancel | match
                    veil orderbook <kind>    (EIP-712, byte-identical to iExec)
-  6. Follow        veil deal show | veil task show
-  7. Try it all    veil quickstart          (the whole protocol story, end to end)
-  8. Measure       veil bench core
+  6. Protect data  veil data protect FILE --name N | grant | revoke | access | list | transfer
+                   veil dataset encrypt | decrypt     (iExec's format, openssl-compatible)
+  7. Follow        veil deal show | veil task show
+  8. Try it all    veil quickstart          (the whole protocol story, end to end)
+  9. Measure       veil bench core | ledger | protect
+Services: veil node (ledger + embedded storage + SMS), veil storage, veil sms.
 
 Every command takes --json for machine-readable output.";
 
@@ -79,6 +83,17 @@ enum Cmd {
         #[command(flatten)]
         conn: chain_cmd::Conn,
     },
+    /// Protected data: protect, grant, revoke, access, list, transfer.
+    Data {
+        #[command(subcommand)]
+        cmd: data_cmd::DataCmd,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Run the blob storage service on its own.
+    Storage(data_cmd::StorageArgs),
+    /// Run the secret management service (SMS) on its own.
+    Sms(data_cmd::SmsArgs),
     /// Deals.
     #[command(subcommand)]
     Deal(ShowCmd),
@@ -136,7 +151,7 @@ pub fn logging(json: bool) {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(data_cmd::rewrite_args(std::env::args().collect())) {
         Ok(c) => c,
         Err(e) if std::env::args().any(|a| a == "--json") && e.use_stderr() => {
             println!("{}", serde_json::json!({ "error": e.to_string().trim() }));
@@ -156,6 +171,9 @@ fn main() {
         Cmd::Dataset(DatasetCmd::Decrypt(a)) => dataset_cmd::decrypt(a, json),
         Cmd::Workerpool(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("workerpool", args, &conn, json),
         Cmd::Orderbook { args, conn } => chain_cmd::orderbook(args, &conn, json),
+        Cmd::Data { cmd, conn } => data_cmd::run(cmd, &conn, json),
+        Cmd::Storage(a) => data_cmd::storage(a, json),
+        Cmd::Sms(a) => data_cmd::sms(a, json),
         Cmd::Deal(ShowCmd::Show { id, conn }) => chain_cmd::deal_show(id, &conn, json),
         Cmd::Task(ShowCmd::Show { id, conn }) => chain_cmd::task_show(id, &conn, json),
         Cmd::Quickstart(a) => quickstart::run(a, json),
