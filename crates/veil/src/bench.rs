@@ -35,11 +35,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         memory_deals: usize,
     },
+    /// `veil data protect` of a large file against `openssl enc` + `sha256sum`, side by side.
+    Protect {
+        /// File size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mb: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Core { n, runs } => core(n, runs, json),
+        BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
         BenchCmd::Ledger { n, runs, concurrency, memory_deals } => {
             crate::bench_ledger::run(n, runs, concurrency, memory_deals, json)
         }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_ledger;
+mod bench_protect;
 mod chain_cmd;
 mod cli_io;
 mod data_cmd;
