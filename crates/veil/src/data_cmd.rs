@@ -330,6 +330,17 @@ fn protect(a: ProtectArgs, conn: &Conn, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A service's ready line: one compact JSON line (for scripts that read the first line), or text.
+fn ready(json: bool, v: serde_json::Value, human: String) {
+    use std::io::Write;
+    if json {
+        println!("{v}");
+    } else {
+        println!("{human}");
+    }
+    let _ = std::io::stdout().flush();
+}
+
 #[derive(Args)]
 pub struct StorageArgs {
     #[arg(long)]
@@ -351,10 +362,10 @@ pub fn storage(a: StorageArgs, json: bool) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
         let url = format!("http://{}", listener.local_addr()?);
-        emit(
+        ready(
             json,
-            &json!({ "ready": true, "url": url, "dataDir": dir }),
-            &format!("veil storage on {url}  (data {})", dir.display()),
+            json!({ "ready": true, "url": url, "dataDir": dir }),
+            format!("veil storage on {url}  (data {})", dir.display()),
         );
         axum::serve(listener, veil_storage::http::router(Arc::new(store))).await?;
         Ok(())
@@ -389,11 +400,8 @@ pub fn sms(a: SmsArgs, json: bool) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
         let url = format!("http://{}", listener.local_addr()?);
-        emit(
-            json,
-            &json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node }),
-            &format!("veil sms on {url}  (data {}, ledger {})", dir.display(), a.conn.node),
-        );
+        let v = json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node });
+        ready(json, v, format!("veil sms on {url}  (data {}, ledger {})", dir.display(), a.conn.node));
         axum::serve(listener, veil_sms::http::router(Arc::new(sms))).await?;
         Ok(())
     })
