@@ -66,6 +66,21 @@ fn genesis_header(state: &State) -> Header {
 }
 
 impl Ledger {
+    /// The ledger as it stands at genesis, on `store`.
+    fn at_genesis(store: Store, genesis: &Genesis, data_dir: &Path, checkpoint_every: u64) -> Ledger {
+        let state = State::genesis(genesis);
+        let head = genesis_header(&state);
+        Ledger {
+            genesis: head.clone(),
+            head_hash: head.hash(),
+            head,
+            state,
+            store: std::sync::Arc::new(store),
+            data_dir: data_dir.to_path_buf(),
+            checkpoint_every,
+        }
+    }
+
     /// Opens the ledger in `data_dir`, creating it from `genesis` when new. Loads the latest
     /// checkpoint, re-executes the blocks after it and checks every hash and state digest.
     pub fn open(
@@ -103,30 +118,7 @@ impl Ledger {
                 )));
             }
         };
-        let mut ledger = Ledger {
-            genesis: Header {
-                number: 0,
-                parent_hash: B256::ZERO,
-                timestamp: 0,
-                tx_root: B256::ZERO,
-                state_digest: B256::ZERO,
-            },
-            state: State::genesis(&genesis),
-            head: Header {
-                number: 0,
-                parent_hash: B256::ZERO,
-                timestamp: 0,
-                tx_root: B256::ZERO,
-                state_digest: B256::ZERO,
-            },
-            head_hash: B256::ZERO,
-            store: std::sync::Arc::new(store),
-            data_dir: data_dir.to_path_buf(),
-            checkpoint_every,
-        };
-        ledger.genesis = genesis_header(&ledger.state);
-        ledger.head = ledger.genesis.clone();
-        ledger.head_hash = ledger.head.hash();
+        let mut ledger = Ledger::at_genesis(store, &genesis, data_dir, checkpoint_every);
         let checkpoint = match ledger.load_checkpoint() {
             Ok(c) => c,
             Err(e) => {
@@ -305,30 +297,7 @@ pub fn verify_chain(data_dir: &Path) -> Result<OpenReport, LedgerError> {
         }
         None => return Err(LedgerError::Genesis(format!("{} holds no ledger", data_dir.display()))),
     };
-    let mut ledger = Ledger {
-        genesis: Header {
-            number: 0,
-            parent_hash: B256::ZERO,
-            timestamp: 0,
-            tx_root: B256::ZERO,
-            state_digest: B256::ZERO,
-        },
-        state: State::genesis(&genesis),
-        head: Header {
-            number: 0,
-            parent_hash: B256::ZERO,
-            timestamp: 0,
-            tx_root: B256::ZERO,
-            state_digest: B256::ZERO,
-        },
-        head_hash: B256::ZERO,
-        store: std::sync::Arc::new(store),
-        data_dir: data_dir.to_path_buf(),
-        checkpoint_every: 0,
-    };
-    ledger.genesis = genesis_header(&ledger.state);
-    ledger.head = ledger.genesis.clone();
-    ledger.head_hash = ledger.head.hash();
+    let mut ledger = Ledger::at_genesis(store, &genesis, data_dir, 0);
     let last = ledger.store.last_block()?.unwrap_or(0);
     for n in 1..=last {
         let block = ledger.store.block(n)?.ok_or(LedgerError::Broken { block: n, detail: "block missing".into() })?;

@@ -76,81 +76,92 @@ fn fixture(n: usize) -> Fixture {
     };
     let mut state = State::genesis(&genesis);
     let (app, dataset, pool) = register(&mut state, [&dev, &owner, &pool_owner, &requester]).expect("bench setup");
-    let big = U256::from(u64::MAX);
-    let a = Signed::new(
-        AppOrder {
+    let market = BenchMarket::new([&dev, &owner, &pool_owner], (app, dataset, pool), &domain);
+    let nonce0 = state.account(&requester.address()).nonce;
+    let txs = (0..n).map(|i| market.match_tx(&requester, nonce0 + i as u64, i as u64)).collect();
+    Fixture { state, txs }
+}
+
+/// Signed app, dataset and workerpool orders of unbounded volume, and matchOrders built on them.
+pub(crate) struct BenchMarket {
+    domain: Domain,
+    app: Signed<AppOrder>,
+    dataset: Signed<DatasetOrder>,
+    pool: Signed<WorkerpoolOrder>,
+}
+
+impl BenchMarket {
+    /// `keys`: the app, dataset and workerpool owners; `assets`: app, dataset, workerpool.
+    pub(crate) fn new(keys: [&PrivateKey; 3], assets: (Address, Address, Address), domain: &Domain) -> BenchMarket {
+        let (big, z) = (U256::from(u64::MAX), Address::ZERO);
+        let (app, dataset, workerpool) = assets;
+        let a = AppOrder {
             app,
             appprice: U256::from(1),
             volume: big,
             tag: B256::ZERO,
-            datasetrestrict: Address::ZERO,
-            workerpoolrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
+            datasetrestrict: z,
+            workerpoolrestrict: z,
+            requesterrestrict: z,
             salt: B256::ZERO,
-        },
-        &dev,
-        &domain,
-    );
-    let d = Signed::new(
-        DatasetOrder {
+        };
+        let d = DatasetOrder {
             dataset,
             datasetprice: U256::from(1),
             volume: big,
             tag: B256::ZERO,
-            apprestrict: Address::ZERO,
-            workerpoolrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
+            apprestrict: z,
+            workerpoolrestrict: z,
+            requesterrestrict: z,
             salt: B256::ZERO,
-        },
-        &owner,
-        &domain,
-    );
-    let w = Signed::new(
-        WorkerpoolOrder {
-            workerpool: pool,
+        };
+        let w = WorkerpoolOrder {
+            workerpool,
             workerpoolprice: U256::from(10),
             volume: big,
             tag: B256::ZERO,
             category: U256::ZERO,
             trust: U256::ZERO,
-            apprestrict: Address::ZERO,
-            datasetrestrict: Address::ZERO,
-            requesterrestrict: Address::ZERO,
+            apprestrict: z,
+            datasetrestrict: z,
+            requesterrestrict: z,
             salt: B256::ZERO,
-        },
-        &pool_owner,
-        &domain,
-    );
-    let nonce0 = state.account(&requester.address()).nonce;
-    let txs = (0..n)
-        .map(|i| {
-            let r = RequestOrder {
-                app,
-                appmaxprice: U256::from(1),
-                dataset,
-                datasetmaxprice: U256::from(1),
-                workerpool: Address::ZERO,
-                workerpoolmaxprice: U256::from(10),
-                requester: requester.address(),
-                volume: U256::from(1),
-                tag: B256::ZERO,
-                category: U256::ZERO,
-                trust: U256::ZERO,
-                beneficiary: requester.address(),
-                callback: Address::ZERO,
-                params: "bench".into(),
-                salt: B256::from(U256::from(i)),
-            };
-            let call = Call::MatchOrders {
-                app_order: a.clone(),
-                dataset_order: Some(d.clone()),
-                workerpool_order: w.clone(),
-                request_order: Signed::new(r, &requester, &domain),
-            };
-            Tx { chain_id: domain.chain_id, from: requester.address(), nonce: nonce0 + i as u64, call }.sign(&requester)
-        })
-        .collect();
-    Fixture { state, txs }
+        };
+        BenchMarket {
+            domain: *domain,
+            app: Signed::new(a, keys[0], domain),
+            dataset: Signed::new(d, keys[1], domain),
+            pool: Signed::new(w, keys[2], domain),
+        }
+    }
+
+    /// A matchOrders from `requester` with its own request order (salt `i`), at `nonce`.
+    pub(crate) fn match_tx(&self, requester: &PrivateKey, nonce: u64, i: u64) -> SignedTx {
+        let r = RequestOrder {
+            app: self.app.order.app,
+            appmaxprice: U256::from(1),
+            dataset: self.dataset.order.dataset,
+            datasetmaxprice: U256::from(1),
+            workerpool: Address::ZERO,
+            workerpoolmaxprice: U256::from(10),
+            requester: requester.address(),
+            volume: U256::from(1),
+            tag: B256::ZERO,
+            category: U256::ZERO,
+            trust: U256::ZERO,
+            beneficiary: requester.address(),
+            callback: Address::ZERO,
+            params: "bench".into(),
+            salt: B256::from(U256::from(i)),
+        };
+        let call = Call::MatchOrders {
+            app_order: self.app.clone(),
+            dataset_order: Some(self.dataset.clone()),
+            workerpool_order: self.pool.clone(),
+            request_order: Signed::new(r, requester, &self.domain),
+        };
+        Tx { chain_id: self.domain.chain_id, from: requester.address(), nonce, call }.sign(requester)
+    }
 }
 
 /// Median time of one secp256k1 public-key recovery, the floor under every signature check.
@@ -189,7 +200,7 @@ fn register(state: &mut State, keys: [&PrivateKey; 4]) -> Result<(Address, Addre
     Ok((app, dataset, pool))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -83,87 +83,13 @@ async fn prepare(c: &Client, lanes: usize, per_lane: usize) -> Result<Vec<Vec<Si
         .await?)?;
     let pool = reg(c.send(&pool_owner, Call::CreateWorkerpool { description: "bench".into() }).await?)?;
     let info = c.chain().await?;
-    let d = info.domain;
-    let big = U256::from(u64::MAX);
-    let z = Address::ZERO;
-    let a = Signed::new(
-        AppOrder {
-            app,
-            appprice: U256::from(1),
-            volume: big,
-            tag: B256::ZERO,
-            datasetrestrict: z,
-            workerpoolrestrict: z,
-            requesterrestrict: z,
-            salt: B256::ZERO,
-        },
-        &dev,
-        &d,
-    );
-    let ds = Signed::new(
-        DatasetOrder {
-            dataset,
-            datasetprice: U256::from(1),
-            volume: big,
-            tag: B256::ZERO,
-            apprestrict: z,
-            workerpoolrestrict: z,
-            requesterrestrict: z,
-            salt: B256::ZERO,
-        },
-        &owner,
-        &d,
-    );
-    let w = Signed::new(
-        WorkerpoolOrder {
-            workerpool: pool,
-            workerpoolprice: U256::from(10),
-            volume: big,
-            tag: B256::ZERO,
-            category: U256::ZERO,
-            trust: U256::ZERO,
-            apprestrict: z,
-            datasetrestrict: z,
-            requesterrestrict: z,
-            salt: B256::ZERO,
-        },
-        &pool_owner,
-        &d,
-    );
+    let market = crate::bench::BenchMarket::new([&dev, &owner, &pool_owner], (app, dataset, pool), &info.domain);
     let mut out = vec![];
     for lane in 0..lanes {
         let req = PrivateKey::from_seed(&format!("veil bench requester {lane}"));
         c.send(&funder, Call::Transfer { to: req.address(), amount: Nrlc::rlc(1000) }).await?;
         let nonce0 = c.account(&req.address()).await?.account.nonce;
-        let txs = (0..per_lane)
-            .map(|i| {
-                let r = RequestOrder {
-                    app,
-                    appmaxprice: U256::from(1),
-                    dataset,
-                    datasetmaxprice: U256::from(1),
-                    workerpool: z,
-                    workerpoolmaxprice: U256::from(10),
-                    requester: req.address(),
-                    volume: U256::from(1),
-                    tag: B256::ZERO,
-                    category: U256::ZERO,
-                    trust: U256::ZERO,
-                    beneficiary: req.address(),
-                    callback: z,
-                    params: "bench".into(),
-                    salt: B256::from(U256::from(i)),
-                };
-                let call = Call::MatchOrders {
-                    app_order: a.clone(),
-                    dataset_order: Some(ds.clone()),
-                    workerpool_order: w.clone(),
-                    request_order: Signed::new(r, &req, &d),
-                };
-                Tx { chain_id: info.chain_id, from: req.address(), nonce: nonce0 + i as u64, call }.sign(&req)
-            })
-            .collect();
-        out.push(txs);
+        out.push((0..per_lane as u64).map(|i| market.match_tx(&req, nonce0 + i, i)).collect());
     }
     Ok(out)
 }
@@ -190,12 +116,7 @@ async fn submit_all(c: &Client, lanes: Vec<Vec<SignedTx>>) -> Result<Vec<f64>> {
     Ok(all)
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+use crate::bench::percentile as pct;
 
 pub fn run(n: usize, runs: usize, lanes: usize, memory_deals: usize, json: bool) -> Result<()> {
     if n == 0 || runs == 0 || lanes == 0 {

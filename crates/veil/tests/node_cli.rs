@@ -1,47 +1,22 @@
 //! The node's CLI commands through the real binary: deploy, publish, browse, match, show, restart.
 
+mod common;
+use common::{dev_node, ok as ok_at, veil as veil_at};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Node {
-    child: Child,
-    url: String,
-}
+struct Node(common::Service);
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn node(dir: &Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["node", "--dev", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    Node { child, url: v["url"].as_str().unwrap().to_string() }
+fn node(dir: &std::path::Path) -> Node {
+    Node(dev_node(dir))
 }
 
 fn veil(n: &Node, args: &[&str]) -> Result<Value, String> {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_veil")).args(args).arg("--json").env("VEIL_NODE", &n.url).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
-    if out.status.success() { Ok(v) } else { Err(v["error"].as_str().unwrap_or("").to_string()) }
+    veil_at(&n.0.url, args)
 }
 
 fn ok(n: &Node, args: &[&str]) -> Value {
-    veil(n, args).unwrap_or_else(|e| panic!("veil {args:?} failed: {e}"))
+    ok_at(&n.0.url, args)
 }
 
 #[test]

@@ -1,52 +1,36 @@
 //! Protected data through the real binary: protect, store, register, SMS; tampering; refusals;
 //! no secret in logs or answers; grants.
 
+mod common;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use veil_core::Address;
 use veil_node::dev::dev_key;
 use veil_sdk::{Client, SecretKind, SmsWrite, sms_message};
 
-struct Node {
-    child: Child,
-    url: String,
-}
+struct Node(common::Service);
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Node {
+    type Target = common::Service;
+    fn deref(&self) -> &common::Service {
+        &self.0
     }
 }
 
+/// A dev node in `dir/node`, logging at debug level into `dir/node.log`.
 fn node(dir: &Path) -> Node {
-    let log = dir.join("node.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["node", "--dev", "--json", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("node"))
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap();
-    Node { child, url: v["url"].as_str().unwrap().to_string() }
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
+    let data = dir.join("node");
+    Node(common::spawn_logged(&["node", "--dev", "--data-dir", data.to_str().unwrap()], Stdio::from(log), "debug"))
 }
 
 fn veil(n: &Node, args: &[&str]) -> Result<Value, String> {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_veil")).args(args).arg("--json").env("VEIL_NODE", &n.url).output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
-    if out.status.success() { Ok(v) } else { Err(v["error"].as_str().unwrap_or("").to_string()) }
+    common::veil(&n.url, args)
 }
 
 fn ok(n: &Node, args: &[&str]) -> Value {
-    veil(n, args).unwrap_or_else(|e| panic!("veil {args:?} failed: {e}"))
+    common::ok(&n.url, args)
 }
 
 const MARKER: &str = "VEIL-PLAINTEXT-MARKER-7f3a9c";

@@ -1,0 +1,67 @@
+//! Helpers shared by the end-to-end tests: start a `veil` service process and run CLI commands.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running `veil` service, killed when dropped.
+pub struct Service {
+    pub child: Child,
+    pub url: String,
+    /// Its first (ready) line as JSON.
+    pub ready: Value,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `veil ARGS --json --listen 127.0.0.1:0` and waits for its ready line.
+pub fn spawn(args: &[&str], stderr: Stdio) -> Service {
+    spawn_logged(args, stderr, "warn")
+}
+
+/// [`spawn`] with its log level (`RUST_LOG`).
+pub fn spawn_logged(args: &[&str], stderr: Stdio, level: &str) -> Service {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .args(["--json", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", level)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start veil");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    let ready: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("veil {args:?}: bad ready line `{line}`: {e}"));
+    let url = ready["url"].as_str().expect("url").to_string();
+    Service { child, url, ready }
+}
+
+/// A development node with its data in `dir`.
+pub fn dev_node(dir: &Path) -> Service {
+    spawn(&["node", "--dev", "--data-dir", dir.to_str().expect("utf-8 path")], Stdio::null())
+}
+
+/// Runs `veil ARGS --json` against the node at `url`; the JSON answer, or the error message.
+pub fn veil(url: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .arg("--json")
+        .env("VEIL_NODE", url)
+        .output()
+        .expect("run veil");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    if out.status.success() { Ok(v) } else { Err(v["error"].as_str().unwrap_or("").to_string()) }
+}
+
+pub fn ok(url: &str, args: &[&str]) -> Value {
+    veil(url, args).unwrap_or_else(|e| panic!("veil {args:?} failed: {e}"))
+}
