@@ -1,0 +1,50 @@
+//! One trait for every runtime: run a job, report how it ended and which limits held.
+
+use crate::bundle::Manifest;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot start the app: {0}")]
+    Start(String),
+    #[error("the app ran out of time ({0:?}) and was killed")]
+    Timeout(Duration),
+    #[error("the app exited with status {0}")]
+    Exit(i32),
+    #[error("the app was killed by signal {0} (memory limit or crash)")]
+    Signal(i32),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What to run and under which limits.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Where the bundle is unpacked.
+    pub app_dir: PathBuf,
+    pub manifest: Manifest,
+    pub args: Vec<String>,
+    /// The complete environment (see [`crate::contract::environment`]).
+    pub env: Vec<(String, String)>,
+    pub iexec_in: PathBuf,
+    pub iexec_out: PathBuf,
+    pub time_limit: Duration,
+    pub memory_limit: u64,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// How a run ended (successfully), and what isolation it had.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub duration: Duration,
+    /// Limits that could not be applied on this machine (the worker logs them).
+    pub missing_limits: Vec<String>,
+}
+
+pub trait Runtime: Send + Sync {
+    fn run(&self, job: &Job) -> Result<Outcome, ExecError>;
+}
