@@ -53,7 +53,9 @@ impl Manifest {
         if m.name.trim().is_empty() {
             return Err(BundleError::Manifest("`name` is empty".into()));
         }
-        safe_relative(&m.entrypoint).map_err(|_| BundleError::Manifest(format!("entrypoint `{}` must be a path inside the bundle", m.entrypoint)))?;
+        safe_relative(&m.entrypoint).map_err(|_| {
+            BundleError::Manifest(format!("entrypoint `{}` must be a path inside the bundle", m.entrypoint))
+        })?;
         if let Some(i) = &m.interpreter
             && (i.is_empty() || i.contains(char::is_whitespace))
         {
@@ -99,10 +101,14 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleErr
 impl Bundle {
     /// Packs `dir` canonically. Symbolic links are refused.
     pub fn pack(dir: &Path) -> Result<Bundle, BundleError> {
-        let manifest_text = std::fs::read_to_string(dir.join(MANIFEST)).map_err(|_| BundleError::NoManifest(dir.display().to_string()))?;
+        let manifest_text = std::fs::read_to_string(dir.join(MANIFEST))
+            .map_err(|_| BundleError::NoManifest(dir.display().to_string()))?;
         let manifest = Manifest::parse(&manifest_text)?;
         if !dir.join(&manifest.entrypoint).is_file() {
-            return Err(BundleError::Manifest(format!("entrypoint `{}` is not a file of the bundle", manifest.entrypoint)));
+            return Err(BundleError::Manifest(format!(
+                "entrypoint `{}` is not a file of the bundle",
+                manifest.entrypoint
+            )));
         }
         let mut files = vec![];
         walk(dir, dir, &mut files)?;

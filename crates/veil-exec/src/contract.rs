@@ -36,7 +36,8 @@ impl Params {
         if !t.starts_with('{') {
             return Ok(Params { args: params.to_string(), ..Default::default() });
         }
-        let raw: RawParams = serde_json::from_str(t).map_err(|e| format!("deal params are not valid iExec JSON: {e}"))?;
+        let raw: RawParams =
+            serde_json::from_str(t).map_err(|e| format!("deal params are not valid iExec JSON: {e}"))?;
         let mut secrets = BTreeMap::new();
         for (k, v) in raw.iexec_secrets.unwrap_or_default() {
             let i: u32 = k.parse().map_err(|_| format!("iexec_secrets key `{k}` is not a number"))?;

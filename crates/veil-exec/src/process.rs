@@ -22,7 +22,9 @@ fn probe_netns() -> bool {
     c.args(["-c", ":"]).stdout(Stdio::null()).stderr(Stdio::null());
     // SAFETY: unshare is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
-        c.pre_exec(|| if libc::unshare(libc::CLONE_NEWNET) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) });
+        c.pre_exec(
+            || if libc::unshare(libc::CLONE_NEWNET) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) },
+        );
     }
     c.status().map(|s| s.success()).unwrap_or(false)
 }
@@ -73,7 +75,8 @@ impl ProcessRuntime {
         if let Some(p) = cache.get(name) {
             return Ok(p.clone());
         }
-        let found = which(name).ok_or_else(|| ExecError::Start(format!("interpreter `{name}` is not installed on this worker")))?;
+        let found = which(name)
+            .ok_or_else(|| ExecError::Start(format!("interpreter `{name}` is not installed on this worker")))?;
         let real = real_binary(&found);
         cache.insert(name.to_string(), real.clone());
         Ok(real)

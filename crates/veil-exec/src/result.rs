@@ -7,7 +7,9 @@ use veil_core::{B256, keccak256};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ResultError {
-    #[error("the app wrote no computed.json in IEXEC_OUT: it must say {{\"deterministic-output-path\": \"<path in IEXEC_OUT>\"}}")]
+    #[error(
+        "the app wrote no computed.json in IEXEC_OUT: it must say {{\"deterministic-output-path\": \"<path in IEXEC_OUT>\"}}"
+    )]
     Missing,
     #[error("computed.json is invalid: {0}")]
     Invalid(String),
@@ -40,7 +42,8 @@ pub fn read_computed(out: &Path) -> Result<Computed, ResultError> {
 
 /// Where the deterministic output is, inside `out` (iExec writes absolute paths under /iexec_out).
 fn resolve(out: &Path, p: &str) -> Result<std::path::PathBuf, ResultError> {
-    let rel = p.trim_start_matches("/iexec_out").trim_start_matches(&*out.display().to_string()).trim_start_matches('/');
+    let rel =
+        p.trim_start_matches("/iexec_out").trim_start_matches(&*out.display().to_string()).trim_start_matches('/');
     let path = Path::new(rel);
     if path.components().any(|c| !matches!(c, Component::Normal(_))) && !rel.is_empty() {
         return Err(ResultError::Invalid(format!("deterministic-output-path `{p}` leaves IEXEC_OUT")));

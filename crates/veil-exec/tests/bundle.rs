@@ -57,7 +57,8 @@ fn hostile_archives_and_folders_are_refused() {
     folder(&d.path().join("f"));
     std::os::unix::fs::symlink("/etc/passwd", d.path().join("f/link")).unwrap();
     assert!(matches!(Bundle::pack(&d.path().join("f")), Err(BundleError::Unsafe(_))));
-    std::fs::write(d.path().join("f/iapp.toml"), "name = \"b\"\nruntime = \"docker\"\nentrypoint = \"run.sh\"\n").unwrap();
+    std::fs::write(d.path().join("f/iapp.toml"), "name = \"b\"\nruntime = \"docker\"\nentrypoint = \"run.sh\"\n")
+        .unwrap();
     assert!(matches!(Bundle::pack(&d.path().join("f")), Err(BundleError::Manifest(_))));
     assert!(matches!(Bundle::from_bytes(b"not a zip".to_vec()), Err(BundleError::Zip(_))));
 }

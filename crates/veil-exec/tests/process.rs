@@ -34,7 +34,14 @@ fn job(root: &Path, b: &Bundle, args: &[&str], time_limit: Duration) -> Job {
     let (iin, out) = (root.join("in"), root.join("out"));
     std::fs::create_dir_all(&iin).unwrap();
     std::fs::create_dir_all(&out).unwrap();
-    let info = TaskInfo { deal_id: "0xdeal".into(), task_id: "0xtask".into(), task_index: 0, bot_first: 0, bot_size: 1, ..Default::default() };
+    let info = TaskInfo {
+        deal_id: "0xdeal".into(),
+        task_id: "0xtask".into(),
+        task_index: 0,
+        bot_first: 0,
+        bot_size: 1,
+        ..Default::default()
+    };
     Job {
         app_dir: app,
         manifest: b.manifest.clone(),
@@ -50,7 +57,11 @@ fn job(root: &Path, b: &Bundle, args: &[&str], time_limit: Duration) -> Job {
 }
 
 fn py_bundle(dir: &Path, body: &str) -> Bundle {
-    bundle(dir, "name = \"t\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n", &[("app.py", body)])
+    bundle(
+        dir,
+        "name = \"t\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+        &[("app.py", body)],
+    )
 }
 
 #[test]
@@ -139,7 +150,11 @@ fn node_app_runs() {
     let rt = ProcessRuntime::new();
     let d = tempfile::tempdir().unwrap();
     let app = "const fs=require('fs');const o=process.env.IEXEC_OUT;fs.writeFileSync(o+'/r.txt','hi '+process.argv.slice(2).join(' '));fs.writeFileSync(o+'/computed.json',JSON.stringify({'deterministic-output-path':o+'/r.txt'}));";
-    let b = bundle(&d.path().join("src"), "name = \"n\"\nruntime = \"process\"\nentrypoint = \"app.js\"\ninterpreter = \"node\"\n", &[("app.js", app)]);
+    let b = bundle(
+        &d.path().join("src"),
+        "name = \"n\"\nruntime = \"process\"\nentrypoint = \"app.js\"\ninterpreter = \"node\"\n",
+        &[("app.js", app)],
+    );
     let mut j = job(d.path(), &b, &["x"], Duration::from_secs(20));
     j.memory_limit = 2 << 30;
     rt.run(&j).unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(&j.stderr).unwrap_or_default()));

@@ -157,8 +157,9 @@ pub fn account(cmd: AccountCmd, conn: &Conn, json: bool) -> Result<()> {
 
 #[derive(Args)]
 pub struct DeployArgs {
-    /// Name (apps and datasets) or description (workerpools).
-    #[arg(long)]
+    /// Name (apps and datasets) or description (workerpools). Apps deployed from a bundle default
+    /// to the bundle's name.
+    #[arg(long, default_value = "")]
     pub name: String,
     /// Where the asset is (URL or multiaddr).
     #[arg(long, default_value = "")]
@@ -178,6 +179,9 @@ pub struct DeployArgs {
 
 /// Registers an app, dataset or workerpool and prints its address.
 pub fn deploy(kind: &str, a: DeployArgs, conn: &Conn, json: bool) -> Result<()> {
+    if a.name.trim().is_empty() {
+        bail!("give the {kind} a --name");
+    }
     let call = match kind {
         "app" => Call::CreateApp {
             name: a.name.clone(),

@@ -13,6 +13,7 @@ mod dataset_cmd;
 mod local;
 mod node_cmd;
 mod order_cmd;
+mod pool_cmd;
 mod quickstart;
 mod wallet_cmd;
 
@@ -68,15 +69,29 @@ enum Cmd {
         #[command(flatten)]
         conn: chain_cmd::Conn,
     },
-    /// Apps: register one on the ledger.
+    /// Apps: deploy (a bundle or a registration), publish app orders.
     #[command(subcommand)]
-    App(AssetCmd),
+    App(AppCmd),
     /// Datasets: encrypt and decrypt files in iExec's format, register one on the ledger.
     #[command(subcommand)]
     Dataset(DatasetCmd),
-    /// Workerpools: register one on the ledger.
+    /// Workerpools: register one, publish its orders.
     #[command(subcommand)]
-    Workerpool(AssetCmd),
+    Workerpool(PoolCmd),
+    /// Run a workerpool's scheduler.
+    Scheduler(pool_cmd::SchedulerArgs),
+    /// Run a worker for a scheduler.
+    Worker(pool_cmd::WorkerArgs),
+    /// Run an app: pick orders, match a deal, follow its tasks, print where the results are.
+    Run {
+        #[command(flatten)]
+        args: pool_cmd::RunArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Task results.
+    #[command(subcommand)]
+    Result(ResultCmd),
     /// Browse the orderbook: best price first, then oldest.
     Orderbook {
         #[command(flatten)]
@@ -109,11 +124,50 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
-enum AssetCmd {
-    /// Register it on the ledger and print its address.
+enum AppCmd {
+    /// Register an app; with --bundle DIR, pack and store its iApp bundle first.
+    Deploy {
+        /// An iApp folder (with iapp.toml) to pack, store and register.
+        #[arg(long)]
+        bundle: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        args: chain_cmd::DeployArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Sign and publish an app order.
+    Publish {
+        #[command(flatten)]
+        args: pool_cmd::AppPublishArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoolCmd {
+    /// Register a workerpool on the ledger and print its address.
     Deploy {
         #[command(flatten)]
         args: chain_cmd::DeployArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Sign and publish a workerpool order.
+    Publish {
+        #[command(flatten)]
+        args: pool_cmd::PoolPublishArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum ResultCmd {
+    /// Download and unpack a completed task's result.
+    Get {
+        #[command(flatten)]
+        args: pool_cmd::ResultGetArgs,
         #[command(flatten)]
         conn: chain_cmd::Conn,
     },
@@ -166,11 +220,21 @@ fn main() {
         Cmd::Order { cmd, conn } => order_cmd::run_online(cmd, &conn, json),
         Cmd::Node(a) => node_cmd::run(a, json),
         Cmd::Account { cmd, conn } => chain_cmd::account(cmd, &conn, json),
-        Cmd::App(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("app", args, &conn, json),
+        Cmd::App(AppCmd::Deploy { bundle: Some(dir), args, conn }) => {
+            let name = (!args.name.is_empty()).then(|| args.name.clone());
+            pool_cmd::deploy_bundle(&dir, name, &args.signer, &conn, json)
+        }
+        Cmd::App(AppCmd::Deploy { bundle: None, args, conn }) => chain_cmd::deploy("app", args, &conn, json),
+        Cmd::App(AppCmd::Publish { args, conn }) => pool_cmd::app_publish(args, &conn, json),
+        Cmd::Workerpool(PoolCmd::Publish { args, conn }) => pool_cmd::workerpool_publish(args, &conn, json),
+        Cmd::Scheduler(a) => pool_cmd::scheduler(a, json),
+        Cmd::Worker(a) => pool_cmd::worker(a, json),
+        Cmd::Run { args, conn } => pool_cmd::run(args, &conn, json),
+        Cmd::Result(ResultCmd::Get { args, conn }) => pool_cmd::result_get(args, &conn, json),
         Cmd::Dataset(DatasetCmd::Deploy { args, conn }) => chain_cmd::deploy("dataset", args, &conn, json),
         Cmd::Dataset(DatasetCmd::Encrypt(a)) => dataset_cmd::encrypt(a, json),
         Cmd::Dataset(DatasetCmd::Decrypt(a)) => dataset_cmd::decrypt(a, json),
-        Cmd::Workerpool(AssetCmd::Deploy { args, conn }) => chain_cmd::deploy("workerpool", args, &conn, json),
+        Cmd::Workerpool(PoolCmd::Deploy { args, conn }) => chain_cmd::deploy("workerpool", args, &conn, json),
         Cmd::Orderbook { args, conn } => chain_cmd::orderbook(args, &conn, json),
         Cmd::Data { cmd, conn } => data_cmd::run(cmd, &conn, json),
         Cmd::Storage(a) => data_cmd::storage(a, json),

@@ -1,0 +1,73 @@
+//! What scheduler and workers say to each other over HTTP.
+
+use serde::{Deserialize, Serialize};
+use veil_core::{Address, B256, Signature, keccak256};
+
+/// `POST /workers/register`: a worker proves it holds its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Register {
+    pub worker: Address,
+    pub slots: u32,
+    /// Unix seconds; registrations older than a minute are refused.
+    pub timestamp: u64,
+    /// EIP-191 signature of [`register_message`].
+    pub signature: Signature,
+}
+
+pub fn register_message(worker: &Address, slots: u32, timestamp: u64) -> B256 {
+    keccak256(
+        [b"veil-worker-register-v1".as_slice(), worker.as_slice(), &slots.to_be_bytes(), &timestamp.to_be_bytes()]
+            .concat(),
+    )
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Bearer token for the worker's next calls.
+    pub token: String,
+}
+
+/// One task for one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub taskid: B256,
+    pub dealid: B256,
+    pub idx: u64,
+    pub app: Address,
+    pub app_multiaddr: String,
+    pub app_checksum: B256,
+    pub dataset: Address,
+    pub params: String,
+    /// Seconds the app may run (the category's reference time).
+    pub time_limit_secs: u64,
+    pub enclave_challenge: Address,
+    /// The scheduler's EIP-191 signature over `keccak256(worker ‖ taskid ‖ enclaveChallenge)`.
+    pub authorization: Signature,
+    pub bot_first: u64,
+    pub bot_size: u64,
+}
+
+/// `POST /workers/report`: how an assignment went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub taskid: B256,
+    pub outcome: ReportOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum ReportOutcome {
+    /// Contributed on the ledger; `results` is where the result is stored.
+    Contributed {
+        results: String,
+    },
+    Revealed,
+    /// The run failed: the cause, for the requester's eyes.
+    Failed {
+        cause: String,
+    },
+}

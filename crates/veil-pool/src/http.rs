@@ -1,0 +1,59 @@
+//! The scheduler's HTTP API for workers: register, long-poll for work, report.
+
+use crate::api::{Register, Report};
+use crate::scheduler::{Scheduler, SchedulerError};
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a poll waits for work before answering "nothing yet".
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+
+impl IntoResponse for SchedulerError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            SchedulerError::Refused(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        (status, Json(serde_json::json!({ "error": self.to_string(), "kind": "refused" }))).into_response()
+    }
+}
+
+type S = State<Arc<Scheduler>>;
+
+pub fn router(s: Arc<Scheduler>) -> Router {
+    Router::new()
+        .route("/workers/register", post(register))
+        .route("/workers/poll", post(poll))
+        .route("/workers/report", post(report))
+        .with_state(s)
+}
+
+async fn register(State(s): S, Json(r): Json<Register>) -> Result<Response, SchedulerError> {
+    Ok(Json(s.register(&r).await?).into_response())
+}
+
+async fn who(s: &Scheduler, h: &HeaderMap) -> Result<veil_core::Address, SchedulerError> {
+    let token =
+        h.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    s.worker_of(token).await.ok_or_else(|| SchedulerError::Refused("unknown session: register again".into()))
+}
+
+async fn poll(State(s): S, h: HeaderMap) -> Result<Response, SchedulerError> {
+    let w = who(&s, &h).await?;
+    Ok(match s.next_for(w, LONG_POLL).await {
+        Some(a) => Json(a).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn report(State(s): S, h: HeaderMap, Json(r): Json<Report>) -> Result<Response, SchedulerError> {
+    let w = who(&s, &h).await?;
+    s.report(w, &r).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,18 @@
+//! # veil-pool — a workerpool: scheduler and workers
+//!
+//! Owns turning deals into work: the scheduler follows the ledger's event stream for its pool's
+//! deals, initializes their tasks, hands them to registered workers (long poll, never a fixed
+//! sleep), signs worker authorizations, adds replicas until consensus, and finalizes (or reopens);
+//! the worker downloads and checks the app, runs it with a `veil-exec` runtime, stores the result,
+//! contributes and reveals with its own key.
+//!
+//! Protocol rules stay in `veil-core`: this crate only sends signed transactions and reads state.
+//! It must never contribute a result it did not compute, nor sign for a worker that did not ask.
+
+pub mod api;
+pub mod http;
+pub mod scheduler;
+pub mod worker;
+
+pub use scheduler::{Scheduler, SchedulerConfig};
+pub use worker::{Worker, WorkerConfig};

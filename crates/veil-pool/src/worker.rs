@@ -1,0 +1,368 @@
+//! The worker: takes assignments, runs the app, stores the result, contributes and reveals.
+
+use crate::api::{Assignment, Register, Report, ReportOutcome, Session, register_message};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Mutex, Semaphore};
+use veil_core::events::Event;
+use veil_core::tx::{result_hash, result_seal};
+use veil_core::{Address, Call, PrivateKey, Tx};
+use veil_exec::bundle::{Bundle, RuntimeKind};
+use veil_exec::contract::{Params, TaskInfo, environment};
+use veil_exec::process::ProcessRuntime;
+use veil_exec::{Job, Runtime};
+use veil_sdk::Client;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub scheduler: String,
+    pub node: String,
+    /// Where results go (default: the node's embedded storage).
+    pub storage: String,
+    pub key: PrivateKey,
+    pub slots: u32,
+    pub work_dir: PathBuf,
+    pub memory_limit: u64,
+}
+
+pub struct Worker {
+    cfg: WorkerConfig,
+    client: Client,
+    storage: Client,
+    http: reqwest::Client,
+    process: ProcessRuntime,
+    nonce: Mutex<Option<u64>>,
+}
+
+/// Largest input file or result a worker accepts.
+pub const MAX_FILE: u64 = 1 << 30;
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Worker {
+    pub fn new(cfg: WorkerConfig) -> Arc<Worker> {
+        let process = ProcessRuntime::new();
+        if !process.isolates_network() {
+            tracing::warn!("this machine gives apps no network namespace: apps run WITH network access");
+        }
+        Arc::new(Worker {
+            client: Client::new(&cfg.node),
+            storage: Client::new(&cfg.storage),
+            http: reqwest::Client::new(),
+            process,
+            nonce: Mutex::new(None),
+            cfg,
+        })
+    }
+
+    async fn session(&self) -> Result<String, String> {
+        let ts = unix_now();
+        let me = self.cfg.key.address();
+        let signature = self.cfg.key.sign_message_hash(&register_message(&me, self.cfg.slots, ts));
+        let body = Register { worker: me, slots: self.cfg.slots, timestamp: ts, signature };
+        let r = self
+            .http
+            .post(format!("{}/workers/register", self.cfg.scheduler))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(r.text().await.unwrap_or_default());
+        }
+        r.json::<Session>().await.map(|s| s.token).map_err(|e| e.to_string())
+    }
+
+    /// Registers, then takes work up to its slot count, forever.
+    pub async fn run(self: Arc<Self>) {
+        let slots = Arc::new(Semaphore::new(self.cfg.slots as usize));
+        let mut token: Option<String> = None;
+        loop {
+            let t = match &token {
+                Some(t) => t.clone(),
+                None => match self.session().await {
+                    Ok(t) => {
+                        tracing::info!(worker = %self.cfg.key.address(), scheduler = %self.cfg.scheduler, "registered");
+                        token = Some(t.clone());
+                        t
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot register with the scheduler: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let r = self.http.post(format!("{}/workers/poll", self.cfg.scheduler)).bearer_auth(&t).send().await;
+            match r {
+                Ok(r) if r.status().as_u16() == 200 => match r.json::<Assignment>().await {
+                    Ok(a) => {
+                        let me = self.clone();
+                        let tok = t.clone();
+                        tokio::spawn(async move {
+                            me.handle(a, &tok).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(e) => tracing::warn!("bad assignment: {e}"),
+                },
+                Ok(r) if r.status().as_u16() == 204 => {}
+                Ok(r) => {
+                    tracing::warn!("scheduler refused the poll ({}): registering again", r.status());
+                    token = None;
+                }
+                Err(e) => {
+                    tracing::warn!("scheduler unreachable: {e}");
+                    token = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn report(&self, token: &str, a: &Assignment, outcome: ReportOutcome) {
+        let body = Report { taskid: a.taskid, outcome };
+        if let Err(e) =
+            self.http.post(format!("{}/workers/report", self.cfg.scheduler)).bearer_auth(token).json(&body).send().await
+        {
+            tracing::warn!("cannot report to the scheduler: {e}");
+        }
+    }
+
+    async fn handle(&self, a: Assignment, token: &str) {
+        let dir = self.cfg.work_dir.join("tasks").join(format!("{}-{}", a.taskid, self.cfg.key.address()));
+        let r = self.work(&a, &dir, token).await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        if let Err(cause) = r {
+            tracing::warn!(task = %a.taskid, "task failed: {cause}");
+            self.report(token, &a, ReportOutcome::Failed { cause }).await;
+        }
+    }
+
+    async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, String> {
+        let mut nonce = self.nonce.lock().await;
+        let chain = self.client.chain().await.map_err(|e| e.to_string())?.chain_id;
+        for attempt in 0..2 {
+            let n = match *nonce {
+                Some(n) if attempt == 0 => n,
+                _ => self.client.account(&self.cfg.key.address()).await.map_err(|e| e.to_string())?.account.nonce,
+            };
+            let stx =
+                Tx { chain_id: chain, from: self.cfg.key.address(), nonce: n, call: call.clone() }.sign(&self.cfg.key);
+            match self.client.submit(&stx).await {
+                Ok(r) => {
+                    *nonce = Some(n + 1);
+                    return Ok(r);
+                }
+                Err(e) if e.kind() == Some("bad_nonce") && attempt == 0 => *nonce = None,
+                Err(e) => {
+                    *nonce = None;
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Err("nonce kept changing".into())
+    }
+
+    /// The app's bundle, downloaded once and checked against its on-chain checksum.
+    async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), String> {
+        let id: String = a.app_checksum.0.iter().map(|b| format!("{b:02x}")).collect();
+        let cache = self.cfg.work_dir.join("apps").join(&id);
+        let file = cache.with_extension("zip");
+        if !file.exists() {
+            if !a.app_multiaddr.starts_with("http://") && !a.app_multiaddr.starts_with("https://") {
+                return Err(format!(
+                    "app {} is at `{}`: this worker fetches apps over HTTP (an iExec DOCKER image needs a container engine, and there is none here)",
+                    a.app, a.app_multiaddr
+                ));
+            }
+            let bytes = self.download(&a.app_multiaddr).await?;
+            if Sha256::digest(&bytes).as_slice() != a.app_checksum.as_slice() {
+                return Err(format!(
+                    "app bundle from {} does not match the app's checksum {}",
+                    a.app_multiaddr, a.app_checksum
+                ));
+            }
+            tokio::fs::create_dir_all(cache.parent().unwrap_or(Path::new("."))).await.map_err(|e| e.to_string())?;
+            tokio::fs::write(&file, &bytes).await.map_err(|e| e.to_string())?;
+        }
+        let bundle =
+            Bundle::from_bytes(tokio::fs::read(&file).await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        Ok((file, bundle))
+    }
+
+    async fn download(&self, url: &str) -> Result<Vec<u8>, String> {
+        let r = self.http.get(url).send().await.map_err(|e| format!("download {url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("download {url}: HTTP {}", r.status()));
+        }
+        if r.content_length().is_some_and(|n| n > MAX_FILE) {
+            return Err(format!("{url} is larger than {MAX_FILE} bytes"));
+        }
+        let b = r.bytes().await.map_err(|e| format!("download {url}: {e}"))?;
+        Ok(b.to_vec())
+    }
+
+    async fn work(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), String> {
+        if a.dataset != Address::ZERO {
+            return Err("this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker".into());
+        }
+        let (_, bundle) = self.app(a).await?;
+        if bundle.manifest.runtime == RuntimeKind::Wasm {
+            return Err("this worker has no WebAssembly runtime yet".into());
+        }
+        let params = Params::parse(&a.params)?;
+        let (app_dir, iin, out) = (dir.join("app"), dir.join("in"), dir.join("out"));
+        for d in [&iin, &out] {
+            tokio::fs::create_dir_all(d).await.map_err(|e| e.to_string())?;
+        }
+        bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
+        let mut names = vec![];
+        for (i, url) in params.input_files.iter().enumerate() {
+            let name = url
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty() && *n != ".." && *n != ".")
+                .map(str::to_string)
+                .unwrap_or(format!("input-{}", i + 1));
+            let bytes = self.download(url).await?;
+            tokio::fs::write(iin.join(&name), bytes).await.map_err(|e| e.to_string())?;
+            names.push(name);
+        }
+        let info = TaskInfo {
+            deal_id: format!("{:?}", a.dealid),
+            task_id: format!("{:?}", a.taskid),
+            task_index: a.idx,
+            bot_first: a.bot_first,
+            bot_size: a.bot_size,
+            dataset: None,
+            input_files: names,
+            ..Default::default()
+        };
+        let job = Job {
+            app_dir,
+            manifest: bundle.manifest.clone(),
+            args: params.argv()?,
+            env: environment(&info, &iin, &out),
+            iexec_in: iin,
+            iexec_out: out.clone(),
+            time_limit: Duration::from_secs(a.time_limit_secs.max(1)),
+            memory_limit: self.cfg.memory_limit,
+            stdout: dir.join("stdout.log"),
+            stderr: dir.join("stderr.log"),
+        };
+        let rt = &self.process;
+        let outcome = tokio::task::block_in_place(|| rt.run(&job)).map_err(|e| {
+            let tail = std::fs::read_to_string(&job.stderr).unwrap_or_default();
+            let tail: String = tail.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+            format!("{e}{}", if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") })
+        })?;
+        for m in &outcome.missing_limits {
+            tracing::warn!(task = %a.taskid, "limit not applied: {m}");
+        }
+        let computed = veil_exec::result::read_computed(&out).map_err(|e| e.to_string())?;
+        let digest = veil_exec::result::digest(&out, &computed).map_err(|e| e.to_string())?;
+        let zip = zip_dir(&out).map_err(|e| format!("cannot pack the result: {e}"))?;
+        let blob = self.storage.upload_bytes(zip).await.map_err(|e| format!("cannot store the result: {e}"))?;
+
+        // Listen before contributing so the consensus event cannot be missed.
+        let head = self.client.chain().await.map_err(|e| e.to_string())?.head;
+        let events = self.client.events(head + 1).await.map_err(|e| e.to_string())?;
+        let me = self.cfg.key.address();
+        let rh = result_hash(&a.taskid, &digest);
+        let call = Call::Contribute {
+            taskid: a.taskid,
+            result_hash: rh,
+            result_seal: result_seal(&me, &a.taskid, &digest),
+            enclave_challenge: a.enclave_challenge,
+            enclave_sign: None,
+            authorization_sign: a.authorization,
+        };
+        let receipt = self.send(call).await.map_err(|e| format!("contribute: {e}"))?;
+        self.report(token, a, ReportOutcome::Contributed { results: blob.url.clone() }).await;
+        let consensus_now = receipt.events.iter().find_map(|e| match e {
+            Event::TaskConsensus { taskid, consensus } if *taskid == a.taskid => Some(*consensus),
+            _ => None,
+        });
+        let consensus = match consensus_now {
+            Some(c) => c,
+            None => {
+                wait_consensus(events, &a.taskid, Duration::from_secs(a.time_limit_secs.saturating_mul(7).max(5)))
+                    .await?
+            }
+        };
+        if consensus != rh {
+            return Err("the other workers agreed on another result".into());
+        }
+        self.send(Call::Reveal { taskid: a.taskid, result_digest: digest })
+            .await
+            .map_err(|e| format!("reveal: {e}"))?;
+        self.report(token, a, ReportOutcome::Revealed).await;
+        tracing::info!(task = %a.taskid, %digest, "contributed and revealed");
+        Ok(())
+    }
+}
+
+async fn wait_consensus(
+    events: impl futures_util::Stream<Item = Result<veil_sdk::StreamBlock, veil_sdk::SdkError>>,
+    task: &veil_core::B256,
+    limit: Duration,
+) -> Result<veil_core::B256, String> {
+    let mut events = Box::pin(events);
+    let wait = async {
+        while let Some(b) = events.next().await {
+            let b = b.map_err(|e| e.to_string())?;
+            for e in b.receipts.iter().flat_map(|r| r.events.iter()) {
+                match e {
+                    Event::TaskConsensus { taskid, consensus } if taskid == task => return Ok(*consensus),
+                    Event::TaskClaimed { taskid } if taskid == task => return Err("the task was claimed".to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Err("the event stream ended".to_string())
+    };
+    tokio::time::timeout(limit, wait).await.map_err(|_| "no consensus before the contribution deadline".to_string())?
+}
+
+/// Zips a result folder (stored, sorted), refusing links.
+pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(d)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_symlink() {
+                return Err(std::io::Error::other(format!(
+                    "the result holds a link: {}",
+                    e.path().strip_prefix(root).unwrap_or(&e.path()).display()
+                )));
+            }
+            if t.is_dir() { walk(root, &e.path(), out)? } else { out.push(e.path()) }
+        }
+        Ok(())
+    }
+    let mut files = vec![];
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut total = 0u64;
+    for f in files {
+        let name = f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().replace('\\', "/");
+        let data = std::fs::read(&f)?;
+        total += data.len() as u64;
+        if total > MAX_FILE {
+            return Err(std::io::Error::other(format!("the result is larger than {MAX_FILE} bytes")));
+        }
+        let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        z.start_file(name, o).map_err(std::io::Error::other)?;
+        z.write_all(&data)?;
+    }
+    Ok(z.finish().map_err(std::io::Error::other)?.into_inner())
+}

@@ -1,0 +1,488 @@
+//! Workerpool and execution commands: `veil scheduler`, `veil worker`, `veil workerpool publish`,
+//! `veil app publish`, `veil run`, `veil result get`.
+
+use crate::chain_cmd::{Conn, SignerArgs, parse_amount, runtime};
+use crate::cli_io::{emit, veil_home};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures_util::StreamExt;
+use serde_json::json;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use veil_core::book::BookQuery;
+use veil_core::events::Event;
+use veil_core::orders::OrderKind;
+use veil_core::state::{TaskStatus, task_id};
+use veil_core::tx::AnyOrder;
+use veil_core::{Address, AppOrder, B256, Call, RequestOrder, Signed, U256, WorkerpoolOrder};
+
+#[derive(Args)]
+pub struct SchedulerArgs {
+    /// The workerpool this scheduler runs (its key must own it).
+    #[arg(long)]
+    workerpool: Address,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:8648")]
+    listen: SocketAddr,
+    /// Seconds of silence after which a worker's assignments go to another worker.
+    #[arg(long, default_value_t = 10)]
+    worker_timeout: u64,
+    #[command(flatten)]
+    signer: SignerArgs,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
+    crate::logging(json);
+    let key = a.signer.key()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let cfg = veil_pool::SchedulerConfig {
+            node: a.conn.node.clone(),
+            workerpool: a.workerpool,
+            key,
+            data_dir: a.data_dir.unwrap_or_else(|| veil_home().join(format!("scheduler-{}", a.workerpool))),
+            worker_timeout: Duration::from_secs(a.worker_timeout),
+        };
+        let s = veil_pool::Scheduler::open(cfg).await?;
+        tokio::spawn(s.clone().follow());
+        tokio::spawn(s.clone().watch());
+        let listener =
+            tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        if json {
+            println!("{}", json!({ "ready": true, "url": url, "workerpool": a.workerpool }));
+        } else {
+            println!("veil scheduler for workerpool {} on {url}", a.workerpool);
+        }
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, veil_pool::http::router(s)).await?;
+        Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// The scheduler's URL.
+    #[arg(long, env = "VEIL_SCHEDULER")]
+    scheduler: String,
+    /// Tasks run at once.
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Memory limit of an app, MiB.
+    #[arg(long, default_value_t = 2048)]
+    memory_limit_mb: u64,
+    /// Where results are stored (default: the node's embedded storage).
+    #[arg(long, env = "VEIL_STORAGE")]
+    storage: Option<String>,
+    #[command(flatten)]
+    signer: SignerArgs,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
+    crate::logging(json);
+    let key = a.signer.key()?;
+    let address = key.address();
+    let cfg = veil_pool::WorkerConfig {
+        scheduler: a.scheduler.trim_end_matches('/').to_string(),
+        node: a.conn.node.clone(),
+        storage: a.storage.unwrap_or_else(|| a.conn.node.clone()),
+        key,
+        slots: a.slots.max(1),
+        work_dir: a.work_dir.unwrap_or_else(|| veil_home().join(format!("worker-{address}"))),
+        memory_limit: a.memory_limit_mb << 20,
+    };
+    if json {
+        println!("{}", json!({ "ready": true, "worker": address, "scheduler": cfg.scheduler }));
+    } else {
+        println!("veil worker {address} → scheduler {}", cfg.scheduler);
+    }
+    let _ = std::io::stdout().flush();
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(veil_pool::Worker::new(cfg).run());
+    Ok(())
+}
+
+fn salt() -> B256 {
+    let mut s = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
+    B256::from(s)
+}
+
+#[derive(Args)]
+pub struct PoolPublishArgs {
+    #[arg(long)]
+    workerpool: Address,
+    /// Price per task (nRLC, or e.g. "0.1 RLC").
+    #[arg(long, default_value = "0")]
+    price: String,
+    #[arg(long, default_value_t = 100)]
+    volume: u64,
+    #[arg(long, default_value_t = 0)]
+    category: u64,
+    #[arg(long, default_value_t = 1)]
+    trust: u64,
+    /// Tag offered (hex or names, e.g. tee,scone).
+    #[arg(long, default_value = "0x0", value_parser = veil_core::tag::parse)]
+    tag: B256,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+pub fn workerpool_publish(a: PoolPublishArgs, conn: &Conn, json: bool) -> Result<()> {
+    let z = Address::ZERO;
+    let o = WorkerpoolOrder {
+        workerpool: a.workerpool,
+        workerpoolprice: parse_amount(&a.price)?.0,
+        volume: U256::from(a.volume),
+        tag: a.tag,
+        category: U256::from(a.category),
+        trust: U256::from(a.trust),
+        apprestrict: z,
+        datasetrestrict: z,
+        requesterrestrict: z,
+        salt: salt(),
+    };
+    publish(AnyOrder::Workerpool(o), &a.signer, conn, json)
+}
+
+#[derive(Args)]
+pub struct AppPublishArgs {
+    #[arg(long)]
+    app: Address,
+    #[arg(long, default_value = "0")]
+    price: String,
+    #[arg(long, default_value_t = 1000)]
+    volume: u64,
+    #[arg(long, default_value = "0x0", value_parser = veil_core::tag::parse)]
+    tag: B256,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+pub fn app_publish(a: AppPublishArgs, conn: &Conn, json: bool) -> Result<()> {
+    let z = Address::ZERO;
+    let o = AppOrder {
+        app: a.app,
+        appprice: parse_amount(&a.price)?.0,
+        volume: U256::from(a.volume),
+        tag: a.tag,
+        datasetrestrict: z,
+        workerpoolrestrict: z,
+        requesterrestrict: z,
+        salt: salt(),
+    };
+    publish(AnyOrder::App(o), &a.signer, conn, json)
+}
+
+fn publish(order: AnyOrder, signer: &SignerArgs, conn: &Conn, json: bool) -> Result<()> {
+    let c = conn.client();
+    let rt = runtime()?;
+    let domain = rt.block_on(c.chain())?.domain;
+    let sign = signer.key()?.sign_hash(&order.typed_hash(&domain));
+    let kind = order.kind();
+    let e = rt.block_on(c.publish(order, Some(sign)))?;
+    emit(
+        json,
+        &serde_json::to_value(&e)?,
+        &format!("{kind} order published: {} (volume {})", e.order_hash, e.remaining),
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The app to run.
+    app: Address,
+    #[arg(long)]
+    dataset: Option<Address>,
+    /// Arguments for the app.
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    args: String,
+    /// Input file URL (repeat for several).
+    #[arg(long = "input-file")]
+    input_files: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    trust: u64,
+    #[arg(long, default_value_t = 0)]
+    category: u64,
+    #[arg(long, default_value_t = 1)]
+    volume: u64,
+    /// Follow the tasks until they end (the default; kept for iExec familiarity).
+    #[arg(long)]
+    watch: bool,
+    /// Return once the deal is made, without following its tasks.
+    #[arg(long, conflicts_with = "watch")]
+    no_watch: bool,
+    /// Give up following after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
+    let key = a.signer.key()?;
+    let c = conn.client();
+    let rt = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    rt.block_on(async {
+        let info = c.chain().await?;
+        let d = info.domain;
+        let best = |kind: OrderKind, q: BookQuery| {
+            let c = c.clone();
+            async move { c.orderbook(kind, &q).await.map(|p| p.orders.into_iter().next()) }
+        };
+        let me = key.address();
+        let app = best(OrderKind::App, BookQuery { app: Some(a.app), requester: Some(me), ..Default::default() })
+            .await?
+            .with_context(|| {
+                format!("no app order for {} in the orderbook: its owner must publish one (veil app publish)", a.app)
+            })?;
+        let dataset = match a.dataset {
+            Some(ds) => Some(
+                best(
+                    OrderKind::Dataset,
+                    BookQuery { dataset: Some(ds), app: Some(a.app), requester: Some(me), ..Default::default() },
+                )
+                .await?
+                .with_context(|| {
+                    format!("no dataset order of {ds} lets this app and requester use it (veil data grant)")
+                })?,
+            ),
+            None => None,
+        };
+        let min_tag = veil_core::tag::or(
+            &app.order.tag(),
+            &dataset.as_ref().map(|d| veil_core::tag::dataset_mask(&d.order.tag())).unwrap_or_default(),
+        );
+        let pool = best(
+            OrderKind::Workerpool,
+            BookQuery {
+                category: Some(a.category),
+                min_trust: Some(a.trust),
+                min_tag: Some(min_tag),
+                app: Some(a.app),
+                dataset: a.dataset,
+                requester: Some(me),
+                min_volume: Some(a.volume),
+                ..Default::default()
+            },
+        )
+        .await?
+        .with_context(|| {
+            format!(
+                "no workerpool offers category {}, trust ≥ {} and volume ≥ {} now: is a scheduler publishing orders?",
+                a.category, a.trust, a.volume
+            )
+        })?;
+        let mut params = json!({ "iexec_args": a.args });
+        if !a.input_files.is_empty() {
+            params["iexec_input_files"] = json!(a.input_files);
+        }
+        let request = RequestOrder {
+            app: a.app,
+            appmaxprice: app.order.price(),
+            dataset: a.dataset.unwrap_or(Address::ZERO),
+            datasetmaxprice: dataset.as_ref().map(|d| d.order.price()).unwrap_or_default(),
+            workerpool: Address::ZERO,
+            workerpoolmaxprice: pool.order.price(),
+            requester: me,
+            volume: U256::from(a.volume),
+            tag: min_tag,
+            category: U256::from(a.category),
+            trust: U256::from(a.trust),
+            beneficiary: me,
+            callback: Address::ZERO,
+            params: params.to_string(),
+            salt: salt(),
+        };
+        let as_signed = |e: &veil_core::book::BookEntry| e.sign;
+        let call = Call::MatchOrders {
+            app_order: Signed {
+                order: match &app.order {
+                    AnyOrder::App(o) => o.clone(),
+                    _ => bail!("not an app order"),
+                },
+                sign: as_signed(&app),
+            },
+            dataset_order: match &dataset {
+                Some(e) => Some(Signed {
+                    order: match &e.order {
+                        AnyOrder::Dataset(o) => o.clone(),
+                        _ => bail!("not a dataset order"),
+                    },
+                    sign: as_signed(e),
+                }),
+                None => None,
+            },
+            workerpool_order: Signed {
+                order: match &pool.order {
+                    AnyOrder::Workerpool(o) => o.clone(),
+                    _ => bail!("not a workerpool order"),
+                },
+                sign: as_signed(&pool),
+            },
+            request_order: Signed::new(request, &key, &d),
+        };
+        // Listen first, so no task event is missed.
+        let events = c.events(info.head + 1).await?;
+        let r = c.send(&key, call).await?;
+        let dealid = crate::local::dealid(&r.events)?;
+        if !json {
+            println!("deal {dealid}: {} task(s) on workerpool {}", a.volume, pool.order.asset());
+        }
+        if a.no_watch {
+            emit(json, &json!({ "dealid": dealid, "block": r.block }), &format!("deal {dealid} made"));
+            return Ok(());
+        }
+        let deal = c.deal(&dealid).await?.deal;
+        let first: u64 = deal.bot_first.to();
+        let tasks: Vec<B256> = (first..first + a.volume).map(|i| task_id(&dealid, U256::from(i))).collect();
+        let mut pending: std::collections::BTreeSet<B256> = tasks.iter().copied().collect();
+        let mut events = Box::pin(events);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(a.timeout);
+        while !pending.is_empty() {
+            let next = tokio::time::timeout_at(deadline, events.next()).await;
+            let Ok(Some(b)) = next else {
+                bail!("gave up after {} s with {} task(s) unfinished (see veil task show)", a.timeout, pending.len())
+            };
+            for e in b?.receipts.iter().flat_map(|r| r.events.iter()) {
+                let (t, what) = match e {
+                    Event::TaskInitialize { taskid, .. } => (taskid, "initialized"),
+                    Event::TaskContribute { taskid, .. } => (taskid, "contribution"),
+                    Event::TaskConsensus { taskid, .. } => (taskid, "consensus"),
+                    Event::TaskReveal { taskid, .. } => (taskid, "revealed"),
+                    Event::TaskFinalize { taskid, .. } => (taskid, "COMPLETED"),
+                    Event::TaskClaimed { taskid } => (taskid, "FAILED (claimed)"),
+                    _ => continue,
+                };
+                if pending.contains(t) {
+                    if !json {
+                        println!("  {:>8.0} ms  task {t}  {what}", started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    if matches!(e, Event::TaskFinalize { .. } | Event::TaskClaimed { .. }) {
+                        pending.remove(t);
+                    }
+                }
+            }
+        }
+        let mut out = vec![];
+        for t in &tasks {
+            let task = c.task(t).await?.task;
+            let results = String::from_utf8_lossy(&task.results).to_string();
+            out.push(
+                json!({ "taskid": t, "status": task.status, "resultDigest": task.result_digest, "results": results }),
+            );
+            if !json {
+                println!("task {t}: {}  result {results}", task.status);
+            }
+        }
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if json {
+            emit(true, &json!({ "dealid": dealid, "tasks": out, "ms": ms }), "");
+        } else {
+            println!("done in {ms:.0} ms; fetch a result with: veil result get TASKID");
+        }
+        let failed = tasks.len() - out.iter().filter(|v| v["status"] == json!(TaskStatus::Completed)).count();
+        if failed > 0 {
+            bail!("{failed} task(s) did not complete");
+        }
+        Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct ResultGetArgs {
+    taskid: B256,
+    /// Folder to unpack the result into (default: ./result-TASKID).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn result_get(a: ResultGetArgs, conn: &Conn, json: bool) -> Result<()> {
+    let rt = runtime()?;
+    let c = conn.client();
+    let task = rt.block_on(c.task(&a.taskid))?.task;
+    if task.status != TaskStatus::Completed {
+        bail!("task {} is {}: no result yet", a.taskid, task.status);
+    }
+    let url = String::from_utf8(task.results.to_vec()).context("the task's results field is not a URL")?;
+    let bytes = rt
+        .block_on(async { reqwest::get(&url).await?.error_for_status()?.bytes().await })
+        .with_context(|| format!("cannot download {url}"))?;
+    let out = a.out.unwrap_or_else(|| PathBuf::from(format!("result-{}", a.taskid)));
+    let bundle_dir = out.clone();
+    unzip_safe(&bytes, &bundle_dir)?;
+    emit(
+        json,
+        &json!({ "taskid": a.taskid, "results": url, "out": out }),
+        &format!("result of {} unpacked into {}", a.taskid, out.display()),
+    );
+    Ok(())
+}
+
+/// Unpacks a result zip, refusing entries that would land outside `dest`.
+fn unzip_safe(bytes: &[u8], dest: &std::path::Path) -> Result<()> {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("the result is not a zip archive")?;
+    std::fs::create_dir_all(dest)?;
+    for i in 0..z.len() {
+        let mut f = z.by_index(i)?;
+        let Some(rel) = f.enclosed_name() else { bail!("unsafe entry `{}` in the result archive: refused", f.name()) };
+        if f.is_symlink() {
+            bail!("link `{}` in the result archive: refused", f.name());
+        }
+        let p = dest.join(rel);
+        if f.is_dir() {
+            std::fs::create_dir_all(&p)?;
+            continue;
+        }
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::io::copy(&mut f, &mut std::fs::File::create(&p)?)?;
+    }
+    Ok(())
+}
+
+/// `veil app deploy --bundle DIR`: pack, store, register with checksum and measurement.
+pub fn deploy_bundle(
+    dir: &std::path::Path,
+    name: Option<String>,
+    signer: &SignerArgs,
+    conn: &Conn,
+    json: bool,
+) -> Result<()> {
+    let bundle = veil_exec::Bundle::pack(dir)?;
+    let key = signer.key()?;
+    let rt = runtime()?;
+    let c = conn.client();
+    let blob = rt.block_on(c.upload_bytes(bundle.bytes.clone()))?;
+    let measurement: String = bundle.measurement().iter().map(|b| format!("{b:02x}")).collect();
+    let call = Call::CreateApp {
+        name: name.unwrap_or_else(|| bundle.manifest.name.clone()),
+        app_type: "VEIL".into(),
+        multiaddr: blob.url.clone(),
+        checksum: B256::from(bundle.checksum()),
+        mrenclave: format!("0x{measurement}"),
+    };
+    let r = rt.block_on(c.send(&key, call))?;
+    let app = crate::local::created(&r.events)?;
+    emit(
+        json,
+        &json!({ "address": app, "app": app, "multiaddr": blob.url, "checksum": format!("0x{}", blob.id), "measurement": format!("0x{measurement}"), "block": r.block }),
+        &format!(
+            "app {} deployed\n  bundle       {}\n  checksum     0x{}\n  measurement  0x{measurement}",
+            app, blob.url, blob.id
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Deals run end to end through the real binaries: node, scheduler, workers, `veil run`.
+
+mod common;
+use common::{Service, ok, spawn, veil};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+
+const APP: &str = r#"import os, sys, json
+o = os.environ["IEXEC_OUT"]
+if sys.argv[1:] == ["forever"]:
+    while True:
+        pass
+open(o + "/result.txt", "w").write("Hello, " + " ".join(sys.argv[1:]) + "!")
+json.dump({"deterministic-output-path": o + "/result.txt"}, open(o + "/computed.json", "w"))
+"#;
+
+struct Pool {
+    node: Service,
+    _scheduler: Service,
+    _workers: Vec<Service>,
+    app: String,
+}
+
+fn addr(v: &Value) -> String {
+    v["address"].as_str().unwrap().to_string()
+}
+
+/// A dev node, a pool (dev account 3) with `workers` workers (dev accounts 5…), a Python app
+/// (dev account 1) with its order, and the pool's order for `category` and `trust`.
+fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
+    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+    let url = node.url.clone();
+    for i in ["1", "3", "4", "5", "6"] {
+        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
+    let scheduler = spawn(
+        &[
+            "scheduler",
+            "--workerpool",
+            &pool,
+            "--dev-account",
+            "3",
+            "--node",
+            &url,
+            "--data-dir",
+            d.join("sched").to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let workers = (0..workers)
+        .map(|i| {
+            let acc = (5 + i).to_string();
+            let dir = d.join(format!("worker{i}"));
+            let mut s = spawn_worker(&scheduler.url, &url, &acc, &dir);
+            s.url = scheduler.url.clone();
+            s
+        })
+        .collect();
+    std::fs::create_dir_all(d.join("app")).unwrap();
+    std::fs::write(
+        d.join("app/iapp.toml"),
+        "name = \"hello\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("app/app.py"), APP).unwrap();
+    let app = addr(&ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]));
+    ok(&url, &["app", "publish", "--app", &app, "--price", "1", "--dev-account", "1"]);
+    let (c, t) = (category.to_string(), trust.to_string());
+    ok(
+        &url,
+        &[
+            "workerpool",
+            "publish",
+            "--workerpool",
+            &pool,
+            "--price",
+            "100",
+            "--category",
+            &c,
+            "--trust",
+            &t,
+            "--dev-account",
+            "3",
+        ],
+    );
+    Pool { node, _scheduler: scheduler, _workers: workers, app }
+}
+
+fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> Service {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["worker", "--json", "--scheduler", scheduler, "--node", node, "--dev-account", account, "--work-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Service { child, url: String::new(), ready: Value::Null }
+}
+
+#[test]
+fn one_worker_runs_a_python_app_and_the_result_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = pool(d, 1, 0, 1);
+    let url = &p.node.url;
+    let r = ok(url, &["run", &p.app, "--args", "Veil world", "--dev-account", "4", "--timeout", "60"]);
+    let task = &r["tasks"][0];
+    assert_eq!(task["status"], "COMPLETED");
+    let taskid = task["taskid"].as_str().unwrap();
+    let out = d.join("result");
+    ok(url, &["result", "get", taskid, "--out", out.to_str().unwrap()]);
+    let text = std::fs::read_to_string(out.join("result.txt")).unwrap();
+    assert_eq!(text, "Hello, Veil world!");
+    // The digest on the ledger is the sha256 of the deterministic file.
+    use sha2::Digest;
+    let digest = format!("0x{}", hex::encode(sha2::Sha256::digest(text.as_bytes())));
+    assert_eq!(task["resultDigest"], digest);
+}
+
+#[test]
+fn trust_3_replicates_on_two_workers_who_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), 2, 0, 3);
+    let url = &p.node.url;
+    let r = ok(url, &["run", &p.app, "--args", "twice", "--trust", "3", "--dev-account", "4", "--timeout", "60"]);
+    let taskid = r["tasks"][0]["taskid"].as_str().unwrap().to_string();
+    let t = ok(url, &["task", "show", &taskid]);
+    assert_eq!(t["status"], "COMPLETED");
+    assert_eq!(t["contributors"].as_array().unwrap().len(), 2, "two replicas");
+    for acc in ["5", "6"] {
+        assert_eq!(
+            ok(url, &["account", "show", "--dev-account", acc])["score"],
+            1,
+            "each agreeing worker's score grows"
+        );
+    }
+}
+
+#[test]
+fn an_endless_app_is_killed_and_the_worker_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Category 5 of a dev ledger: 5 s reference time, so the app is killed after 5 s.
+    let p = pool(dir.path(), 1, 5, 1);
+    let url = &p.node.url;
+    let err =
+        veil(url, &["run", &p.app, "--args", "forever", "--category", "5", "--dev-account", "4", "--timeout", "12"])
+            .unwrap_err();
+    assert!(err.contains("gave up") || err.contains("did not complete"), "{err}");
+    let r = ok(url, &["run", &p.app, "--args", "again", "--category", "5", "--dev-account", "4", "--timeout", "30"]);
+    assert_eq!(r["tasks"][0]["status"], "COMPLETED", "the same worker took the next task");
+}
