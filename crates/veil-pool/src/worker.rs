@@ -35,6 +35,8 @@ pub struct Worker {
     storage: Client,
     http: reqwest::Client,
     process: ProcessRuntime,
+    /// Created on the first WebAssembly task.
+    wasm: std::sync::OnceLock<Arc<veil_wasm::WasmRuntime>>,
     nonce: Mutex<Option<u64>>,
 }
 
@@ -56,6 +58,7 @@ impl Worker {
             storage: Client::new(&cfg.storage),
             http: reqwest::Client::new(),
             process,
+            wasm: std::sync::OnceLock::new(),
             nonce: Mutex::new(None),
             cfg,
         })
@@ -215,9 +218,6 @@ impl Worker {
             return Err("this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker".into());
         }
         let (_, bundle) = self.app(a).await?;
-        if bundle.manifest.runtime == RuntimeKind::Wasm {
-            return Err("this worker has no WebAssembly runtime yet".into());
-        }
         let params = Params::parse(&a.params)?;
         let (app_dir, iin, out) = (dir.join("app"), dir.join("in"), dir.join("out"));
         for d in [&iin, &out] {
@@ -258,7 +258,16 @@ impl Worker {
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
         };
-        let rt = &self.process;
+        let rt: &dyn Runtime = match bundle.manifest.runtime {
+            RuntimeKind::Process => &self.process,
+            RuntimeKind::Wasm => match self.wasm.get() {
+                Some(w) => w.as_ref(),
+                None => {
+                    let w = veil_wasm::WasmRuntime::new().map_err(|e| e.to_string())?;
+                    self.wasm.get_or_init(|| w).as_ref()
+                }
+            },
+        };
         let outcome = tokio::task::block_in_place(|| rt.run(&job)).map_err(|e| {
             let tail = std::fs::read_to_string(&job.stderr).unwrap_or_default();
             let tail: String = tail.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();

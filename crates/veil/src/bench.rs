@@ -35,6 +35,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100_000)]
         memory_deals: usize,
     },
+    /// Trivial app, matchOrders → finalized, on a local network of real processes (process, wasm).
+    Latency {
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+    },
+    /// One deal of many trivial WASM tasks, with 1 and 2 workers (tasks per second).
+    Bag {
+        #[arg(long, default_value_t = 1000)]
+        volume: u64,
+    },
     /// `veil data protect` of a large file against `openssl enc` + `sha256sum`, side by side.
     Protect {
         /// File size in MiB.
@@ -49,6 +59,8 @@ pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Core { n, runs } => core(n, runs, json),
         BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
+        BenchCmd::Latency { runs } => crate::bench_exec::latency(runs, json),
+        BenchCmd::Bag { volume } => crate::bench_exec::bag(volume, &[1, 2], json),
         BenchCmd::Ledger { n, runs, concurrency, memory_deals } => {
             crate::bench_ledger::run(n, runs, concurrency, memory_deals, json)
         }

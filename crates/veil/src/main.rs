@@ -4,6 +4,7 @@
 //! human or `--json` output. Protocol rules never live here: they belong to `veil-core`.
 
 mod bench;
+mod bench_exec;
 mod bench_ledger;
 mod bench_protect;
 mod chain_cmd;

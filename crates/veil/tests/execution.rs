@@ -152,3 +152,29 @@ fn an_endless_app_is_killed_and_the_worker_lives_on() {
     let r = ok(url, &["run", &p.app, "--args", "again", "--category", "5", "--dev-account", "4", "--timeout", "30"]);
     assert_eq!(r["tasks"][0]["status"], "COMPLETED", "the same worker took the next task");
 }
+
+#[test]
+fn a_wasm_app_runs_through_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = pool(d, 1, 0, 1);
+    let url = &p.node.url;
+    std::fs::create_dir_all(d.join("wapp")).unwrap();
+    std::fs::write(d.join("wapp/iapp.toml"), "name = \"w\"\nruntime = \"wasm\"\nentrypoint = \"hello.wasm\"\n")
+        .unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-wasm/tests/fixtures/hello.wasm"),
+        d.join("wapp/hello.wasm"),
+    )
+    .unwrap();
+    let app = addr(&ok(url, &["app", "deploy", "--bundle", d.join("wapp").to_str().unwrap(), "--dev-account", "1"]));
+    ok(url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    let r = ok(url, &["run", &app, "--args", "Veil world", "--dev-account", "4", "--timeout", "60"]);
+    assert_eq!(r["tasks"][0]["status"], "COMPLETED");
+    // The same output as the Python app gives the same digest.
+    use sha2::Digest;
+    assert_eq!(
+        r["tasks"][0]["resultDigest"],
+        format!("0x{}", hex::encode(sha2::Sha256::digest(b"Hello, Veil world!")))
+    );
+}

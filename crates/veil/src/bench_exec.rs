@@ -1,0 +1,308 @@
+//! `veil bench latency` and `veil bench bag`: trivial apps on a local network of real processes
+//! (node, scheduler, workers), from matchOrders to the task's finalize event.
+
+use crate::cli_io::emit;
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use veil_core::book::BookQuery;
+use veil_core::events::Event;
+use veil_core::orders::OrderKind;
+use veil_core::tx::AnyOrder;
+use veil_core::*;
+use veil_node::dev::dev_key;
+use veil_sdk::Client;
+
+const PY: &str = "import os, json\no = os.environ['IEXEC_OUT']\nopen(o + '/r.txt', 'w').write('ok')\njson.dump({'deterministic-output-path': o + '/r.txt'}, open(o + '/computed.json', 'w'))\n";
+
+struct Procs(Vec<Child>, PathBuf);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn spawn(procs: &mut Procs, args: &[&str], listen: bool) -> Result<String> {
+    let mut c = Command::new(std::env::current_exe()?);
+    c.args(args).arg("--json").env("RUST_LOG", "error").stdout(Stdio::piped()).stderr(Stdio::null());
+    if listen {
+        c.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = c.spawn().context("cannot start a service")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    procs.0.push(child);
+    let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("service did not start: {line}"))?;
+    Ok(v["url"].as_str().unwrap_or_default().to_string())
+}
+
+/// A node, a scheduler for a new pool and `workers` workers; returns the client and the pool.
+async fn network(procs: &mut Procs, workers: usize) -> Result<(Client, Address)> {
+    let d = procs.1.clone();
+    let node = spawn(
+        procs,
+        &["node", "--dev", "--checkpoint-every", "0", "--data-dir", d.join("node").to_str().unwrap_or_default()],
+        true,
+    )?;
+    let c = Client::new(&node);
+    for i in [1, 3, 4, 5, 6, 7] {
+        c.send(&dev_key(i), Call::Deposit { amount: Nrlc::rlc(100_000) }).await?;
+    }
+    let r = c.send(&dev_key(3), Call::CreateWorkerpool { description: "bench".into() }).await?;
+    let pool = crate::local::created(&r.events)?;
+    let ps = pool.to_string();
+    let sched = spawn(
+        procs,
+        &[
+            "scheduler",
+            "--workerpool",
+            &ps,
+            "--dev-account",
+            "3",
+            "--node",
+            &node,
+            "--data-dir",
+            d.join("sched").to_str().unwrap_or_default(),
+        ],
+        true,
+    )?;
+    for w in 0..workers {
+        let acc = (5 + w).to_string();
+        let wd = d.join(format!("worker{w}"));
+        spawn(
+            procs,
+            &[
+                "worker",
+                "--scheduler",
+                &sched,
+                "--node",
+                &node,
+                "--dev-account",
+                &acc,
+                "--slots",
+                "2",
+                "--work-dir",
+                wd.to_str().unwrap_or_default(),
+            ],
+            false,
+        )?;
+    }
+    Ok((c, pool))
+}
+
+/// Deploys an app bundle made of `files`, publishes its order; returns its address.
+async fn app(c: &Client, dir: &Path, manifest: &str, files: &[(&str, &[u8])]) -> Result<Address> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("iapp.toml"), manifest)?;
+    for (n, b) in files {
+        std::fs::write(dir.join(n), b)?;
+    }
+    let b = veil_exec::Bundle::pack(dir)?;
+    let blob = c.upload_bytes(b.bytes.clone()).await?;
+    let call = Call::CreateApp {
+        name: b.manifest.name.clone(),
+        app_type: "VEIL".into(),
+        multiaddr: blob.url,
+        checksum: B256::from(b.checksum()),
+        mrenclave: String::new(),
+    };
+    let app = crate::local::created(&c.send(&dev_key(1), call).await?.events)?;
+    let z = Address::ZERO;
+    let o = AnyOrder::App(AppOrder {
+        app,
+        appprice: U256::ZERO,
+        volume: U256::from(1_000_000),
+        tag: B256::ZERO,
+        datasetrestrict: z,
+        workerpoolrestrict: z,
+        requesterrestrict: z,
+        salt: random_salt(),
+    });
+    let d = c.chain().await?.domain;
+    c.publish(o.clone(), Some(dev_key(1).sign_hash(&o.typed_hash(&d)))).await?;
+    Ok(app)
+}
+
+async fn publish_pool(c: &Client, pool: Address) -> Result<()> {
+    let z = Address::ZERO;
+    let o = AnyOrder::Workerpool(WorkerpoolOrder {
+        workerpool: pool,
+        workerpoolprice: U256::ZERO,
+        volume: U256::from(1_000_000),
+        tag: B256::ZERO,
+        category: U256::ZERO,
+        trust: U256::from(1),
+        apprestrict: z,
+        datasetrestrict: z,
+        requesterrestrict: z,
+        salt: random_salt(),
+    });
+    let d = c.chain().await?.domain;
+    c.publish(o.clone(), Some(dev_key(3).sign_hash(&o.typed_hash(&d)))).await?;
+    Ok(())
+}
+
+/// Matches a deal of `volume` tasks of `app` and waits for every task's finalize; returns the time.
+async fn deal(c: &Client, app: Address, volume: u64, salt: u64) -> Result<Duration> {
+    let d = c.chain().await?;
+    let key = dev_key(4);
+    let aq = BookQuery { app: Some(app), ..Default::default() };
+    let a = c.orderbook(OrderKind::App, &aq).await?.orders.into_iter().next().context("no app order")?;
+    let w = c
+        .orderbook(OrderKind::Workerpool, &BookQuery::default())
+        .await?
+        .orders
+        .into_iter()
+        .next()
+        .context("no pool order")?;
+    let (AnyOrder::App(ao), AnyOrder::Workerpool(wo)) = (&a.order, &w.order) else {
+        bail!("orderbook answered with other kinds")
+    };
+    let z = Address::ZERO;
+    let r = RequestOrder {
+        app,
+        appmaxprice: U256::ZERO,
+        dataset: z,
+        datasetmaxprice: U256::ZERO,
+        workerpool: z,
+        workerpoolmaxprice: U256::ZERO,
+        requester: key.address(),
+        volume: U256::from(volume),
+        tag: B256::ZERO,
+        category: U256::ZERO,
+        trust: U256::ZERO,
+        beneficiary: key.address(),
+        callback: z,
+        params: "{}".into(),
+        salt: B256::from(U256::from(salt)),
+    };
+    let call = Call::MatchOrders {
+        app_order: Signed { order: ao.clone(), sign: a.sign },
+        dataset_order: None,
+        workerpool_order: Signed { order: wo.clone(), sign: w.sign },
+        request_order: Signed::new(r, &key, &d.domain),
+    };
+    let events = c.events(d.head + 1).await?;
+    let t = Instant::now();
+    let receipt = c.send(&key, call).await?;
+    let dealid = crate::local::dealid(&receipt.events)?;
+    let deal = c.deal(&dealid).await?.deal;
+    let first: u64 = deal.bot_first.to();
+    let mut pending: std::collections::HashSet<B256> =
+        (first..first + volume).map(|i| veil_core::state::task_id(&dealid, U256::from(i))).collect();
+    let mut events = Box::pin(events);
+    while !pending.is_empty() {
+        let b = tokio::time::timeout(Duration::from_secs(120), events.next())
+            .await
+            .context("tasks did not finish in 120 s")?
+            .context("event stream ended")??;
+        for e in b.receipts.iter().flat_map(|r| r.events.iter()) {
+            if let Event::TaskFinalize { taskid, .. } = e {
+                pending.remove(taskid);
+            }
+        }
+    }
+    Ok(t.elapsed())
+}
+
+fn random_salt() -> B256 {
+    let mut s = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
+    B256::from(s)
+}
+
+fn stats(v: &mut [f64]) -> serde_json::Value {
+    v.sort_by(f64::total_cmp);
+    json!({ "p50": crate::bench::percentile(v, 0.5), "p99": crate::bench::percentile(v, 0.99), "min": v[0], "max": v[v.len() - 1] })
+}
+
+fn wasm_bytes() -> Result<Vec<u8>> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../veil-wasm/tests/fixtures/hello.wasm");
+    std::fs::read(&p).with_context(|| format!("cannot read the trivial WASM app at {}", p.display()))
+}
+
+pub fn latency(runs: usize, json: bool) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("veil-bench-latency-{}", std::process::id()));
+    let mut procs = Procs(vec![], dir.clone());
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let (c, pool) = network(&mut procs, 1).await?;
+        publish_pool(&c, pool).await?;
+        let py = app(
+            &c,
+            &dir.join("py"),
+            "name = \"py\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+            &[("app.py", PY.as_bytes())],
+        )
+        .await?;
+        let w = wasm_bytes()?;
+        let wasm = app(
+            &c,
+            &dir.join("wasm"),
+            "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n",
+            &[("app.wasm", &w)],
+        )
+        .await?;
+        let mut out = serde_json::Map::new();
+        let mut human = format!("latency: trivial app, matchOrders → task finalized, 1 worker, {runs} runs each");
+        for (name, app) in [("process", py), ("wasm", wasm)] {
+            deal(&c, app, 1, 1_000_000).await?; // warm-up: download, unpack, compile
+            let mut ms = vec![];
+            for i in 0..runs {
+                ms.push(deal(&c, app, 1, i as u64).await?.as_secs_f64() * 1000.0);
+            }
+            let s = stats(&mut ms);
+            human.push_str(&format!(
+                "\n  {name:<8} p50 {:.1} ms  p99 {:.1} ms  (min {:.1}, max {:.1})",
+                s["p50"].as_f64().unwrap_or(0.0),
+                s["p99"].as_f64().unwrap_or(0.0),
+                s["min"].as_f64().unwrap_or(0.0),
+                s["max"].as_f64().unwrap_or(0.0)
+            ));
+            out.insert(name.into(), s);
+        }
+        human.push_str("\n  targets  process p50 ≤ 100 ms, wasm p50 ≤ 50 ms (iExec quotes ~30 s of scheduling)");
+        emit(json, &json!({ "scenario": "latency", "runs": runs, "ms": out }), &human);
+        Ok(())
+    })
+}
+
+pub fn bag(volume: u64, workers: &[usize], json: bool) -> Result<()> {
+    let mut rows = vec![];
+    let mut human = format!("bag: one deal of {volume} trivial WASM tasks");
+    for &n in workers {
+        let dir = std::env::temp_dir().join(format!("veil-bench-bag-{}-{n}", std::process::id()));
+        let mut procs = Procs(vec![], dir.clone());
+        let rt = tokio::runtime::Runtime::new()?;
+        let secs = rt.block_on(async {
+            let (c, pool) = network(&mut procs, n).await?;
+            publish_pool(&c, pool).await?;
+            let w = wasm_bytes()?;
+            let wasm = app(
+                &c,
+                &dir.join("wasm"),
+                "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n",
+                &[("app.wasm", &w)],
+            )
+            .await?;
+            deal(&c, wasm, n as u64 * 2, 999_999).await?; // warm every worker
+            Ok::<_, anyhow::Error>(deal(&c, wasm, volume, 1).await?.as_secs_f64())
+        })?;
+        let rate = volume as f64 / secs;
+        human.push_str(&format!("\n  {n} worker(s): {secs:.2} s, {rate:.0} tasks/s"));
+        rows.push(json!({ "workers": n, "seconds": secs, "tasksPerSecond": rate }));
+        drop(procs);
+    }
+    human.push_str("\n  target  ≥ 200 tasks/s with 2 workers");
+    emit(json, &json!({ "scenario": "bag", "volume": volume, "results": rows }), &human);
+    Ok(())
+}
