@@ -11,8 +11,8 @@ use tokio::sync::{Mutex, Notify};
 use veil_core::events::Event;
 use veil_core::state::{TaskStatus, task_id};
 use veil_core::tx::authorization_hash;
-use veil_core::{Address, B256, Bytes, Call, PrivateKey, Tx, U256, crypto};
-use veil_sdk::{Client, SdkError};
+use veil_core::{Address, B256, Bytes, Call, PrivateKey, U256, crypto};
+use veil_sdk::{Client, NonceSender, SdkError};
 
 /// Most replicas one task gets before the scheduler stops adding workers.
 pub const MAX_REPLICAS: usize = 8;
@@ -97,7 +97,7 @@ pub struct Scheduler {
     client: Client,
     inner: Mutex<Inner>,
     work: Notify,
-    nonce: Mutex<Option<u64>>,
+    sender: NonceSender,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,8 @@ impl Scheduler {
             )));
         }
         let inner = Inner { p, workers: HashMap::new(), tokens: HashMap::new() };
-        Ok(Arc::new(Scheduler { cfg, client, inner: Mutex::new(inner), work: Notify::new(), nonce: Mutex::new(None) }))
+        let sender = NonceSender::new(client.clone(), cfg.key.clone());
+        Ok(Arc::new(Scheduler { cfg, client, inner: Mutex::new(inner), work: Notify::new(), sender }))
     }
 
     /// Writes the scheduler's state (tmp file, fsync, rename) so a restart resumes in-flight tasks.
@@ -150,30 +151,8 @@ impl Scheduler {
         }
     }
 
-    /// Sends a transaction from the pool owner's key, keeping the nonce locally.
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
-        let mut nonce = self.nonce.lock().await;
-        for attempt in 0..2 {
-            let n = match *nonce {
-                Some(n) if attempt == 0 => n,
-                _ => self.client.account(&self.cfg.key.address()).await?.account.nonce,
-            };
-            let info_chain = self.client.chain().await?.chain_id;
-            let stx = Tx { chain_id: info_chain, from: self.cfg.key.address(), nonce: n, call: call.clone() }
-                .sign(&self.cfg.key);
-            match self.client.submit(&stx).await {
-                Ok(r) => {
-                    *nonce = Some(n + 1);
-                    return Ok(r);
-                }
-                Err(e) if e.kind() == Some("bad_nonce") && attempt == 0 => *nonce = None,
-                Err(e) => {
-                    *nonce = None;
-                    return Err(e);
-                }
-            }
-        }
-        Err(SdkError::Decode("nonce kept changing".into()))
+        self.sender.send(call).await
     }
 
     /// Follows the ledger from where it stopped, forever (reconnecting when the node goes away).

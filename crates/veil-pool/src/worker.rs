@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use veil_core::events::Event;
 use veil_core::tx::{result_hash, result_seal};
-use veil_core::{Address, Call, PrivateKey, Tx};
+use veil_core::{Address, Call, PrivateKey};
 use veil_exec::bundle::{Bundle, RuntimeKind};
 use veil_exec::contract::{Params, TaskInfo, environment};
 use veil_exec::process::ProcessRuntime;
@@ -37,7 +37,7 @@ pub struct Worker {
     process: ProcessRuntime,
     /// Created on the first WebAssembly task.
     wasm: std::sync::OnceLock<Arc<veil_wasm::WasmRuntime>>,
-    nonce: Mutex<Option<u64>>,
+    sender: veil_sdk::NonceSender,
 }
 
 /// Largest input file or result a worker accepts.
@@ -59,7 +59,7 @@ impl Worker {
             http: reqwest::Client::new(),
             process,
             wasm: std::sync::OnceLock::new(),
-            nonce: Mutex::new(None),
+            sender: veil_sdk::NonceSender::new(Client::new(&cfg.node), cfg.key.clone()),
             cfg,
         })
     }
@@ -150,28 +150,7 @@ impl Worker {
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, String> {
-        let mut nonce = self.nonce.lock().await;
-        let chain = self.client.chain().await.map_err(|e| e.to_string())?.chain_id;
-        for attempt in 0..2 {
-            let n = match *nonce {
-                Some(n) if attempt == 0 => n,
-                _ => self.client.account(&self.cfg.key.address()).await.map_err(|e| e.to_string())?.account.nonce,
-            };
-            let stx =
-                Tx { chain_id: chain, from: self.cfg.key.address(), nonce: n, call: call.clone() }.sign(&self.cfg.key);
-            match self.client.submit(&stx).await {
-                Ok(r) => {
-                    *nonce = Some(n + 1);
-                    return Ok(r);
-                }
-                Err(e) if e.kind() == Some("bad_nonce") && attempt == 0 => *nonce = None,
-                Err(e) => {
-                    *nonce = None;
-                    return Err(e.to_string());
-                }
-            }
-        }
-        Err("nonce kept changing".into())
+        self.sender.send(call).await.map_err(|e| e.to_string())
     }
 
     /// The app's bundle, downloaded once and checked against its on-chain checksum.

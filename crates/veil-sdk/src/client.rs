@@ -301,3 +301,45 @@ impl Client {
         Ok(b)
     }
 }
+
+/// Sends transactions from one key, keeping its nonce locally (asking the node only at first and
+/// after a nonce error), so a service does not read its account before every transaction.
+pub struct NonceSender {
+    client: Client,
+    key: PrivateKey,
+    next: tokio::sync::Mutex<Option<u64>>,
+}
+
+impl NonceSender {
+    pub fn new(client: Client, key: PrivateKey) -> NonceSender {
+        NonceSender { client, key, next: tokio::sync::Mutex::new(None) }
+    }
+
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    pub async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
+        let mut next = self.next.lock().await;
+        let chain_id = self.client.chain().await?.chain_id;
+        for attempt in 0..2 {
+            let nonce = match *next {
+                Some(n) if attempt == 0 => n,
+                _ => self.client.account(&self.key.address()).await?.account.nonce,
+            };
+            let stx = Tx { chain_id, from: self.key.address(), nonce, call: call.clone() }.sign(&self.key);
+            match self.client.submit(&stx).await {
+                Ok(r) => {
+                    *next = Some(nonce + 1);
+                    return Ok(r);
+                }
+                Err(e) if e.kind() == Some("bad_nonce") && attempt == 0 => *next = None,
+                Err(e) => {
+                    *next = None;
+                    return Err(e);
+                }
+            }
+        }
+        Err(SdkError::Decode("the account's nonce kept changing".into()))
+    }
+}

@@ -11,5 +11,5 @@ pub mod client;
 pub mod types;
 
 #[cfg(feature = "client")]
-pub use client::{Client, SdkError};
+pub use client::{Client, NonceSender, SdkError};
 pub use types::*;
