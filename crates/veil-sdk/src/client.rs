@@ -308,11 +308,13 @@ pub struct NonceSender {
     client: Client,
     key: PrivateKey,
     next: tokio::sync::Mutex<Option<u64>>,
+    /// Fixed at genesis: asked once.
+    chain_id: tokio::sync::OnceCell<u64>,
 }
 
 impl NonceSender {
     pub fn new(client: Client, key: PrivateKey) -> NonceSender {
-        NonceSender { client, key, next: tokio::sync::Mutex::new(None) }
+        NonceSender { client, key, next: tokio::sync::Mutex::new(None), chain_id: tokio::sync::OnceCell::new() }
     }
 
     pub fn address(&self) -> Address {
@@ -321,7 +323,8 @@ impl NonceSender {
 
     pub async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
         let mut next = self.next.lock().await;
-        let chain_id = self.client.chain().await?.chain_id;
+        let chain_id =
+            *self.chain_id.get_or_try_init(|| async { self.client.chain().await.map(|c| c.chain_id) }).await?;
         for attempt in 0..2 {
             let nonce = match *next {
                 Some(n) if attempt == 0 => n,
