@@ -178,3 +178,73 @@ fn a_wasm_app_runs_through_the_pool() {
         format!("0x{}", hex::encode(sha2::Sha256::digest(b"Hello, Veil world!")))
     );
 }
+
+#[test]
+fn a_silent_workers_task_goes_to_another_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+    let url = node.url.clone();
+    for i in ["1", "3", "4", "5", "6"] {
+        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
+    let sched = spawn(
+        &[
+            "scheduler",
+            "--workerpool",
+            &pool,
+            "--dev-account",
+            "3",
+            "--node",
+            &url,
+            "--worker-timeout",
+            "2",
+            "--data-dir",
+            d.join("sched").to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    std::fs::create_dir_all(d.join("app")).unwrap();
+    std::fs::write(
+        d.join("app/iapp.toml"),
+        "name = \"slow\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("app/app.py"), format!("import time\ntime.sleep(1.5)\n{APP}")).unwrap();
+    let app = addr(&ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]));
+    ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    ok(
+        &url,
+        &["workerpool", "publish", "--workerpool", &pool, "--category", "0", "--trust", "1", "--dev-account", "3"],
+    );
+    let first = spawn_worker(&sched.url, &url, "5", &d.join("w5"));
+    let deal = ok(&url, &["run", &app, "--args", "x", "--no-watch", "--dev-account", "4"]);
+    let dealid = deal["dealid"].as_str().unwrap().to_string();
+    // Let the first worker take the task, then kill it mid-run.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    drop(first);
+    let _second = spawn_worker(&sched.url, &url, "6", &d.join("w6"));
+    let t0 = std::time::Instant::now();
+    let taskid = {
+        let deal = ok(&url, &["deal", "show", &dealid]);
+        let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
+        let id = veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first));
+        format!("{id:?}")
+    };
+    loop {
+        let t = veil(&url, &["task", "show", &taskid]).unwrap_or_default();
+        if t["status"] == "COMPLETED" {
+            let contributors = t["contributors"].as_array().unwrap();
+            assert_eq!(contributors.len(), 1);
+            assert_eq!(
+                contributors[0].as_str().unwrap().to_lowercase(),
+                format!("{:?}", veil_node::dev::dev_key(6).address()).to_lowercase(),
+                "the second worker finished it"
+            );
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "not reassigned: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
