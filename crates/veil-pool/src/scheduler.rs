@@ -33,7 +33,6 @@ fn now_ms() -> u64 {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Assigned {
-    since_ms: u64,
     contributed: bool,
     results: Option<String>,
     failed: Option<String>,
@@ -389,7 +388,7 @@ impl Scheduler {
                 if let Some(id) = pick
                     && let Some(t) = inner.p.tasks.get_mut(&id)
                 {
-                    t.assigned.insert(worker, Assigned { since_ms: now_ms(), ..Default::default() });
+                    t.assigned.insert(worker, Assigned::default());
                     let mut a = t.base.clone();
                     let auth = authorization_hash(&worker, &id, &a.enclave_challenge);
                     a.authorization = self.cfg.key.sign_message_hash(&auth);

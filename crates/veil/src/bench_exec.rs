@@ -230,6 +230,13 @@ fn wasm_bytes() -> Result<Vec<u8>> {
     std::fs::read(&p).with_context(|| format!("cannot read the trivial WASM app at {}", p.display()))
 }
 
+/// Deploys the trivial WASM app (with its order) from `dir/wasm`.
+async fn wasm_app(c: &Client, dir: &Path) -> Result<Address> {
+    let w = wasm_bytes()?;
+    app(c, &dir.join("wasm"), "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n", &[("app.wasm", &w)])
+        .await
+}
+
 pub fn latency(runs: usize, json: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("veil-bench-latency-{}", std::process::id()));
     let mut procs = Procs(vec![], dir.clone());
@@ -244,14 +251,7 @@ pub fn latency(runs: usize, json: bool) -> Result<()> {
             &[("app.py", PY.as_bytes())],
         )
         .await?;
-        let w = wasm_bytes()?;
-        let wasm = app(
-            &c,
-            &dir.join("wasm"),
-            "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n",
-            &[("app.wasm", &w)],
-        )
-        .await?;
+        let wasm = wasm_app(&c, &dir).await?;
         let mut out = serde_json::Map::new();
         let mut human = format!("latency: trivial app, matchOrders → task finalized, 1 worker, {runs} runs each");
         for (name, app) in [("process", py), ("wasm", wasm)] {
@@ -286,14 +286,7 @@ pub fn bag(volume: u64, workers: &[usize], json: bool) -> Result<()> {
         let secs = rt.block_on(async {
             let (c, pool) = network(&mut procs, n).await?;
             publish_pool(&c, pool).await?;
-            let w = wasm_bytes()?;
-            let wasm = app(
-                &c,
-                &dir.join("wasm"),
-                "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n",
-                &[("app.wasm", &w)],
-            )
-            .await?;
+            let wasm = wasm_app(&c, &dir).await?;
             deal(&c, wasm, n as u64 * 2, 999_999).await?; // warm every worker
             Ok::<_, anyhow::Error>(deal(&c, wasm, volume, 1).await?.as_secs_f64())
         })?;

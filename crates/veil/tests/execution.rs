@@ -17,8 +17,8 @@ json.dump({"deterministic-output-path": o + "/result.txt"}, open(o + "/computed.
 
 struct Pool {
     node: Service,
-    _scheduler: Service,
-    _workers: Vec<Service>,
+    scheduler: Service,
+    workers: Vec<Service>,
     app: String,
 }
 
@@ -29,6 +29,11 @@ fn addr(v: &Value) -> String {
 /// A dev node, a pool (dev account 3) with `workers` workers (dev accounts 5…), a Python app
 /// (dev account 1) with its order, and the pool's order for `category` and `trust`.
 fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
+    pool_with(d, workers, category, trust, "", "10")
+}
+
+/// [`pool`] with code run before the app's own (`prelude`) and the scheduler's worker timeout (s).
+fn pool_with(d: &Path, workers: usize, category: u64, trust: u64, prelude: &str, worker_timeout: &str) -> Pool {
     let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
     let url = node.url.clone();
     for i in ["1", "3", "4", "5", "6"] {
@@ -44,6 +49,8 @@ fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
             "3",
             "--node",
             &url,
+            "--worker-timeout",
+            worker_timeout,
             "--data-dir",
             d.join("sched").to_str().unwrap(),
         ],
@@ -53,9 +60,7 @@ fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
         .map(|i| {
             let acc = (5 + i).to_string();
             let dir = d.join(format!("worker{i}"));
-            let mut s = spawn_worker(&scheduler.url, &url, &acc, &dir);
-            s.url = scheduler.url.clone();
-            s
+            spawn_worker(&scheduler.url, &url, &acc, &dir)
         })
         .collect();
     std::fs::create_dir_all(d.join("app")).unwrap();
@@ -64,7 +69,7 @@ fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
         "name = \"hello\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
     )
     .unwrap();
-    std::fs::write(d.join("app/app.py"), APP).unwrap();
+    std::fs::write(d.join("app/app.py"), format!("{prelude}{APP}")).unwrap();
     let app = addr(&ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]));
     ok(&url, &["app", "publish", "--app", &app, "--price", "1", "--dev-account", "1"]);
     let (c, t) = (category.to_string(), trust.to_string());
@@ -85,7 +90,7 @@ fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
             "3",
         ],
     );
-    Pool { node, _scheduler: scheduler, _workers: workers, app }
+    Pool { node, scheduler, workers, app }
 }
 
 fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> Service {
@@ -183,48 +188,14 @@ fn a_wasm_app_runs_through_the_pool() {
 fn a_silent_workers_task_goes_to_another_worker() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
-    let url = node.url.clone();
-    for i in ["1", "3", "4", "5", "6"] {
-        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
-    }
-    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
-    let sched = spawn(
-        &[
-            "scheduler",
-            "--workerpool",
-            &pool,
-            "--dev-account",
-            "3",
-            "--node",
-            &url,
-            "--worker-timeout",
-            "2",
-            "--data-dir",
-            d.join("sched").to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
-    std::fs::create_dir_all(d.join("app")).unwrap();
-    std::fs::write(
-        d.join("app/iapp.toml"),
-        "name = \"slow\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
-    )
-    .unwrap();
-    std::fs::write(d.join("app/app.py"), format!("import time\ntime.sleep(1.5)\n{APP}")).unwrap();
-    let app = addr(&ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]));
-    ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
-    ok(
-        &url,
-        &["workerpool", "publish", "--workerpool", &pool, "--category", "0", "--trust", "1", "--dev-account", "3"],
-    );
-    let first = spawn_worker(&sched.url, &url, "5", &d.join("w5"));
-    let deal = ok(&url, &["run", &app, "--args", "x", "--no-watch", "--dev-account", "4"]);
+    let mut p = pool_with(d, 1, 0, 1, "import time\ntime.sleep(1.5)\n", "2");
+    let url = p.node.url.clone();
+    let deal = ok(&url, &["run", &p.app, "--args", "x", "--no-watch", "--dev-account", "4"]);
     let dealid = deal["dealid"].as_str().unwrap().to_string();
     // Let the first worker take the task, then kill it mid-run.
     std::thread::sleep(std::time::Duration::from_millis(800));
-    drop(first);
-    let _second = spawn_worker(&sched.url, &url, "6", &d.join("w6"));
+    p.workers.clear();
+    let _second = spawn_worker(&p.scheduler.url, &url, "6", &d.join("w6"));
     let t0 = std::time::Instant::now();
     let taskid = {
         let deal = ok(&url, &["deal", "show", &dealid]);
