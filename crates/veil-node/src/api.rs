@@ -25,6 +25,8 @@ use veil_sdk::*;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = MAX_TX_BYTES;
+/// Largest `POST /txs` body.
+pub const MAX_BATCH_BODY: usize = 8 * 1024 * 1024;
 
 pub struct ApiErr {
     status: StatusCode,
@@ -47,6 +49,12 @@ impl ApiErr {
 
     fn internal(e: impl std::fmt::Display) -> ApiErr {
         ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl ApiErr {
+    fn into_item(self) -> BatchItem {
+        BatchItem::Refused { status: self.status.as_u16(), error: self.message, kind: self.kind.to_string() }
     }
 }
 
@@ -97,6 +105,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/chain", get(chain))
         .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .route("/tx", post(submit))
+        .route("/txs", post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)))
         .route("/tx/{hash}", get(receipt))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{n}", get(block))
@@ -142,6 +151,43 @@ async fn submit(State(s): S, b: Result<Bytes, BytesRejection>) -> ApiResult<Rece
     s.submit.send((vtx, reply)).await.map_err(|_| ApiErr::internal("the sequencer has stopped"))?;
     let r = wait.await.map_err(|_| ApiErr::internal("the sequencer has stopped"))??;
     Ok(Json(r))
+}
+
+/// Several signed transactions, sequenced in the given order (so one sender's consecutive nonces
+/// can travel together); each gets its own receipt or refusal.
+async fn submit_batch(State(s): S, b: Result<Bytes, BytesRejection>) -> ApiResult<Vec<BatchItem>> {
+    let b = body(b)?;
+    let raw: Vec<serde_json::Value> = json_body(&b)?;
+    if raw.len() > MAX_BATCH_TXS {
+        return Err(ApiErr::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("{} transactions in one batch, at most {MAX_BATCH_TXS}: split it", raw.len()),
+        ));
+    }
+    let mut answers: Vec<Option<BatchItem>> = vec![None; raw.len()];
+    let mut waiting = vec![];
+    for (i, r) in raw.iter().enumerate() {
+        let checked = veil_core::tx::decode(r.to_string().as_bytes())
+            .map_err(|e| ApiErr::bad(e.to_string()))
+            .and_then(|stx| verify_with(stx, &s.domain, &|h, sig| s.signers.recover(h, sig)).map_err(ApiErr::from));
+        match checked {
+            Ok(vtx) => {
+                let (reply, wait) = oneshot::channel();
+                s.submit.send((vtx, reply)).await.map_err(|_| ApiErr::internal("the sequencer has stopped"))?;
+                waiting.push((i, wait));
+            }
+            Err(e) => answers[i] = Some(e.into_item()),
+        }
+    }
+    for (i, wait) in waiting {
+        let r = wait.await.map_err(|_| ApiErr::internal("the sequencer has stopped"))?;
+        answers[i] = Some(match r {
+            Ok(receipt) => BatchItem::Receipt(receipt),
+            Err(e) => ApiErr::from(e).into_item(),
+        });
+    }
+    Ok(Json(answers.into_iter().flatten().collect()))
 }
 
 async fn receipt(State(s): S, Path(h): Path<String>) -> ApiResult<Receipt> {

@@ -54,6 +54,15 @@ pub fn document() -> Value {
                     "422": { "description": "Refused by the protocol rules (the error names the rule)" }
                 }
             } },
+            "/txs": { "post": {
+                "summary": "Submit up to 512 signed transactions, sequenced in the given order; answers with one receipt or refusal per transaction once they are persisted",
+                "requestBody": { "required": true, "content": { "application/json": {} } },
+                "responses": {
+                    "200": { "description": "Array of {\"receipt\": …} or {\"refused\": {status, error, kind}}, in order" },
+                    "400": { "description": "Not a JSON array" },
+                    "413": { "description": "Body too large or too many transactions" }
+                }
+            } },
             "/tx/{hash}": { "get": op("Receipt of an included transaction", &[("hash", "path")]) },
             "/blocks/latest": { "get": op("The head block", &[]) },
             "/blocks/{n}": { "get": op("Block n with transactions and receipts", &[("n", "path")]) },

@@ -297,3 +297,80 @@ impl OpenApi for Client {
         v["openapi"] == "3.0.3" && v["paths"]["/tx"]["post"].is_object()
     }
 }
+
+fn signed(c_chain: u64, key: &PrivateKey, nonce: u64, call: Call) -> SignedTx {
+    Tx { chain_id: c_chain, from: key.address(), nonce, call }.sign(key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_sequenced_in_order_and_a_refusal_voids_the_nonces_after_it() {
+    let (c, _dir) = spawn_node().await;
+    let chain = c.chain().await.unwrap().chain_id;
+    let k = dev_key(7);
+    let dep = |n| Call::Deposit { amount: Nrlc::rlc(n) };
+    let too_much = Call::Withdraw { amount: Nrlc::rlc(1_000_000_000) };
+    // Nonces 0,1 fine; 2 refused (more than the balance) leaves nonce 2 unused, so 3 is out of order.
+    let batch = vec![signed(chain, &k, 0, dep(1)), signed(chain, &k, 1, dep(2)), signed(chain, &k, 2, too_much), {
+        signed(chain, &k, 3, dep(3))
+    }];
+    let answers = c.submit_batch(&batch).await.unwrap();
+    let kinds: Vec<String> = answers
+        .iter()
+        .map(|a| match a {
+            veil_sdk::BatchItem::Receipt(_) => "ok".to_string(),
+            veil_sdk::BatchItem::Refused { kind, .. } => kind.clone(),
+        })
+        .collect();
+    assert_eq!(kinds, ["ok", "ok", "rejected", "bad_nonce"]);
+    let acc = c.account(&k.address()).await.unwrap().account;
+    assert_eq!((acc.nonce, acc.balance), (2, Nrlc::rlc(3)));
+
+    // Too many transactions in one batch: refused whole, nothing applied.
+    let many: Vec<SignedTx> =
+        (0..veil_sdk::MAX_BATCH_TXS as u64 + 1).map(|i| signed(chain, &k, 2 + i, dep(1))).collect();
+    let err = c.submit_batch(&many).await.unwrap_err();
+    assert_eq!(err.kind(), Some("too_large"), "{err}");
+    assert_eq!(c.account(&k.address()).await.unwrap().account.nonce, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_sender_gathers_concurrent_calls_and_survives_refusals() {
+    let (c, _dir) = spawn_node().await;
+    let k = dev_key(8);
+    let sender = std::sync::Arc::new(veil_sdk::NonceSender::new(c.clone(), k.clone()));
+    // 200 concurrent calls, every tenth one refused: the others must all land, whatever their batch.
+    let calls = (0..200u64).map(|i| {
+        let s = sender.clone();
+        tokio::spawn(async move {
+            let call = if i % 10 == 9 {
+                Call::Withdraw { amount: Nrlc::rlc(1_000_000_000) }
+            } else {
+                Call::Deposit { amount: Nrlc::rlc(1) }
+            };
+            s.send(call).await
+        })
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let (mut ok, mut refused) = (0, 0);
+    let mut blocks = std::collections::BTreeSet::new();
+    for r in results {
+        match r.unwrap() {
+            Ok(receipt) => {
+                ok += 1;
+                blocks.insert(receipt.block);
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), Some("rejected"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((ok, refused), (180, 20));
+    let acc = c.account(&k.address()).await.unwrap().account;
+    assert_eq!((acc.nonce, acc.balance), (180, Nrlc::rlc(180)));
+    assert!(blocks.len() < 180, "calls were gathered into shared blocks ({} blocks)", blocks.len());
+    // Someone else moving the key's nonce: the sender notices and catches up.
+    c.send(&k, Call::Deposit { amount: Nrlc::rlc(1) }).await.unwrap();
+    sender.send(Call::Deposit { amount: Nrlc::rlc(1) }).await.unwrap();
+    assert_eq!(c.account(&k.address()).await.unwrap().account.nonce, 182);
+}

@@ -66,8 +66,11 @@ pub enum ReportOutcome {
         results: String,
     },
     Revealed,
-    /// The run failed: the cause, for the requester's eyes.
+    /// The run failed: the cause, for the requester's eyes; `retry` when another attempt could
+    /// succeed (a download or the node failed, not the app).
     Failed {
         cause: String,
+        #[serde(default)]
+        retry: bool,
     },
 }

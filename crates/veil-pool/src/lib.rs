@@ -12,6 +12,7 @@
 pub mod api;
 pub mod http;
 pub mod scheduler;
+pub mod store;
 pub mod worker;
 
 pub use scheduler::{Scheduler, SchedulerConfig};

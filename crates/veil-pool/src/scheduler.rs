@@ -1,9 +1,10 @@
 //! The scheduler: deals of its pool → tasks → workers, replicas until consensus, finalize.
 
 use crate::api::{Assignment, Register, Report, ReportOutcome, Session, register_message};
+use crate::store::{Changes, Store};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,8 @@ use veil_sdk::{Client, NonceSender, SdkError};
 
 /// Most replicas one task gets before the scheduler stops adding workers.
 pub const MAX_REPLICAS: usize = 8;
+/// Most times one worker is given the same task (after failures another attempt could fix).
+pub const MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -36,7 +39,18 @@ struct Assigned {
     contributed: bool,
     results: Option<String>,
     failed: Option<String>,
+    /// The failure could go away on another attempt.
+    retry: bool,
     lost: bool,
+    attempts: u32,
+}
+
+impl Assigned {
+    /// This worker may be given the task again: it failed in a way another attempt could fix, or
+    /// went silent and came back, without contributing.
+    fn may_retry(&self) -> bool {
+        !self.contributed && ((self.failed.is_some() && self.retry) || self.lost) && self.attempts < MAX_ATTEMPTS
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,7 +58,6 @@ struct TaskState {
     base: Assignment,
     trust: u64,
     consensus: bool,
-    done: bool,
     assigned: BTreeMap<Address, Assigned>,
 }
 
@@ -60,8 +73,13 @@ impl TaskState {
     /// Trust 1: one worker. Otherwise two, then one more each time all have contributed without
     /// reaching consensus.
     fn wants_worker(&self, w: &Address) -> bool {
-        if self.done || self.consensus || self.assigned.contains_key(w) || self.assigned.len() >= MAX_REPLICAS {
+        if self.consensus {
             return false;
+        }
+        match self.assigned.get(w) {
+            Some(a) if !a.may_retry() => return false,
+            None if self.assigned.len() >= MAX_REPLICAS => return false,
+            _ => {}
         }
         let done = self.contributed();
         let required = if self.trust <= 1 {
@@ -75,20 +93,41 @@ impl TaskState {
     }
 }
 
-#[derive(Default, Serialize, Deserialize)]
-struct Persisted {
-    last_block: u64,
-    tasks: BTreeMap<B256, TaskState>,
-}
-
 struct WorkerInfo {
     last_seen_ms: u64,
 }
 
 struct Inner {
-    p: Persisted,
+    last_block: u64,
+    /// Unfinished tasks (finished ones are dropped, here and in the database).
+    tasks: BTreeMap<B256, TaskState>,
+    /// Tasks changed since the last save.
+    dirty: BTreeSet<B256>,
+    removed: Vec<B256>,
+    /// Tasks whose finalize (or reopen) is being sent, so two reveals do not both send it.
+    finalizing: HashSet<B256>,
     workers: HashMap<Address, WorkerInfo>,
     tokens: HashMap<String, Address>,
+    store: Store,
+}
+
+impl Inner {
+    fn task_mut(&mut self, id: &B256) -> Option<&mut TaskState> {
+        let t = self.tasks.get_mut(id)?;
+        self.dirty.insert(*id);
+        Some(t)
+    }
+
+    /// Saves what changed; `durable` forces an fsync (otherwise one happens at most every 200 ms).
+    fn save(&mut self, durable: bool) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let upsert = dirty.iter().filter_map(|id| self.tasks.get(id).map(|t| (*id, t))).collect();
+        let remove = std::mem::take(&mut self.removed);
+        let changes = Changes { last_block: self.last_block, upsert, remove, durable };
+        if let Err(e) = self.store.save(changes) {
+            tracing::error!("cannot save scheduler state: {e}");
+        }
+    }
 }
 
 pub struct Scheduler {
@@ -103,8 +142,10 @@ pub struct Scheduler {
 pub enum SchedulerError {
     #[error(transparent)]
     Sdk(#[from] SdkError),
-    #[error("state file {0}: {1}")]
-    State(String, String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot create {0}: {1}")]
+    DataDir(String, String),
     #[error("{0}")]
     Refused(String),
 }
@@ -112,13 +153,12 @@ pub enum SchedulerError {
 impl Scheduler {
     pub async fn open(cfg: SchedulerConfig) -> Result<Arc<Scheduler>, SchedulerError> {
         std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| SchedulerError::State(cfg.data_dir.display().to_string(), e.to_string()))?;
-        let path = cfg.data_dir.join("scheduler-state.json");
-        let p: Persisted = match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| SchedulerError::State(path.display().to_string(), e.to_string()))?,
-            Err(_) => Persisted::default(),
-        };
+            .map_err(|e| SchedulerError::DataDir(cfg.data_dir.display().to_string(), e.to_string()))?;
+        let store = Store::open(&cfg.data_dir.join("scheduler.redb"))?;
+        let (last_block, tasks) = store.load::<TaskState>()?;
+        if !tasks.is_empty() {
+            tracing::info!(tasks = tasks.len(), last_block, "resuming unfinished tasks");
+        }
         let client = Client::new(&cfg.node);
         let pool = client.workerpool(&cfg.workerpool).await?;
         if pool.asset.owner != cfg.key.address() {
@@ -129,25 +169,18 @@ impl Scheduler {
                 cfg.key.address()
             )));
         }
-        let inner = Inner { p, workers: HashMap::new(), tokens: HashMap::new() };
+        let inner = Inner {
+            last_block,
+            tasks,
+            dirty: BTreeSet::new(),
+            removed: vec![],
+            finalizing: HashSet::new(),
+            workers: HashMap::new(),
+            tokens: HashMap::new(),
+            store,
+        };
         let sender = NonceSender::new(client.clone(), cfg.key.clone());
         Ok(Arc::new(Scheduler { cfg, client, inner: Mutex::new(inner), work: Notify::new(), sender }))
-    }
-
-    /// Writes the scheduler's state (tmp file, fsync, rename) so a restart resumes in-flight tasks.
-    fn persist(&self, p: &Persisted) {
-        let path = self.cfg.data_dir.join("scheduler-state.json");
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let bytes = serde_json::to_vec(p).map_err(std::io::Error::other)?;
-            let f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut &f, &bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        if let Err(e) = write() {
-            tracing::error!("cannot save scheduler state: {e}");
-        }
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
@@ -157,7 +190,7 @@ impl Scheduler {
     /// Follows the ledger from where it stopped, forever (reconnecting when the node goes away).
     pub async fn follow(self: Arc<Self>) {
         loop {
-            let from = self.inner.lock().await.p.last_block + 1;
+            let from = self.inner.lock().await.last_block + 1;
             match self.client.events(from).await {
                 Ok(stream) => {
                     let mut stream = Box::pin(stream);
@@ -166,12 +199,12 @@ impl Scheduler {
                             Ok(b) => {
                                 for r in &b.receipts {
                                     for e in &r.events {
-                                        self.on_event(e).await;
+                                        self.clone().on_event(e).await;
                                     }
                                 }
                                 let mut inner = self.inner.lock().await;
-                                inner.p.last_block = b.number;
-                                self.persist(&inner.p);
+                                inner.last_block = b.number;
+                                inner.save(false);
                             }
                             Err(e) => {
                                 tracing::warn!("event stream: {e}");
@@ -186,7 +219,7 @@ impl Scheduler {
         }
     }
 
-    async fn on_event(&self, e: &Event) {
+    async fn on_event(self: Arc<Self>, e: &Event) {
         match e {
             Event::SchedulerNotice { workerpool, dealid } if *workerpool == self.cfg.workerpool => {
                 if let Err(err) = self.take_deal(dealid).await {
@@ -195,14 +228,18 @@ impl Scheduler {
             }
             Event::TaskConsensus { taskid, .. } => {
                 let mut inner = self.inner.lock().await;
-                if let Some(t) = inner.p.tasks.get_mut(taskid) {
+                if let Some(t) = inner.task_mut(taskid) {
                     t.consensus = true;
                 }
             }
-            Event::TaskReveal { taskid, .. } => self.maybe_finalize(taskid, false).await,
+            // Finalizing waits for a block: do not hold up the following of the ledger.
+            Event::TaskReveal { taskid, .. } => {
+                let taskid = *taskid;
+                tokio::spawn(async move { self.maybe_finalize(&taskid, false).await });
+            }
             Event::TaskReopen { taskid } => {
                 let mut inner = self.inner.lock().await;
-                if let Some(t) = inner.p.tasks.get_mut(taskid) {
+                if let Some(t) = inner.task_mut(taskid) {
                     t.consensus = false;
                     for a in t.assigned.values_mut().filter(|a| a.contributed) {
                         a.lost = true;
@@ -213,8 +250,8 @@ impl Scheduler {
             }
             Event::TaskFinalize { taskid, .. } | Event::TaskClaimed { taskid } => {
                 let mut inner = self.inner.lock().await;
-                if let Some(t) = inner.p.tasks.get_mut(taskid) {
-                    t.done = true;
+                if inner.tasks.remove(taskid).is_some() {
+                    inner.removed.push(*taskid);
                 }
             }
             _ => {}
@@ -233,16 +270,32 @@ impl Scheduler {
             .unwrap_or(300);
         let first: u64 = deal.bot_first.to();
         let size: u64 = deal.bot_size.to();
-        for idx in first..first + size {
-            let taskid = task_id(dealid, U256::from(idx));
-            if self.inner.lock().await.p.tasks.contains_key(&taskid) {
-                continue;
-            }
-            match self.send(Call::Initialize { dealid: *dealid, idx: U256::from(idx) }).await {
+        let trust: u64 = deal.trust.to();
+        let todo: Vec<u64> = {
+            let inner = self.inner.lock().await;
+            (first..first + size).filter(|i| !inner.tasks.contains_key(&task_id(dealid, U256::from(*i)))).collect()
+        };
+        // Sent together: they share blocks instead of taking one block each.
+        let calls = todo.iter().map(|i| Call::Initialize { dealid: *dealid, idx: U256::from(*i) }).collect();
+        let answers = self.sender.send_many(calls).await;
+        let mut inner = self.inner.lock().await;
+        for (idx, answer) in todo.into_iter().zip(answers) {
+            match answer {
                 Ok(_) => {}
-                Err(e) if e.to_string().contains("UNSET") => {} // initialized already (restart)
-                Err(e) => return Err(e.into()),
+                Err(e) if e.to_string().contains("UNSET") => {
+                    // Initialized before a restart; finished ones are not ours to redo.
+                    let taskid = task_id(dealid, U256::from(idx));
+                    match self.client.task(&taskid).await {
+                        Ok(t) if matches!(t.task.status, TaskStatus::Completed | TaskStatus::Failed) => continue,
+                        _ => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(%dealid, idx, "cannot initialize task: {e}");
+                    continue;
+                }
             }
+            let taskid = task_id(dealid, U256::from(idx));
             let base = Assignment {
                 taskid,
                 dealid: *dealid,
@@ -258,14 +311,11 @@ impl Scheduler {
                 bot_first: first,
                 bot_size: size,
             };
-            let trust: u64 = deal.trust.to();
-            let mut inner = self.inner.lock().await;
-            inner
-                .p
-                .tasks
-                .insert(taskid, TaskState { base, trust, consensus: false, done: false, assigned: BTreeMap::new() });
-            self.persist(&inner.p);
+            inner.tasks.insert(taskid, TaskState { base, trust, consensus: false, assigned: BTreeMap::new() });
+            inner.dirty.insert(taskid);
         }
+        inner.save(true);
+        drop(inner);
         self.work.notify_waiters();
         Ok(())
     }
@@ -279,7 +329,10 @@ impl Scheduler {
         }
         let results = {
             let inner = self.inner.lock().await;
-            let Some(st) = inner.p.tasks.get(taskid) else { return };
+            if inner.finalizing.contains(taskid) {
+                return;
+            }
+            let Some(st) = inner.tasks.get(taskid) else { return };
             let winners: Vec<_> = task
                 .contributions
                 .iter()
@@ -299,9 +352,13 @@ impl Scheduler {
         } else {
             return;
         };
+        if !self.inner.lock().await.finalizing.insert(*taskid) {
+            return;
+        }
         if let Err(e) = self.send(call).await {
             tracing::warn!(%taskid, "finalize/reopen: {e}");
         }
+        self.inner.lock().await.finalizing.remove(taskid);
     }
 
     /// Once a second: lost workers lose their assignments; overdue reveals are settled.
@@ -314,13 +371,13 @@ impl Scheduler {
             {
                 let mut inner = self.inner.lock().await;
                 let seen: HashMap<Address, u64> = inner.workers.iter().map(|(a, w)| (*a, w.last_seen_ms)).collect();
-                let mut changed = false;
-                for (id, t) in inner.p.tasks.iter_mut().filter(|(_, t)| !t.done) {
+                let mut changed = vec![];
+                for (id, t) in inner.tasks.iter_mut() {
                     for (w, a) in t.assigned.iter_mut() {
                         let silent = now.saturating_sub(*seen.get(w).unwrap_or(&0)) > timeout;
                         if !a.contributed && a.failed.is_none() && !a.lost && silent {
                             a.lost = true;
-                            changed = true;
+                            changed.push(*id);
                             tracing::warn!(worker = %w, task = %id, "worker went silent: reassigning");
                         }
                     }
@@ -328,7 +385,9 @@ impl Scheduler {
                         revealing.push(*id);
                     }
                 }
-                if changed {
+                if !changed.is_empty() {
+                    inner.dirty.extend(changed);
+                    inner.save(false);
                     self.work.notify_waiters();
                 }
             }
@@ -384,15 +443,16 @@ impl Scheduler {
                 if let Some(i) = inner.workers.get_mut(&worker) {
                     i.last_seen_ms = now_ms();
                 }
-                let pick = inner.p.tasks.iter().find(|(_, t)| t.wants_worker(&worker)).map(|(id, _)| *id);
+                let pick = inner.tasks.iter().find(|(_, t)| t.wants_worker(&worker)).map(|(id, _)| *id);
                 if let Some(id) = pick
-                    && let Some(t) = inner.p.tasks.get_mut(&id)
+                    && let Some(t) = inner.task_mut(&id)
                 {
-                    t.assigned.insert(worker, Assigned::default());
+                    let attempts = t.assigned.get(&worker).map_or(0, |a| a.attempts);
+                    t.assigned.insert(worker, Assigned { attempts: attempts + 1, ..Default::default() });
                     let mut a = t.base.clone();
                     let auth = authorization_hash(&worker, &id, &a.enclave_challenge);
                     a.authorization = self.cfg.key.sign_message_hash(&auth);
-                    self.persist(&inner.p);
+                    inner.save(false);
                     return Some(a);
                 }
             }
@@ -404,10 +464,11 @@ impl Scheduler {
 
     pub async fn report(&self, worker: Address, r: &Report) -> Result<(), SchedulerError> {
         let mut inner = self.inner.lock().await;
+        if r.outcome == ReportOutcome::Revealed && !inner.tasks.contains_key(&r.taskid) {
+            return Ok(()); // finalized already
+        }
         let t = inner
-            .p
-            .tasks
-            .get_mut(&r.taskid)
+            .task_mut(&r.taskid)
             .ok_or_else(|| SchedulerError::Refused(format!("task {} is not scheduled here", r.taskid)))?;
         let a = t
             .assigned
@@ -419,12 +480,13 @@ impl Scheduler {
                 a.results = Some(results.clone());
             }
             ReportOutcome::Revealed => {}
-            ReportOutcome::Failed { cause } => {
-                tracing::warn!(worker = %worker, task = %r.taskid, "run failed: {cause}");
+            ReportOutcome::Failed { cause, retry } => {
+                tracing::warn!(worker = %worker, task = %r.taskid, retry, "run failed: {cause}");
                 a.failed = Some(cause.clone());
+                a.retry = *retry;
             }
         }
-        self.persist(&inner.p);
+        inner.save(false);
         drop(inner);
         self.work.notify_waiters();
         Ok(())

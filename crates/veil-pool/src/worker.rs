@@ -3,14 +3,15 @@
 use crate::api::{Assignment, Register, Report, ReportOutcome, Session, register_message};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use veil_core::events::Event;
 use veil_core::tx::{result_hash, result_seal};
-use veil_core::{Address, Call, PrivateKey};
+use veil_core::{Address, B256, Call, PrivateKey};
 use veil_exec::bundle::{Bundle, RuntimeKind};
 use veil_exec::contract::{Params, TaskInfo, environment};
 use veil_exec::process::ProcessRuntime;
@@ -38,6 +39,26 @@ pub struct Worker {
     /// Created on the first WebAssembly task.
     wasm: std::sync::OnceLock<Arc<veil_wasm::WasmRuntime>>,
     sender: veil_sdk::NonceSender,
+    /// Tasks waiting for their consensus, fed by the worker's one event stream.
+    waiters: std::sync::Mutex<HashMap<B256, oneshot::Sender<Result<B256, String>>>>,
+}
+
+/// Why a task failed here, and whether another attempt could do better (a download or the node
+/// failing) or not (the app itself failed, or the task cannot run here).
+#[derive(Debug)]
+struct Failure {
+    cause: String,
+    retry: bool,
+}
+
+impl From<String> for Failure {
+    fn from(cause: String) -> Failure {
+        Failure { cause, retry: true }
+    }
+}
+
+fn fatal(cause: impl Into<String>) -> Failure {
+    Failure { cause: cause.into(), retry: false }
 }
 
 /// Largest input file or result a worker accepts.
@@ -60,6 +81,7 @@ impl Worker {
             process,
             wasm: std::sync::OnceLock::new(),
             sender: veil_sdk::NonceSender::new(Client::new(&cfg.node), cfg.key.clone()),
+            waiters: Default::default(),
             cfg,
         })
     }
@@ -82,8 +104,46 @@ impl Worker {
         r.json::<Session>().await.map(|s| s.token).map_err(|e| e.to_string())
     }
 
+    /// Follows the ledger once for all tasks (from the head at start, resuming after the last block
+    /// seen when the stream breaks) and hands consensus events to the tasks waiting for them.
+    async fn follow(self: Arc<Self>) {
+        let mut from = loop {
+            match self.client.chain().await {
+                Ok(c) => break c.head + 1,
+                Err(e) => {
+                    tracing::warn!("cannot reach the node: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        loop {
+            match self.client.events(from).await {
+                Ok(stream) => {
+                    let mut stream = Box::pin(stream);
+                    while let Some(Ok(b)) = stream.next().await {
+                        from = b.number + 1;
+                        for e in b.receipts.iter().flat_map(|r| r.events.iter()) {
+                            let (task, answer) = match e {
+                                Event::TaskConsensus { taskid, consensus } => (taskid, Ok(*consensus)),
+                                Event::TaskClaimed { taskid } => (taskid, Err("the task was claimed".to_string())),
+                                _ => continue,
+                            };
+                            let waiter = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(task);
+                            if let Some(w) = waiter {
+                                let _ = w.send(answer);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("cannot follow the ledger: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Registers, then takes work up to its slot count, forever.
     pub async fn run(self: Arc<Self>) {
+        tokio::spawn(self.clone().follow());
         let slots = Arc::new(Semaphore::new(self.cfg.slots as usize));
         let mut token: Option<String> = None;
         loop {
@@ -143,9 +203,9 @@ impl Worker {
         let dir = self.cfg.work_dir.join("tasks").join(format!("{}-{}", a.taskid, self.cfg.key.address()));
         let r = self.work(&a, &dir, token).await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
-        if let Err(cause) = r {
-            tracing::warn!(task = %a.taskid, "task failed: {cause}");
-            self.report(token, &a, ReportOutcome::Failed { cause }).await;
+        if let Err(Failure { cause, retry }) = r {
+            tracing::warn!(task = %a.taskid, retry, "task failed: {cause}");
+            self.report(token, &a, ReportOutcome::Failed { cause, retry }).await;
         }
     }
 
@@ -154,29 +214,32 @@ impl Worker {
     }
 
     /// The app's bundle, downloaded once and checked against its on-chain checksum.
-    async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), String> {
+    async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), Failure> {
         let id: String = a.app_checksum.0.iter().map(|b| format!("{b:02x}")).collect();
         let cache = self.cfg.work_dir.join("apps").join(&id);
         let file = cache.with_extension("zip");
         if !file.exists() {
             if !a.app_multiaddr.starts_with("http://") && !a.app_multiaddr.starts_with("https://") {
-                return Err(format!(
+                return Err(fatal(format!(
                     "app {} is at `{}`: this worker fetches apps over HTTP (an iExec DOCKER image needs a container engine, and there is none here)",
                     a.app, a.app_multiaddr
-                ));
+                )));
             }
             let bytes = self.download(&a.app_multiaddr).await?;
             if Sha256::digest(&bytes).as_slice() != a.app_checksum.as_slice() {
-                return Err(format!(
+                return Err(fatal(format!(
                     "app bundle from {} does not match the app's checksum {}",
                     a.app_multiaddr, a.app_checksum
-                ));
+                )));
             }
+            // Tasks of the same app run side by side: only ever show them a complete file.
             tokio::fs::create_dir_all(cache.parent().unwrap_or(Path::new("."))).await.map_err(|e| e.to_string())?;
-            tokio::fs::write(&file, &bytes).await.map_err(|e| e.to_string())?;
+            let tmp = cache.with_extension(format!("{}.part", rand::random::<u64>()));
+            tokio::fs::write(&tmp, &bytes).await.map_err(|e| e.to_string())?;
+            tokio::fs::rename(&tmp, &file).await.map_err(|e| e.to_string())?;
         }
-        let bundle =
-            Bundle::from_bytes(tokio::fs::read(&file).await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let bytes = tokio::fs::read(&file).await.map_err(|e| e.to_string())?;
+        let bundle = Bundle::from_bytes(bytes).map_err(|e| fatal(e.to_string()))?;
         Ok((file, bundle))
     }
 
@@ -192,12 +255,14 @@ impl Worker {
         Ok(b.to_vec())
     }
 
-    async fn work(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), String> {
+    async fn work(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), Failure> {
         if a.dataset != Address::ZERO {
-            return Err("this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker".into());
+            return Err(fatal(
+                "this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker",
+            ));
         }
         let (_, bundle) = self.app(a).await?;
-        let params = Params::parse(&a.params)?;
+        let params = Params::parse(&a.params).map_err(fatal)?;
         let (app_dir, iin, out) = (dir.join("app"), dir.join("in"), dir.join("out"));
         for d in [&iin, &out] {
             tokio::fs::create_dir_all(d).await.map_err(|e| e.to_string())?;
@@ -228,7 +293,7 @@ impl Worker {
         let job = Job {
             app_dir,
             manifest: bundle.manifest.clone(),
-            args: params.argv()?,
+            args: params.argv().map_err(fatal)?,
             env: environment(&info, &iin, &out),
             iexec_in: iin,
             iexec_out: out.clone(),
@@ -250,19 +315,34 @@ impl Worker {
         let outcome = tokio::task::block_in_place(|| rt.run(&job)).map_err(|e| {
             let tail = std::fs::read_to_string(&job.stderr).unwrap_or_default();
             let tail: String = tail.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
-            format!("{e}{}", if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") })
+            fatal(format!("{e}{}", if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") }))
         })?;
         for m in &outcome.missing_limits {
             tracing::warn!(task = %a.taskid, "limit not applied: {m}");
         }
-        let computed = veil_exec::result::read_computed(&out).map_err(|e| e.to_string())?;
-        let digest = veil_exec::result::digest(&out, &computed).map_err(|e| e.to_string())?;
-        let zip = zip_dir(&out).map_err(|e| format!("cannot pack the result: {e}"))?;
+        let computed = veil_exec::result::read_computed(&out).map_err(|e| fatal(e.to_string()))?;
+        let digest = veil_exec::result::digest(&out, &computed).map_err(|e| fatal(e.to_string()))?;
+        let zip = zip_dir(&out).map_err(|e| fatal(format!("cannot pack the result: {e}")))?;
         let blob = self.storage.upload_bytes(zip).await.map_err(|e| format!("cannot store the result: {e}"))?;
 
-        // Listen before contributing so the consensus event cannot be missed.
-        let head = self.client.chain().await.map_err(|e| e.to_string())?.head;
-        let events = self.client.events(head + 1).await.map_err(|e| e.to_string())?;
+        // Wait before contributing so the consensus event cannot be missed.
+        let (tell, consensus_event) = oneshot::channel();
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(a.taskid, tell);
+        let r = self.contribute_and_reveal(a, token, &digest, &blob.url, consensus_event).await;
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&a.taskid);
+        // Once contributed, the task is not ours to run again.
+        r.map_err(fatal)
+    }
+
+    async fn contribute_and_reveal(
+        &self,
+        a: &Assignment,
+        token: &str,
+        digest: &B256,
+        results: &str,
+        consensus_event: oneshot::Receiver<Result<B256, String>>,
+    ) -> Result<(), String> {
+        let digest = *digest;
         let me = self.cfg.key.address();
         let rh = result_hash(&a.taskid, &digest);
         let call = Call::Contribute {
@@ -274,7 +354,7 @@ impl Worker {
             authorization_sign: a.authorization,
         };
         let receipt = self.send(call).await.map_err(|e| format!("contribute: {e}"))?;
-        self.report(token, a, ReportOutcome::Contributed { results: blob.url.clone() }).await;
+        self.report(token, a, ReportOutcome::Contributed { results: results.to_string() }).await;
         let consensus_now = receipt.events.iter().find_map(|e| match e {
             Event::TaskConsensus { taskid, consensus } if *taskid == a.taskid => Some(*consensus),
             _ => None,
@@ -282,8 +362,11 @@ impl Worker {
         let consensus = match consensus_now {
             Some(c) => c,
             None => {
-                wait_consensus(events, &a.taskid, Duration::from_secs(a.time_limit_secs.saturating_mul(7).max(5)))
-                    .await?
+                let limit = Duration::from_secs(a.time_limit_secs.saturating_mul(7).max(5));
+                tokio::time::timeout(limit, consensus_event)
+                    .await
+                    .map_err(|_| "no consensus before the contribution deadline".to_string())?
+                    .map_err(|_| "the worker stopped".to_string())??
             }
         };
         if consensus != rh {
@@ -296,28 +379,6 @@ impl Worker {
         tracing::info!(task = %a.taskid, %digest, "contributed and revealed");
         Ok(())
     }
-}
-
-async fn wait_consensus(
-    events: impl futures_util::Stream<Item = Result<veil_sdk::StreamBlock, veil_sdk::SdkError>>,
-    task: &veil_core::B256,
-    limit: Duration,
-) -> Result<veil_core::B256, String> {
-    let mut events = Box::pin(events);
-    let wait = async {
-        while let Some(b) = events.next().await {
-            let b = b.map_err(|e| e.to_string())?;
-            for e in b.receipts.iter().flat_map(|r| r.events.iter()) {
-                match e {
-                    Event::TaskConsensus { taskid, consensus } if taskid == task => return Ok(*consensus),
-                    Event::TaskClaimed { taskid } if taskid == task => return Err("the task was claimed".to_string()),
-                    _ => {}
-                }
-            }
-        }
-        Err("the event stream ended".to_string())
-    };
-    tokio::time::timeout(limit, wait).await.map_err(|_| "no consensus before the contribution deadline".to_string())?
 }
 
 /// Zips a result folder (stored, sorted), refusing links.

@@ -6,13 +6,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use veil_core::block::{Block, Receipt};
+
 use veil_core::book::{BookEntry, BookQuery};
 use veil_core::orders::OrderKind;
 use veil_core::state::{App, Dataset, Workerpool};
 use veil_core::tx::AnyOrder;
 use veil_core::{Address, B256, Call, PrivateKey, Signature, SignedTx, Tx};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SdkError {
     #[error("cannot reach the node at {url}: {reason} (is `veil node` running? set --node or VEIL_NODE)")]
     Unreachable { url: String, reason: String },
@@ -89,6 +90,12 @@ impl Client {
     /// Submits a signed transaction and waits until it is in a persisted block.
     pub async fn submit(&self, stx: &SignedTx) -> Result<Receipt, SdkError> {
         self.post("/tx", stx).await
+    }
+
+    /// Submits signed transactions to be sequenced in this order; one answer per transaction, once
+    /// all are persisted.
+    pub async fn submit_batch(&self, stxs: &[SignedTx]) -> Result<Vec<BatchItem>, SdkError> {
+        self.post("/txs", &stxs).await
     }
 
     /// Signs `call` from `key` with its next nonce (asked from the node) and submits it.
@@ -304,45 +311,156 @@ impl Client {
 
 /// Sends transactions from one key, keeping its nonce locally (asking the node only at first and
 /// after a nonce error), so a service does not read its account before every transaction.
+///
+/// Calls made while a submission is in flight are gathered and sent together as one ordered batch
+/// with consecutive nonces (group commit): a busy service gets many transactions into each block
+/// instead of one per block.
 pub struct NonceSender {
     client: Client,
     key: PrivateKey,
+    /// Calls waiting for the next batch, each with where its answer goes.
+    queue: std::sync::Mutex<Vec<Pending>>,
+    /// Held by whoever is submitting; the next nonce when known.
     next: tokio::sync::Mutex<Option<u64>>,
     /// Fixed at genesis: asked once.
     chain_id: tokio::sync::OnceCell<u64>,
 }
 
+struct Pending {
+    call: Call,
+    reply: tokio::sync::oneshot::Sender<Result<Receipt, SdkError>>,
+    /// Times this call met a nonce error with nothing refused before it (a stale nonce).
+    retries: u32,
+}
+
+/// How often a call is re-signed after stale-nonce errors (another process using the same key).
+const MAX_RESIGN: u32 = 4;
+
 impl NonceSender {
     pub fn new(client: Client, key: PrivateKey) -> NonceSender {
-        NonceSender { client, key, next: tokio::sync::Mutex::new(None), chain_id: tokio::sync::OnceCell::new() }
+        NonceSender {
+            client,
+            key,
+            queue: Default::default(),
+            next: tokio::sync::Mutex::new(None),
+            chain_id: tokio::sync::OnceCell::new(),
+        }
     }
 
     pub fn address(&self) -> Address {
         self.key.address()
     }
 
-    pub async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
+    pub async fn send(&self, call: Call) -> Result<Receipt, SdkError> {
+        self.send_many(vec![call]).await.pop().unwrap_or_else(|| Err(SdkError::Decode("no answer".into())))
+    }
+
+    /// Sends `calls` in this order; one answer per call.
+    pub async fn send_many(&self, calls: Vec<Call>) -> Vec<Result<Receipt, SdkError>> {
+        let mut answers = Vec::with_capacity(calls.len());
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            for call in calls {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                q.push(Pending { call, reply, retries: 0 });
+                answers.push(answer);
+            }
+        }
+        self.flush().await;
+        let mut out = Vec::with_capacity(answers.len());
+        for a in answers {
+            out.push(a.await.unwrap_or_else(|_| Err(SdkError::Decode("the sender stopped".into()))));
+        }
+        out
+    }
+
+    /// Our calls were queued before taking the lock, so once we hold it they are either answered
+    /// (by the previous holder) or still queued (and we send them).
+    async fn flush(&self) {
         let mut next = self.next.lock().await;
-        let chain_id =
-            *self.chain_id.get_or_try_init(|| async { self.client.chain().await.map(|c| c.chain_id) }).await?;
-        for attempt in 0..2 {
-            let nonce = match *next {
-                Some(n) if attempt == 0 => n,
-                _ => self.client.account(&self.key.address()).await?.account.nonce,
+        loop {
+            let mut batch: Vec<Pending> = {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let n = q.len().min(MAX_BATCH_TXS);
+                q.drain(..n).collect()
             };
-            let stx = Tx { chain_id, from: self.key.address(), nonce, call: call.clone() }.sign(&self.key);
-            match self.client.submit(&stx).await {
-                Ok(r) => {
-                    *next = Some(nonce + 1);
-                    return Ok(r);
+            if batch.is_empty() {
+                return;
+            }
+            while !batch.is_empty() {
+                batch = self.submit(&mut next, batch).await;
+            }
+        }
+    }
+
+    /// Submits one batch; returns the calls to sign again (their nonces were invalidated by an
+    /// earlier refusal in the batch).
+    async fn submit(&self, next: &mut Option<u64>, batch: Vec<Pending>) -> Vec<Pending> {
+        let start = match self.start_nonce(next).await {
+            Ok(n) => n,
+            Err(e) => return fail_all(batch, &e),
+        };
+        let chain_id = self.chain_id.get().copied().unwrap_or_default();
+        let from = self.key.address();
+        let stxs: Vec<SignedTx> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Tx { chain_id, from, nonce: start + i as u64, call: p.call.clone() }.sign(&self.key))
+            .collect();
+        let answers = match self.client.submit_batch(&stxs).await {
+            Ok(a) if a.len() == stxs.len() => a,
+            Ok(a) => {
+                *next = None;
+                let e = SdkError::Decode(format!("{} answers to {} transactions", a.len(), stxs.len()));
+                return fail_all(batch, &e);
+            }
+            Err(e) => {
+                *next = None;
+                return fail_all(batch, &e);
+            }
+        };
+        // A refused transaction leaves the nonce unused, so the ones after it in the batch come
+        // back with a nonce error and are signed again; a nonce error with nothing refused before
+        // it means our cached nonce was stale (another process uses this key).
+        let mut expected = start;
+        let mut stale = false;
+        let mut again = vec![];
+        for (i, (p, answer)) in batch.into_iter().zip(answers).enumerate() {
+            match answer {
+                BatchItem::Receipt(r) => {
+                    expected += 1;
+                    let _ = p.reply.send(Ok(r));
                 }
-                Err(e) if e.kind() == Some("bad_nonce") && attempt == 0 => *next = None,
-                Err(e) => {
-                    *next = None;
-                    return Err(e);
+                BatchItem::Refused { kind, .. } if kind == "bad_nonce" && p.retries < MAX_RESIGN => {
+                    // Voided by an earlier refusal: always signed again (each round answers at
+                    // least the refusal before it). First of the batch: only a few times.
+                    let first = expected == start + i as u64;
+                    stale |= first;
+                    again.push(Pending { retries: p.retries + u32::from(first), ..p });
+                }
+                BatchItem::Refused { status, error, kind } => {
+                    let _ = p.reply.send(Err(SdkError::Api { status, kind, message: error }));
                 }
             }
         }
-        Err(SdkError::Decode("the account's nonce kept changing".into()))
+        *next = if stale { None } else { Some(expected) };
+        again
     }
+
+    async fn start_nonce(&self, next: &mut Option<u64>) -> Result<u64, SdkError> {
+        self.chain_id.get_or_try_init(|| async { self.client.chain().await.map(|c| c.chain_id) }).await?;
+        if let Some(n) = *next {
+            return Ok(n);
+        }
+        let n = self.client.account(&self.key.address()).await?.account.nonce;
+        *next = Some(n);
+        Ok(n)
+    }
+}
+
+fn fail_all(batch: Vec<Pending>, e: &SdkError) -> Vec<Pending> {
+    for p in batch {
+        let _ = p.reply.send(Err(e.clone()));
+    }
+    vec![]
 }

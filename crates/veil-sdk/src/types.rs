@@ -15,6 +15,17 @@ pub struct ApiError {
     pub kind: String,
 }
 
+/// Most transactions in one `POST /txs` batch.
+pub const MAX_BATCH_TXS: usize = 512;
+
+/// One answer of a `POST /txs` batch, in the batch's order: a receipt or why the transaction was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BatchItem {
+    Receipt(Receipt),
+    Refused { status: u16, error: String, kind: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChainInfo {

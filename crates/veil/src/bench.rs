@@ -44,6 +44,12 @@ pub enum BenchCmd {
     Bag {
         #[arg(long, default_value_t = 1000)]
         volume: u64,
+        /// Tasks each worker runs at once.
+        #[arg(long, default_value_t = 4)]
+        slots: u32,
+        /// Deals measured per worker count (median and spread reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// `veil data protect` of a large file against `openssl enc` + `sha256sum`, side by side.
     Protect {
@@ -60,7 +66,7 @@ pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
         BenchCmd::Core { n, runs } => core(n, runs, json),
         BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
         BenchCmd::Latency { runs } => crate::bench_exec::latency(runs, json),
-        BenchCmd::Bag { volume } => crate::bench_exec::bag(volume, &[1, 2], json),
+        BenchCmd::Bag { volume, slots, runs } => crate::bench_exec::bag(volume, slots, runs, &[1, 2], json),
         BenchCmd::Ledger { n, runs, concurrency, memory_deals } => {
             crate::bench_ledger::run(n, runs, concurrency, memory_deals, json)
         }

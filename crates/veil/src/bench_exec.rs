@@ -34,6 +34,11 @@ impl Drop for Procs {
 fn spawn(procs: &mut Procs, args: &[&str], listen: bool) -> Result<String> {
     let mut c = Command::new(std::env::current_exe()?);
     c.args(args).arg("--json").env("RUST_LOG", "error").stdout(Stdio::piped()).stderr(Stdio::null());
+    // VEIL_BENCH_LOGS=DIR keeps each service's warnings in DIR/<n>-<command>.log.
+    if let Some(d) = std::env::var_os("VEIL_BENCH_LOGS") {
+        let f = std::fs::File::create(Path::new(&d).join(format!("{}-{}.log", procs.0.len(), args[0])))?;
+        c.env("RUST_LOG", "warn").stderr(f);
+    }
     if listen {
         c.args(["--listen", "127.0.0.1:0"]);
     }
@@ -46,7 +51,7 @@ fn spawn(procs: &mut Procs, args: &[&str], listen: bool) -> Result<String> {
 }
 
 /// A node, a scheduler for a new pool and `workers` workers; returns the client and the pool.
-async fn network(procs: &mut Procs, workers: usize) -> Result<(Client, Address)> {
+async fn network(procs: &mut Procs, workers: usize, slots: u32) -> Result<(Client, Address)> {
     let d = procs.1.clone();
     let node = spawn(
         procs,
@@ -89,7 +94,7 @@ async fn network(procs: &mut Procs, workers: usize) -> Result<(Client, Address)>
                 "--dev-account",
                 &acc,
                 "--slots",
-                "2",
+                &slots.to_string(),
                 "--work-dir",
                 wd.to_str().unwrap_or_default(),
             ],
@@ -242,7 +247,7 @@ pub fn latency(runs: usize, json: bool) -> Result<()> {
     let mut procs = Procs(vec![], dir.clone());
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        let (c, pool) = network(&mut procs, 1).await?;
+        let (c, pool) = network(&mut procs, 1, 1).await?;
         publish_pool(&c, pool).await?;
         let py = app(
             &c,
@@ -276,26 +281,37 @@ pub fn latency(runs: usize, json: bool) -> Result<()> {
     })
 }
 
-pub fn bag(volume: u64, workers: &[usize], json: bool) -> Result<()> {
+pub fn bag(volume: u64, slots: u32, runs: usize, workers: &[usize], json: bool) -> Result<()> {
     let mut rows = vec![];
-    let mut human = format!("bag: one deal of {volume} trivial WASM tasks");
+    let mut human =
+        format!("bag: one deal of {volume} trivial WASM tasks, {slots} slots per worker, {runs} deals each");
     for &n in workers {
         let dir = std::env::temp_dir().join(format!("veil-bench-bag-{}-{n}", std::process::id()));
         let mut procs = Procs(vec![], dir.clone());
         let rt = tokio::runtime::Runtime::new()?;
-        let secs = rt.block_on(async {
-            let (c, pool) = network(&mut procs, n).await?;
+        let mut rates = rt.block_on(async {
+            let (c, pool) = network(&mut procs, n, slots).await?;
             publish_pool(&c, pool).await?;
             let wasm = wasm_app(&c, &dir).await?;
-            deal(&c, wasm, n as u64 * 2, 999_999).await?; // warm every worker
-            Ok::<_, anyhow::Error>(deal(&c, wasm, volume, 1).await?.as_secs_f64())
+            deal(&c, wasm, n as u64 * slots as u64 * 2, 999_999).await?; // warm every worker
+            let mut rates = vec![];
+            for run in 0..runs.max(1) {
+                rates.push(volume as f64 / deal(&c, wasm, volume, run as u64).await?.as_secs_f64());
+            }
+            Ok::<_, anyhow::Error>(rates)
         })?;
-        let rate = volume as f64 / secs;
-        human.push_str(&format!("\n  {n} worker(s): {secs:.2} s, {rate:.0} tasks/s"));
-        rows.push(json!({ "workers": n, "seconds": secs, "tasksPerSecond": rate }));
+        let s = stats(&mut rates);
+        let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
+        human.push_str(&format!(
+            "\n  {n} worker(s): median {:.0} tasks/s  (min {:.0}, max {:.0})",
+            f("p50"),
+            f("min"),
+            f("max")
+        ));
+        rows.push(json!({ "workers": n, "tasksPerSecond": s }));
         drop(procs);
     }
     human.push_str("\n  target  ≥ 200 tasks/s with 2 workers");
-    emit(json, &json!({ "scenario": "bag", "volume": volume, "results": rows }), &human);
+    emit(json, &json!({ "scenario": "bag", "volume": volume, "slotsPerWorker": slots, "results": rows }), &human);
     Ok(())
 }

@@ -1,0 +1,97 @@
+//! The scheduler's embedded database (redb): the last block it followed and its unfinished tasks,
+//! one row per task, so a restart resumes in-flight work.
+//!
+//! Most commits skip the fsync (redb's `Durability::None`); a durable commit follows new tasks and
+//! at most every [`DURABLE_EVERY`]. A crash can lose only recent non-durable commits, and those are
+//! rebuilt: the scheduler replays the ledger from the last durable block (taking a deal again is
+//! idempotent) and reassigns tasks whose assignment was lost.
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use veil_core::B256;
+
+const TASKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tasks");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Longest time between two durable commits while work goes on.
+pub const DURABLE_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+#[error("scheduler database {path}: {detail}")]
+pub struct StoreError {
+    path: String,
+    detail: String,
+}
+
+pub struct Store {
+    db: Database,
+    path: String,
+    last_durable: Instant,
+}
+
+/// One commit's worth of changes.
+pub struct Changes<'a, T> {
+    pub last_block: u64,
+    pub upsert: Vec<(B256, &'a T)>,
+    pub remove: Vec<B256>,
+    /// fsync now, whatever the time since the last durable commit.
+    pub durable: bool,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let name = path.display().to_string();
+        let err = |e: &dyn std::fmt::Display| StoreError { path: name.clone(), detail: e.to_string() };
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(|e| err(&e))?;
+        let w = db.begin_write().map_err(|e| err(&e))?;
+        w.open_table(TASKS).map_err(|e| err(&e))?;
+        w.open_table(META).map_err(|e| err(&e))?;
+        w.commit().map_err(|e| err(&e))?;
+        Ok(Store { db, path: name, last_durable: Instant::now() })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError { path: self.path.clone(), detail: e.to_string() }
+    }
+
+    /// The last followed block and every saved task.
+    pub fn load<T: DeserializeOwned>(&self) -> Result<(u64, BTreeMap<B256, T>), StoreError> {
+        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = r.open_table(META).map_err(|e| self.err(e))?;
+        let last = meta.get("last_block").map_err(|e| self.err(e))?.map(|v| v.value()).unwrap_or(0);
+        let mut tasks = BTreeMap::new();
+        for row in r.open_table(TASKS).map_err(|e| self.err(e))?.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let id = B256::from(*k.value());
+            let t = serde_json::from_slice(v.value()).map_err(|e| self.err(format!("task {id}: {e}")))?;
+            tasks.insert(id, t);
+        }
+        Ok((last, tasks))
+    }
+
+    pub fn save<T: Serialize>(&mut self, c: Changes<'_, T>) -> Result<(), StoreError> {
+        let durable = c.durable || self.last_durable.elapsed() >= DURABLE_EVERY;
+        let mut w = self.db.begin_write().map_err(|e| self.err(e))?;
+        w.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(|e| self.err(e))?;
+        {
+            let mut tasks = w.open_table(TASKS).map_err(|e| self.err(e))?;
+            for (id, t) in c.upsert {
+                let bytes = serde_json::to_vec(t).map_err(|e| self.err(e))?;
+                tasks.insert(&id.0, bytes.as_slice()).map_err(|e| self.err(e))?;
+            }
+            for id in c.remove {
+                tasks.remove(&id.0).map_err(|e| self.err(e))?;
+            }
+            w.open_table(META).map_err(|e| self.err(e))?.insert("last_block", c.last_block).map_err(|e| self.err(e))?;
+        }
+        w.commit().map_err(|e| self.err(e))?;
+        if durable {
+            self.last_durable = Instant::now();
+        }
+        Ok(())
+    }
+}
