@@ -37,6 +37,9 @@ pub struct Assignment {
     pub dealid: B256,
     pub idx: u64,
     pub app: Address,
+    /// The app's iExec type (`VEIL` for bundles; `DOCKER` images cannot run here).
+    #[serde(default)]
+    pub app_type: String,
     pub app_multiaddr: String,
     pub app_checksum: B256,
     pub dataset: Address,
@@ -73,4 +76,24 @@ pub enum ReportOutcome {
         #[serde(default)]
         retry: bool,
     },
+}
+
+/// `GET /tasks/{taskid}`: how each worker is doing with an unfinished task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReplicates {
+    pub taskid: B256,
+    pub replicates: Vec<Replicate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replicate {
+    pub worker: Address,
+    /// `running`, `contributed`, `failed` or `lost` (the worker went silent).
+    pub status: String,
+    pub attempts: u32,
+    /// Why the run failed (without the app's output, which only the requester may read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }

@@ -4,10 +4,10 @@ use crate::api::{Register, Report};
 use crate::scheduler::{Scheduler, SchedulerError};
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ pub fn router(s: Arc<Scheduler>) -> Router {
         .route("/workers/register", post(register))
         .route("/workers/poll", post(poll))
         .route("/workers/report", post(report))
+        .route("/tasks/{taskid}", get(task))
         .with_state(s)
 }
 
@@ -56,4 +57,18 @@ async fn report(State(s): S, h: HeaderMap, Json(r): Json<Report>) -> Result<Resp
     let w = who(&s, &h).await?;
     s.report(w, &r).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn task(State(s): S, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<veil_core::B256>() else {
+        let body = serde_json::json!({ "error": format!("`{id}` is not a task id (0x + 64 hex characters)"), "kind": "malformed" });
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    };
+    match s.replicates(&id).await {
+        Some(r) => Json(r).into_response(),
+        None => {
+            let body = serde_json::json!({ "error": format!("task {id} is not in progress here (unknown, or finished: see the ledger)"), "kind": "not_found" });
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The scheduler: deals of its pool → tasks → workers, replicas until consensus, finalize.
 
-use crate::api::{Assignment, Register, Report, ReportOutcome, Session, register_message};
+use crate::api::{Assignment, Register, Replicate, Report, ReportOutcome, Session, TaskReplicates, register_message};
 use crate::store::{Changes, Store};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,7 @@ impl Scheduler {
                 dealid: *dealid,
                 idx,
                 app: deal.app.pointer,
+                app_type: app.app_type.clone(),
                 app_multiaddr: app.multiaddr.clone(),
                 app_checksum: app.checksum,
                 dataset: deal.dataset.pointer,
@@ -462,6 +463,31 @@ impl Scheduler {
         }
     }
 
+    /// Each worker's part in an unfinished task (None: unknown here, or finished).
+    pub async fn replicates(&self, taskid: &B256) -> Option<TaskReplicates> {
+        let inner = self.inner.lock().await;
+        let t = inner.tasks.get(taskid)?;
+        let replicates = t
+            .assigned
+            .iter()
+            .map(|(w, a)| {
+                let status = if a.contributed {
+                    "contributed"
+                } else if a.failed.is_some() {
+                    "failed"
+                } else if a.lost {
+                    "lost"
+                } else {
+                    "running"
+                };
+                // The app's stderr tail stays in the worker's log.
+                let cause = a.failed.as_ref().map(|c| c.split("; stderr:").next().unwrap_or_default().to_string());
+                Replicate { worker: *w, status: status.into(), attempts: a.attempts, cause }
+            })
+            .collect();
+        Some(TaskReplicates { taskid: *taskid, replicates })
+    }
+
     pub async fn report(&self, worker: Address, r: &Report) -> Result<(), SchedulerError> {
         let mut inner = self.inner.lock().await;
         if r.outcome == ReportOutcome::Revealed && !inner.tasks.contains_key(&r.taskid) {
@@ -470,6 +496,11 @@ impl Scheduler {
         let t = inner
             .task_mut(&r.taskid)
             .ok_or_else(|| SchedulerError::Refused(format!("task {} is not scheduled here", r.taskid)))?;
+        // A restart can lose a recent assignment; its contribution still counts (the ledger is
+        // the judge: only contributors that match the consensus are ever read back).
+        if matches!(r.outcome, ReportOutcome::Contributed { .. }) {
+            t.assigned.entry(worker).or_insert_with(|| Assigned { attempts: 1, ..Default::default() });
+        }
         let a = t
             .assigned
             .get_mut(&worker)

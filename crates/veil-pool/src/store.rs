@@ -95,3 +95,42 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> B256 {
+        B256::from([n; 32])
+    }
+
+    #[test]
+    fn tasks_and_the_last_block_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let (a, b) = ("task a".to_string(), "task b".to_string());
+        {
+            let mut s = Store::open(&path).unwrap();
+            let up = vec![(id(1), &a), (id(2), &b)];
+            s.save(Changes { last_block: 7, upsert: up, remove: vec![], durable: true }).unwrap();
+            // A non-durable commit followed by a durable one: both reach the disk.
+            s.save(Changes::<String> { last_block: 8, upsert: vec![], remove: vec![id(1)], durable: false }).unwrap();
+            s.save(Changes::<String> { last_block: 9, upsert: vec![], remove: vec![], durable: true }).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let (last, tasks) = s.load::<String>().unwrap();
+        assert_eq!(last, 9);
+        assert_eq!(tasks.into_iter().collect::<Vec<_>>(), vec![(id(2), b)]);
+    }
+
+    #[test]
+    fn a_corrupt_row_is_reported_with_its_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let mut s = Store::open(&path).unwrap();
+        let n = 5u64;
+        s.save(Changes { last_block: 1, upsert: vec![(id(3), &n)], remove: vec![], durable: true }).unwrap();
+        let err = s.load::<String>().unwrap_err().to_string();
+        assert!(err.contains(&format!("{}", id(3))) && err.contains("s.redb"), "{err}");
+    }
+}

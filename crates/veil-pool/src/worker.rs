@@ -215,13 +215,19 @@ impl Worker {
 
     /// The app's bundle, downloaded once and checked against its on-chain checksum.
     async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), Failure> {
+        if a.app_type.eq_ignore_ascii_case("DOCKER") {
+            return Err(fatal(format!(
+                "app {} is an iExec DOCKER app ({}): no container engine here; package it as a Veil bundle (`veil app deploy --bundle DIR`) to run it with the process or wasm runtime",
+                a.app, a.app_multiaddr
+            )));
+        }
         let id: String = a.app_checksum.0.iter().map(|b| format!("{b:02x}")).collect();
         let cache = self.cfg.work_dir.join("apps").join(&id);
         let file = cache.with_extension("zip");
         if !file.exists() {
             if !a.app_multiaddr.starts_with("http://") && !a.app_multiaddr.starts_with("https://") {
                 return Err(fatal(format!(
-                    "app {} is at `{}`: this worker fetches apps over HTTP (an iExec DOCKER image needs a container engine, and there is none here)",
+                    "app {} is at `{}`: this worker fetches app bundles over HTTP (an image reference needs a container engine: no container engine here)",
                     a.app, a.app_multiaddr
                 )));
             }

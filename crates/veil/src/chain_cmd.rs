@@ -215,10 +215,11 @@ pub fn deal_show(id: B256, conn: &Conn, json: bool) -> Result<()> {
     show(json, &v, &format!("deal {id}\n{}", pretty(&j)))
 }
 
-pub fn task_show(id: B256, conn: &Conn, json: bool) -> Result<()> {
-    let v = runtime()?.block_on(conn.client().task(&id))?;
+pub fn task_show(id: B256, scheduler: Option<String>, conn: &Conn, json: bool) -> Result<()> {
+    let rt = runtime()?;
+    let v = rt.block_on(conn.client().task(&id))?;
     let t = &v.task;
-    let human = format!(
+    let mut human = format!(
         "task {id}\n  status        {}\n  deal          {}  index {}\n  deadlines     contribution {}  reveal {}  final {}\n  contributors  {}\n  result digest {}",
         t.status,
         t.dealid,
@@ -229,7 +230,30 @@ pub fn task_show(id: B256, conn: &Conn, json: bool) -> Result<()> {
         t.contributors.len(),
         t.result_digest
     );
-    show(json, &v, &human)
+    let mut out = serde_json::to_value(&v)?;
+    if let Some(url) = scheduler {
+        let r = rt.block_on(replicates(url.trim_end_matches('/'), &id))?;
+        for x in &r.replicates {
+            human.push_str(&format!("\n  replicate     {}  {} (attempt {})", x.worker, x.status, x.attempts));
+            if let Some(c) = &x.cause {
+                human.push_str(&format!(": {c}"));
+            }
+        }
+        out["replicates"] = serde_json::to_value(&r.replicates)?;
+    }
+    show(json, &out, &human)
+}
+
+/// The scheduler's view of a running task.
+async fn replicates(scheduler: &str, id: &B256) -> Result<veil_pool::api::TaskReplicates> {
+    let r = reqwest::get(format!("{scheduler}/tasks/{id}"))
+        .await
+        .with_context(|| format!("cannot reach the scheduler at {scheduler}"))?;
+    if !r.status().is_success() {
+        let body: Value = r.json().await.unwrap_or_default();
+        bail!("scheduler: {}", body["error"].as_str().unwrap_or("no answer"));
+    }
+    Ok(r.json().await?)
 }
 
 #[derive(Args)]

@@ -116,7 +116,7 @@ enum Cmd {
     Deal(ShowCmd),
     /// Tasks.
     #[command(subcommand)]
-    Task(ShowCmd),
+    Task(TaskCmd),
     /// Run the whole protocol story once and print each step with its time.
     Quickstart(quickstart::QuickstartArgs),
     /// Measure Veil's performance.
@@ -199,6 +199,19 @@ enum ShowCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum TaskCmd {
+    /// Show it as the ledger has it (and, with --scheduler, each worker's part while it runs).
+    Show {
+        id: veil_core::B256,
+        /// The workerpool scheduler's URL: adds each replicate's status and failure cause.
+        #[arg(long, env = "VEIL_SCHEDULER")]
+        scheduler: Option<String>,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+}
+
 /// Logs go to standard error; `RUST_LOG` tunes them (default: info).
 pub fn logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -241,7 +254,7 @@ fn main() {
         Cmd::Storage(a) => data_cmd::storage(a, json),
         Cmd::Sms(a) => data_cmd::sms(a, json),
         Cmd::Deal(ShowCmd::Show { id, conn }) => chain_cmd::deal_show(id, &conn, json),
-        Cmd::Task(ShowCmd::Show { id, conn }) => chain_cmd::task_show(id, &conn, json),
+        Cmd::Task(TaskCmd::Show { id, scheduler, conn }) => chain_cmd::task_show(id, scheduler, &conn, json),
         Cmd::Quickstart(a) => quickstart::run(a, json),
         Cmd::Bench(c) => bench::run(c, json),
     };

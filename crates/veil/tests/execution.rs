@@ -18,6 +18,8 @@ json.dump({"deterministic-output-path": o + "/result.txt"}, open(o + "/computed.
 struct Pool {
     node: Service,
     scheduler: Service,
+    /// How the scheduler was started (to restart it).
+    scheduler_args: Vec<String>,
     workers: Vec<Service>,
     app: String,
 }
@@ -40,22 +42,22 @@ fn pool_with(d: &Path, workers: usize, category: u64, trust: u64, prelude: &str,
         ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
     }
     let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
-    let scheduler = spawn(
-        &[
-            "scheduler",
-            "--workerpool",
-            &pool,
-            "--dev-account",
-            "3",
-            "--node",
-            &url,
-            "--worker-timeout",
-            worker_timeout,
-            "--data-dir",
-            d.join("sched").to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
+    let scheduler_args: Vec<String> = [
+        "scheduler",
+        "--workerpool",
+        &pool,
+        "--dev-account",
+        "3",
+        "--node",
+        &url,
+        "--worker-timeout",
+        worker_timeout,
+        "--data-dir",
+        d.join("sched").to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let scheduler = spawn(&scheduler_args.iter().map(String::as_str).collect::<Vec<_>>(), Stdio::null());
     let workers = (0..workers)
         .map(|i| {
             let acc = (5 + i).to_string();
@@ -90,7 +92,7 @@ fn pool_with(d: &Path, workers: usize, category: u64, trust: u64, prelude: &str,
             "3",
         ],
     );
-    Pool { node, scheduler, workers, app }
+    Pool { node, scheduler, scheduler_args, workers, app }
 }
 
 fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> Service {
@@ -150,10 +152,23 @@ fn an_endless_app_is_killed_and_the_worker_lives_on() {
     // Category 5 of a dev ledger: 5 s reference time, so the app is killed after 5 s.
     let p = pool(dir.path(), 1, 5, 1);
     let url = &p.node.url;
-    let err =
-        veil(url, &["run", &p.app, "--args", "forever", "--category", "5", "--dev-account", "4", "--timeout", "12"])
-            .unwrap_err();
-    assert!(err.contains("gave up") || err.contains("did not complete"), "{err}");
+    let deal = ok(url, &["run", &p.app, "--args", "forever", "--category", "5", "--no-watch", "--dev-account", "4"]);
+    let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
+    // The worker reports the kill as the task's cause, and the task is not retried.
+    let t0 = std::time::Instant::now();
+    loop {
+        let t = veil(url, &["task", "show", &taskid, "--scheduler", &p.scheduler.url]).unwrap_or_default();
+        if t["replicates"][0]["status"] == "failed" {
+            let cause = t["replicates"][0]["cause"].as_str().unwrap();
+            assert!(cause.contains("ran out of time"), "{cause}");
+            assert!(t0.elapsed() >= std::time::Duration::from_secs(4), "killed at its 5 s limit, not before");
+            assert_eq!(t["replicates"][0]["attempts"], 1);
+            assert_eq!(t["status"], "ACTIVE");
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(15), "not killed: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let r = ok(url, &["run", &p.app, "--args", "again", "--category", "5", "--dev-account", "4", "--timeout", "30"]);
     assert_eq!(r["tasks"][0]["status"], "COMPLETED", "the same worker took the next task");
 }
@@ -217,5 +232,71 @@ fn a_silent_workers_task_goes_to_another_worker() {
         }
         assert!(t0.elapsed() < std::time::Duration::from_secs(30), "not reassigned: {t}");
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The id of task `n` of a deal, as the ledger numbers them.
+fn task_of(url: &str, dealid: &str, n: u64) -> String {
+    let deal = ok(url, &["deal", "show", dealid]);
+    let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
+    let id = veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first + n));
+    format!("{id:?}")
+}
+
+#[test]
+fn a_docker_app_is_refused_with_a_clear_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), 1, 0, 1);
+    let url = &p.node.url;
+    let image = "docker.io/iexechub/python-hello-world:8.0.0";
+    let app = addr(&ok(
+        url,
+        &["app", "deploy", "--name", "img", "--app-type", "DOCKER", "--multiaddr", image, "--dev-account", "1"],
+    ));
+    ok(url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    let deal = ok(url, &["run", &app, "--no-watch", "--dev-account", "4"]);
+    let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
+    let t0 = std::time::Instant::now();
+    loop {
+        let t = veil(url, &["task", "show", &taskid, "--scheduler", &p.scheduler.url]).unwrap_or_default();
+        if t["replicates"][0]["status"] == "failed" {
+            let cause = t["replicates"][0]["cause"].as_str().unwrap();
+            assert!(cause.contains("no container engine here"), "{cause}");
+            assert_eq!(t["replicates"][0]["attempts"], 1, "a DOCKER app is not retried");
+            assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "no refusal: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_restarted_scheduler_finishes_its_in_flight_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut p = pool_with(d, 1, 0, 1, "import time\ntime.sleep(0.4)\n", "10");
+    let url = p.node.url.clone();
+    let deal = ok(&url, &["run", &p.app, "--volume", "6", "--no-watch", "--dev-account", "4"]);
+    let dealid = deal["dealid"].as_str().unwrap().to_string();
+    let tasks: Vec<String> = (0..6).map(|n| task_of(&url, &dealid, n)).collect();
+    // Kill the scheduler while the first tasks run, then start it again where workers expect it.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _ = p.scheduler.child.kill();
+    let _ = p.scheduler.child.wait();
+    let listen = p.scheduler.url.trim_start_matches("http://").to_string();
+    let args: Vec<&str> = p.scheduler_args.iter().map(String::as_str).collect();
+    p.scheduler = common::spawn_at(&args, Stdio::null(), "warn", &listen);
+    let t0 = std::time::Instant::now();
+    for task in &tasks {
+        loop {
+            let t = veil(&url, &["task", "show", task]).unwrap_or_default();
+            if t["status"] == "COMPLETED" {
+                assert_eq!(t["contributors"].as_array().unwrap().len(), 1, "{t}");
+                break;
+            }
+            assert!(t0.elapsed() < std::time::Duration::from_secs(60), "task {task} not finished: {t}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 }

@@ -28,9 +28,14 @@ pub fn spawn(args: &[&str], stderr: Stdio) -> Service {
 
 /// [`spawn`] with its log level (`RUST_LOG`).
 pub fn spawn_logged(args: &[&str], stderr: Stdio, level: &str) -> Service {
+    spawn_at(args, stderr, level, "127.0.0.1:0")
+}
+
+/// [`spawn_logged`] listening on `listen` (to restart a service where its clients expect it).
+pub fn spawn_at(args: &[&str], stderr: Stdio, level: &str, listen: &str) -> Service {
     let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(args)
-        .args(["--json", "--listen", "127.0.0.1:0"])
+        .args(["--json", "--listen", listen])
         .env("RUST_LOG", level)
         .stdout(Stdio::piped())
         .stderr(stderr)
