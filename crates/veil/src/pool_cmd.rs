@@ -133,25 +133,61 @@ pub struct PoolPublishArgs {
     /// Tag offered (hex or names, e.g. tee,scone).
     #[arg(long, default_value = "0x0", value_parser = veil_core::tag::parse)]
     tag: B256,
+    /// Keep running and publish a fresh order whenever deals use up the current one (below a
+    /// quarter of its volume).
+    #[arg(long)]
+    keep: bool,
     #[command(flatten)]
     signer: SignerArgs,
 }
 
 pub fn workerpool_publish(a: PoolPublishArgs, conn: &Conn, json: bool) -> Result<()> {
     let z = Address::ZERO;
-    let o = WorkerpoolOrder {
-        workerpool: a.workerpool,
-        workerpoolprice: parse_amount(&a.price)?.0,
-        volume: U256::from(a.volume),
-        tag: a.tag,
-        category: U256::from(a.category),
-        trust: U256::from(a.trust),
-        apprestrict: z,
-        datasetrestrict: z,
-        requesterrestrict: z,
-        salt: salt(),
+    let price = parse_amount(&a.price)?.0;
+    let order = || {
+        AnyOrder::Workerpool(WorkerpoolOrder {
+            workerpool: a.workerpool,
+            workerpoolprice: price,
+            volume: U256::from(a.volume),
+            tag: a.tag,
+            category: U256::from(a.category),
+            trust: U256::from(a.trust),
+            apprestrict: z,
+            datasetrestrict: z,
+            requesterrestrict: z,
+            salt: salt(),
+        })
     };
-    publish(AnyOrder::Workerpool(o), &a.signer, conn, json)
+    let first = publish(order(), &a.signer, conn, json)?;
+    if !a.keep {
+        return Ok(());
+    }
+    let c = conn.client();
+    runtime()?.block_on(async {
+        let key = a.signer.key()?;
+        let mut current = first;
+        let from = c.chain().await?.head + 1;
+        let mut events = Box::pin(c.events(from).await?);
+        while let Some(b) = events.next().await {
+            let used = b?
+                .receipts
+                .iter()
+                .flat_map(|r| r.events.iter())
+                .any(|e| matches!(e, Event::OrdersMatched { workerpool_hash, .. } if *workerpool_hash == current));
+            if !used {
+                continue;
+            }
+            let low = match c.order(&current).await {
+                Ok(e) => e.remaining < U256::from(a.volume.div_ceil(4)),
+                Err(e) if e.kind() == Some("not_found") => true,
+                Err(e) => return Err(e.into()),
+            };
+            if low {
+                current = publish_async(&c, order(), &key, json).await?;
+            }
+        }
+        bail!("the node's event stream ended; run the command again to keep publishing")
+    })
 }
 
 #[derive(Args)]
@@ -180,22 +216,28 @@ pub fn app_publish(a: AppPublishArgs, conn: &Conn, json: bool) -> Result<()> {
         requesterrestrict: z,
         salt: salt(),
     };
-    publish(AnyOrder::App(o), &a.signer, conn, json)
+    publish(AnyOrder::App(o), &a.signer, conn, json).map(|_| ())
 }
 
-fn publish(order: AnyOrder, signer: &SignerArgs, conn: &Conn, json: bool) -> Result<()> {
-    let c = conn.client();
-    let rt = runtime()?;
-    let domain = rt.block_on(c.chain())?.domain;
-    let sign = signer.key()?.sign_hash(&order.typed_hash(&domain));
+/// Signs and publishes `order`; prints it and returns its hash.
+fn publish(order: AnyOrder, signer: &SignerArgs, conn: &Conn, json: bool) -> Result<B256> {
+    let key = signer.key()?;
+    runtime()?.block_on(publish_async(&conn.client(), order, &key, json))
+}
+
+async fn publish_async(c: &veil_sdk::Client, order: AnyOrder, key: &veil_core::PrivateKey, json: bool) -> Result<B256> {
+    let domain = c.chain().await?.domain;
+    let sign = key.sign_hash(&order.typed_hash(&domain));
     let kind = order.kind();
-    let e = rt.block_on(c.publish(order, Some(sign)))?;
-    emit(
-        json,
-        &serde_json::to_value(&e)?,
-        &format!("{kind} order published: {} (volume {})", e.order_hash, e.remaining),
-    );
-    Ok(())
+    let e = c.publish(order, Some(sign)).await?;
+    // One line per order, so `--keep --json` is a stream of JSON lines.
+    if json {
+        println!("{}", serde_json::to_string(&e)?);
+    } else {
+        println!("{kind} order published: {} (volume {})", e.order_hash, e.remaining);
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    Ok(e.order_hash)
 }
 
 #[derive(Args)]

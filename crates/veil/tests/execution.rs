@@ -300,3 +300,33 @@ fn a_restarted_scheduler_finishes_its_in_flight_tasks() {
         }
     }
 }
+
+#[test]
+fn a_kept_pool_order_is_topped_up_when_deals_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), 1, 0, 1);
+    let url = &p.node.url;
+    let workerpool = &p.scheduler_args[2];
+    // Category 5 has no order yet: the keeper offers one task at a time.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["workerpool", "publish", "--workerpool", workerpool, "--category", "5", "--volume", "1", "--keep"])
+        .args(["--dev-account", "3", "--json"])
+        .env("VEIL_NODE", url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let _keeper = Service { child, url: String::new(), ready: Value::Null };
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let mut hashes = vec![first["orderHash"].as_str().unwrap().to_string()];
+    for i in 0..3 {
+        let r = ok(url, &["run", &p.app, "--args", &i.to_string(), "--category", "5", "--dev-account", "4"]);
+        assert_eq!(r["tasks"][0]["status"], "COMPLETED");
+        // Each deal used the whole order: the keeper publishes the next one before the next run.
+        let next: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        hashes.push(next["orderHash"].as_str().unwrap().to_string());
+    }
+    hashes.dedup();
+    assert_eq!(hashes.len(), 4, "a fresh order after each deal: {hashes:?}");
+}
