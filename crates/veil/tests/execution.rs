@@ -156,19 +156,13 @@ fn an_endless_app_is_killed_and_the_worker_lives_on() {
     let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
     // The worker reports the kill as the task's cause, and the task is not retried.
     let t0 = std::time::Instant::now();
-    loop {
-        let t = veil(url, &["task", "show", &taskid, "--scheduler", &p.scheduler.url]).unwrap_or_default();
-        if t["replicates"][0]["status"] == "failed" {
-            let cause = t["replicates"][0]["cause"].as_str().unwrap();
-            assert!(cause.contains("ran out of time"), "{cause}");
-            assert!(t0.elapsed() >= std::time::Duration::from_secs(4), "killed at its 5 s limit, not before");
-            assert_eq!(t["replicates"][0]["attempts"], 1);
-            assert_eq!(t["status"], "ACTIVE");
-            break;
-        }
-        assert!(t0.elapsed() < std::time::Duration::from_secs(15), "not killed: {t}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let show = ["task", "show", &taskid, "--scheduler", &p.scheduler.url];
+    let t = wait_until(url, &show, 15, |t| t["replicates"][0]["status"] == "failed");
+    let cause = t["replicates"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("ran out of time"), "{cause}");
+    assert!(t0.elapsed() >= std::time::Duration::from_secs(4), "killed at its 5 s limit, not before");
+    assert_eq!(t["replicates"][0]["attempts"], 1);
+    assert_eq!(t["status"], "ACTIVE");
     let r = ok(url, &["run", &p.app, "--args", "again", "--category", "5", "--dev-account", "4", "--timeout", "30"]);
     assert_eq!(r["tasks"][0]["status"], "COMPLETED", "the same worker took the next task");
 }
@@ -211,27 +205,27 @@ fn a_silent_workers_task_goes_to_another_worker() {
     std::thread::sleep(std::time::Duration::from_millis(800));
     p.workers.clear();
     let _second = spawn_worker(&p.scheduler.url, &url, "6", &d.join("w6"));
+    let taskid = task_of(&url, &dealid, 0);
+    let t = wait_until(&url, &["task", "show", &taskid], 30, |t| t["status"] == "COMPLETED");
+    let contributors = t["contributors"].as_array().unwrap();
+    assert_eq!(contributors.len(), 1);
+    assert_eq!(
+        contributors[0].as_str().unwrap().to_lowercase(),
+        format!("{:?}", veil_node::dev::dev_key(6).address()).to_lowercase(),
+        "the second worker finished it"
+    );
+}
+
+/// Polls `veil ARGS` until `done` holds for its answer, for at most `limit` seconds.
+fn wait_until(url: &str, args: &[&str], limit: u64, done: impl Fn(&Value) -> bool) -> Value {
     let t0 = std::time::Instant::now();
-    let taskid = {
-        let deal = ok(&url, &["deal", "show", &dealid]);
-        let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
-        let id = veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first));
-        format!("{id:?}")
-    };
     loop {
-        let t = veil(&url, &["task", "show", &taskid]).unwrap_or_default();
-        if t["status"] == "COMPLETED" {
-            let contributors = t["contributors"].as_array().unwrap();
-            assert_eq!(contributors.len(), 1);
-            assert_eq!(
-                contributors[0].as_str().unwrap().to_lowercase(),
-                format!("{:?}", veil_node::dev::dev_key(6).address()).to_lowercase(),
-                "the second worker finished it"
-            );
-            break;
+        let v = veil(url, args).unwrap_or_default();
+        if done(&v) {
+            return v;
         }
-        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "not reassigned: {t}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(limit), "veil {args:?} still at: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
@@ -256,19 +250,12 @@ fn a_docker_app_is_refused_with_a_clear_cause() {
     ok(url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
     let deal = ok(url, &["run", &app, "--no-watch", "--dev-account", "4"]);
     let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
-    let t0 = std::time::Instant::now();
-    loop {
-        let t = veil(url, &["task", "show", &taskid, "--scheduler", &p.scheduler.url]).unwrap_or_default();
-        if t["replicates"][0]["status"] == "failed" {
-            let cause = t["replicates"][0]["cause"].as_str().unwrap();
-            assert!(cause.contains("no container engine here"), "{cause}");
-            assert_eq!(t["replicates"][0]["attempts"], 1, "a DOCKER app is not retried");
-            assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
-            break;
-        }
-        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "no refusal: {t}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let show = ["task", "show", &taskid, "--scheduler", &p.scheduler.url];
+    let t = wait_until(url, &show, 20, |t| t["replicates"][0]["status"] == "failed");
+    let cause = t["replicates"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("no container engine here"), "{cause}");
+    assert_eq!(t["replicates"][0]["attempts"], 1, "a DOCKER app is not retried");
+    assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
 }
 
 #[test]
@@ -287,17 +274,9 @@ fn a_restarted_scheduler_finishes_its_in_flight_tasks() {
     let listen = p.scheduler.url.trim_start_matches("http://").to_string();
     let args: Vec<&str> = p.scheduler_args.iter().map(String::as_str).collect();
     p.scheduler = common::spawn_at(&args, Stdio::null(), "warn", &listen);
-    let t0 = std::time::Instant::now();
     for task in &tasks {
-        loop {
-            let t = veil(&url, &["task", "show", task]).unwrap_or_default();
-            if t["status"] == "COMPLETED" {
-                assert_eq!(t["contributors"].as_array().unwrap().len(), 1, "{t}");
-                break;
-            }
-            assert!(t0.elapsed() < std::time::Duration::from_secs(60), "task {task} not finished: {t}");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        let t = wait_until(&url, &["task", "show", task], 60, |t| t["status"] == "COMPLETED");
+        assert_eq!(t["contributors"].as_array().unwrap().len(), 1, "{t}");
     }
 }
 
