@@ -27,6 +27,13 @@ pub fn register_message(worker: &Address, slots: u32, timestamp: u64) -> B256 {
 pub struct Session {
     /// Bearer token for the worker's next calls.
     pub token: String,
+    /// How often the worker says it is alive (`POST /workers/heartbeat`), busy or not.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    3000
 }
 
 /// One task for one worker.

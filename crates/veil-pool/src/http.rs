@@ -31,6 +31,7 @@ pub fn router(s: Arc<Scheduler>) -> Router {
         .route("/workers/register", post(register))
         .route("/workers/poll", post(poll))
         .route("/workers/report", post(report))
+        .route("/workers/heartbeat", post(heartbeat))
         .route("/tasks/{taskid}", get(task))
         .with_state(s)
 }
@@ -51,6 +52,12 @@ async fn poll(State(s): S, h: HeaderMap) -> Result<Response, SchedulerError> {
         Some(a) => Json(a).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+/// A busy worker does not poll: this keeps its assignments from looking abandoned.
+async fn heartbeat(State(s): S, h: HeaderMap) -> Result<Response, SchedulerError> {
+    who(&s, &h).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn report(State(s): S, h: HeaderMap, Json(r): Json<Report>) -> Result<Response, SchedulerError> {

@@ -422,7 +422,9 @@ impl Scheduler {
         inner.tokens.insert(token.clone(), r.worker);
         inner.workers.insert(r.worker, WorkerInfo { last_seen_ms: now_ms() });
         tracing::info!(worker = %r.worker, slots = r.slots, "worker registered");
-        Ok(Session { token })
+        // Three heartbeats per timeout: one lost packet does not make a busy worker look silent.
+        let heartbeat_ms = (self.cfg.worker_timeout.as_millis() as u64 / 3).max(100);
+        Ok(Session { token, heartbeat_ms })
     }
 
     pub async fn worker_of(&self, token: &str) -> Option<Address> {

@@ -86,7 +86,20 @@ impl Worker {
         })
     }
 
-    async fn session(&self) -> Result<String, String> {
+    /// Says it is alive every `every` while `token` is its session (the run loop replaces the
+    /// token when it registers again).
+    async fn heartbeat(self: Arc<Self>, token: Arc<std::sync::Mutex<Option<String>>>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(t) = token.lock().unwrap_or_else(|p| p.into_inner()).clone() else { continue };
+            let url = format!("{}/workers/heartbeat", self.cfg.scheduler);
+            if let Err(e) = self.http.post(url).bearer_auth(&t).send().await {
+                tracing::debug!("heartbeat: {e}");
+            }
+        }
+    }
+
+    async fn session(&self) -> Result<Session, String> {
         let ts = unix_now();
         let me = self.cfg.key.address();
         let signature = self.cfg.key.sign_message_hash(&register_message(&me, self.cfg.slots, ts));
@@ -101,7 +114,7 @@ impl Worker {
         if !r.status().is_success() {
             return Err(r.text().await.unwrap_or_default());
         }
-        r.json::<Session>().await.map(|s| s.token).map_err(|e| e.to_string())
+        r.json::<Session>().await.map_err(|e| e.to_string())
     }
 
     /// Follows the ledger once for all tasks (from the head at start, resuming after the last block
@@ -146,14 +159,22 @@ impl Worker {
         tokio::spawn(self.clone().follow());
         let slots = Arc::new(Semaphore::new(self.cfg.slots as usize));
         let mut token: Option<String> = None;
+        let shared_token = Arc::new(std::sync::Mutex::new(None));
+        let mut heartbeat: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let t = match &token {
                 Some(t) => t.clone(),
                 None => match self.session().await {
-                    Ok(t) => {
+                    Ok(s) => {
                         tracing::info!(worker = %self.cfg.key.address(), scheduler = %self.cfg.scheduler, "registered");
-                        token = Some(t.clone());
-                        t
+                        token = Some(s.token.clone());
+                        *shared_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(s.token.clone());
+                        if let Some(h) = heartbeat.take() {
+                            h.abort();
+                        }
+                        let every = Duration::from_millis(s.heartbeat_ms.max(100));
+                        heartbeat = Some(tokio::spawn(self.clone().heartbeat(shared_token.clone(), every)));
+                        s.token
                     }
                     Err(e) => {
                         tracing::warn!("cannot register with the scheduler: {e}");

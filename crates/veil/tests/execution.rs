@@ -309,3 +309,20 @@ fn a_kept_pool_order_is_topped_up_when_deals_use_it() {
     hashes.dedup();
     assert_eq!(hashes.len(), 4, "a fresh order after each deal: {hashes:?}");
 }
+
+#[test]
+fn a_busy_worker_keeps_its_task_past_the_silence_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    // The app runs 3 s; a worker is silent after 1 s without news. Its one slot is busy, so it
+    // does not poll: only its heartbeats keep the task from going to someone else.
+    let p = pool_with(dir.path(), 1, 0, 1, "import time\ntime.sleep(3)\n", "1");
+    let url = &p.node.url;
+    let deal = ok(url, &["run", &p.app, "--no-watch", "--dev-account", "4"]);
+    let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let t = ok(url, &["task", "show", &taskid, "--scheduler", &p.scheduler.url]);
+    assert_eq!(t["replicates"].as_array().map(Vec::len), Some(1), "{t}");
+    assert_eq!(t["replicates"][0]["status"], "running", "{t}");
+    let t = wait_until(url, &["task", "show", &taskid], 20, |t| t["status"] == "COMPLETED");
+    assert_eq!(t["contributors"].as_array().unwrap().len(), 1);
+}
