@@ -11,5 +11,6 @@
 pub mod borsh;
 pub mod dataset;
 pub mod payload;
+pub mod result;
 
 pub use dataset::{DatasetKey, EncryptSummary, ProtectError};

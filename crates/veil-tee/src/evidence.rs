@@ -19,9 +19,13 @@ pub enum Platform {
 pub enum Evidence {
     Sim(SimEvidence),
     /// An SGX DCAP quote whose report data binds the session key, task and nonce.
-    Sgx { quote: Bytes },
+    Sgx {
+        quote: Bytes,
+    },
     /// A TDX quote, same binding.
-    Tdx { quote: Bytes },
+    Tdx {
+        quote: Bytes,
+    },
 }
 
 /// The `sim` platform's statement, signed by its (public) platform key.
