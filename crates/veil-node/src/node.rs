@@ -35,23 +35,32 @@ pub struct NodeConfig {
 /// The ledger as the SMS sees it, in process.
 pub struct InProcessLedger(pub Arc<Shared>);
 
-impl veil_sms::LedgerLookup for InProcessLedger {
-    fn dataset_owner(
+impl InProcessLedger {
+    fn read<T: Send + 'static>(
         &self,
-        dataset: veil_core::Address,
-    ) -> futures_util::future::BoxFuture<'_, Result<Option<veil_core::Address>, String>> {
+        f: impl FnOnce(&veil_core::State) -> Option<T>,
+    ) -> veil_sms::ledger::Lookup<'_, T> {
         let l = self.0.ledger.read().unwrap_or_else(|p| p.into_inner());
-        let owner = l.state.datasets.get(&dataset).map(|d| d.owner);
-        Box::pin(async move { Ok(owner) })
+        let v = f(&l.state);
+        Box::pin(async move { Ok(v) })
+    }
+}
+
+impl veil_sms::LedgerLookup for InProcessLedger {
+    fn app(&self, app: veil_core::Address) -> veil_sms::ledger::Lookup<'_, veil_core::state::App> {
+        self.read(|s| s.apps.get(&app).cloned())
     }
 
-    fn app_owner(
-        &self,
-        app: veil_core::Address,
-    ) -> futures_util::future::BoxFuture<'_, Result<Option<veil_core::Address>, String>> {
-        let l = self.0.ledger.read().unwrap_or_else(|p| p.into_inner());
-        let owner = l.state.apps.get(&app).map(|a| a.owner);
-        Box::pin(async move { Ok(owner) })
+    fn dataset(&self, dataset: veil_core::Address) -> veil_sms::ledger::Lookup<'_, veil_core::state::Dataset> {
+        self.read(|s| s.datasets.get(&dataset).cloned())
+    }
+
+    fn deal(&self, dealid: veil_core::B256) -> veil_sms::ledger::Lookup<'_, veil_core::state::Deal> {
+        self.read(|s| s.deals.get(&dealid).cloned())
+    }
+
+    fn task(&self, taskid: veil_core::B256) -> veil_sms::ledger::Lookup<'_, veil_core::state::Task> {
+        self.read(|s| s.tasks.get(&taskid).cloned())
     }
 }
 

@@ -23,6 +23,7 @@ impl IntoResponse for SmsError {
             SmsError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             SmsError::Ledger(_) => (StatusCode::BAD_GATEWAY, "ledger_unavailable"),
             SmsError::Storage(_) | SmsError::Seal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            SmsError::Session { .. } => (StatusCode::FORBIDDEN, "session_refused"),
         };
         (status, Json(serde_json::json!({ "error": self.to_string(), "kind": kind }))).into_response()
     }
@@ -33,6 +34,8 @@ type S = State<Arc<Sms>>;
 pub fn router(sms: Arc<Sms>) -> Router {
     Router::new()
         .route("/sms/challenge", post(challenge))
+        .route("/sms/sessions", post(session))
+        .route("/sms/enclave-challenge/{taskid}", post(enclave_challenge))
         .route("/sms/{kind}/{target}", post(write).get(exists))
         .route("/sms/{kind}/{target}/{name}", post(write_named).get(exists_named))
         .layer(DefaultBodyLimit::max(crate::service::MAX_SECRET * 2 + 4096))
@@ -104,4 +107,19 @@ async fn exists_named(
 ) -> Result<Json<SmsExists>, SmsError> {
     let (k, a) = parse(&kind, &target)?;
     Ok(Json(SmsExists { exists: s.exists(k, &a, &name)? }))
+}
+
+/// An enclave's request for its task's secrets (answered sealed to its session key).
+async fn session(State(s): S, b: Result<Bytes, BytesRejection>) -> Result<Json<veil_tee::SealedBox>, SmsError> {
+    let b = b.map_err(|e| SmsError::Invalid(e.body_text()))?;
+    let req: veil_tee::SessionRequest =
+        serde_json::from_slice(&b).map_err(|e| SmsError::Invalid(format!("invalid session request: {e}")))?;
+    Ok(Json(s.session(&req).await?))
+}
+
+/// The task's enclave challenge address (created on the first ask; TEE tasks only).
+async fn enclave_challenge(State(s): S, Path(taskid): Path<String>) -> Result<Json<serde_json::Value>, SmsError> {
+    let id: veil_core::B256 =
+        taskid.parse().map_err(|_| SmsError::Invalid(format!("`{taskid}` is not a task id (0x + 64 hex)")))?;
+    Ok(Json(serde_json::json!({ "taskid": id, "address": s.enclave_challenge(&id).await? })))
 }

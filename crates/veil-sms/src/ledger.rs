@@ -1,33 +1,43 @@
-//! What the SMS asks the ledger: who owns a dataset or an app. One trait, an in-process
+//! What the SMS asks the ledger: apps, datasets, deals and tasks. One trait, an in-process
 //! implementation (in the node) and an HTTP one (over the node's API).
 
 use futures_util::future::BoxFuture;
-use veil_core::Address;
+use veil_core::state::{App, Dataset, Deal, Task};
+use veil_core::{Address, B256};
+
+pub type Lookup<'a, T> = BoxFuture<'a, Result<Option<T>, String>>;
 
 pub trait LedgerLookup: Send + Sync {
-    fn dataset_owner(&self, dataset: Address) -> BoxFuture<'_, Result<Option<Address>, String>>;
-    fn app_owner(&self, app: Address) -> BoxFuture<'_, Result<Option<Address>, String>>;
+    fn app(&self, app: Address) -> Lookup<'_, App>;
+    fn dataset(&self, dataset: Address) -> Lookup<'_, Dataset>;
+    fn deal(&self, dealid: B256) -> Lookup<'_, Deal>;
+    fn task(&self, taskid: B256) -> Lookup<'_, Task>;
+}
+
+#[cfg(feature = "client")]
+fn found<T>(r: Result<T, veil_sdk::SdkError>) -> Result<Option<T>, String> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == Some("not_found") => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(feature = "client")]
 impl LedgerLookup for veil_sdk::Client {
-    fn dataset_owner(&self, dataset: Address) -> BoxFuture<'_, Result<Option<Address>, String>> {
-        Box::pin(async move {
-            match self.dataset(&dataset).await {
-                Ok(d) => Ok(Some(d.asset.owner)),
-                Err(e) if e.kind() == Some("not_found") => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
+    fn app(&self, app: Address) -> Lookup<'_, App> {
+        Box::pin(async move { found(self.app(&app).await.map(|v| v.asset)) })
     }
 
-    fn app_owner(&self, app: Address) -> BoxFuture<'_, Result<Option<Address>, String>> {
-        Box::pin(async move {
-            match self.app(&app).await {
-                Ok(a) => Ok(Some(a.asset.owner)),
-                Err(e) if e.kind() == Some("not_found") => Ok(None),
-                Err(e) => Err(e.to_string()),
-            }
-        })
+    fn dataset(&self, dataset: Address) -> Lookup<'_, Dataset> {
+        Box::pin(async move { found(self.dataset(&dataset).await.map(|v| v.asset)) })
+    }
+
+    fn deal(&self, dealid: B256) -> Lookup<'_, Deal> {
+        Box::pin(async move { found(veil_sdk::Client::deal(self, &dealid).await.map(|v| v.deal)) })
+    }
+
+    fn task(&self, taskid: B256) -> Lookup<'_, Task> {
+        Box::pin(async move { found(veil_sdk::Client::task(self, &taskid).await.map(|v| v.task)) })
     }
 }

@@ -7,12 +7,15 @@
 //! key kept in its own file, outside the database.
 //!
 //! It must never return, log or put into an error message a secret's value: its API answers only
-//! whether a secret exists. (Release to attested enclave sessions is a later, separate path.)
+//! whether a secret exists, except to an enclave session: `session` releases a task's secrets, sealed
+//! to the enclave's session key, only when its evidence and the task pass every rule of DESIGN §6
+//! (a refusal names the rule), and keeps each task's enclave challenge key.
 
 pub mod http;
 pub mod ledger;
 pub mod seal;
 pub mod service;
+pub mod session;
 
 pub use ledger::LedgerLookup;
 pub use service::{Sms, SmsError};

@@ -38,18 +38,21 @@ pub enum SmsError {
     Ledger(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// An enclave session refused: which rule failed, and how.
+    #[error("session refused by rule `{rule}`: {detail}")]
+    Session { rule: &'static str, detail: String },
     #[error(transparent)]
     Seal(#[from] SealError),
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> SmsError {
+pub(crate) fn storage<E: std::fmt::Display>(e: E) -> SmsError {
     SmsError::Storage(e.to_string())
 }
 
 pub struct Sms {
-    db: Database,
-    sealer: Sealer,
-    ledger: Arc<dyn LedgerLookup>,
+    pub(crate) db: Database,
+    pub(crate) sealer: Sealer,
+    pub(crate) ledger: Arc<dyn LedgerLookup>,
     challenges: Mutex<HashMap<B256, Instant>>,
     pub dev: bool,
 }
@@ -66,6 +69,7 @@ impl Sms {
         let db = Database::builder().set_cache_size(4 << 20).create(data_dir.join("sms.redb")).map_err(storage)?;
         let w = db.begin_write().map_err(storage)?;
         w.open_table(SECRETS).map_err(storage)?;
+        w.open_table(crate::session::ENCLAVE_KEYS).map_err(storage)?;
         w.commit().map_err(storage)?;
         let sealer = Sealer::load_or_create(master_key)?;
         Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev })
@@ -88,7 +92,7 @@ impl Sms {
     }
 
     /// Takes a challenge out: it is valid once.
-    fn consume(&self, c: &B256) -> Result<(), SmsError> {
+    pub(crate) fn consume(&self, c: &B256) -> Result<(), SmsError> {
         let mut m = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
         match m.remove(c) {
             Some(t) if t.elapsed() < CHALLENGE_TTL => Ok(()),
@@ -137,11 +141,15 @@ impl Sms {
     async fn allowed_writer(&self, kind: SecretKind, target: &Address) -> Result<Address, SmsError> {
         let missing = |what: &str| SmsError::Forbidden(format!("{what} {target} is not registered on the ledger"));
         match kind {
-            SecretKind::DatasetKey => {
-                self.ledger.dataset_owner(*target).await.map_err(SmsError::Ledger)?.ok_or_else(|| missing("dataset"))
-            }
+            SecretKind::DatasetKey => self
+                .ledger
+                .dataset(*target)
+                .await
+                .map_err(SmsError::Ledger)?
+                .map(|d| d.owner)
+                .ok_or_else(|| missing("dataset")),
             SecretKind::AppSecret => {
-                self.ledger.app_owner(*target).await.map_err(SmsError::Ledger)?.ok_or_else(|| missing("app"))
+                self.ledger.app(*target).await.map_err(SmsError::Ledger)?.map(|a| a.owner).ok_or_else(|| missing("app"))
             }
             SecretKind::RequesterSecret | SecretKind::ResultKey => Ok(*target),
         }
