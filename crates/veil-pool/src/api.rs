@@ -58,6 +58,9 @@ pub struct Assignment {
     pub authorization: Signature,
     pub bot_first: u64,
     pub bot_size: u64,
+    /// The deal's trust (a trust-1 TEE task is contributed and finalized at once).
+    #[serde(default)]
+    pub trust: u64,
 }
 
 /// `POST /workers/report`: how an assignment went.

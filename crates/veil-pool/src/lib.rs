@@ -10,6 +10,7 @@
 //! It must never contribute a result it did not compute, nor sign for a worker that did not ask.
 
 pub mod api;
+pub mod enclave;
 pub mod http;
 pub mod scheduler;
 pub mod store;

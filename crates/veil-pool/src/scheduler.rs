@@ -26,6 +26,8 @@ pub struct SchedulerConfig {
     pub workerpool: Address,
     pub key: PrivateKey,
     pub data_dir: PathBuf,
+    /// The SMS that keeps TEE tasks' enclave challenges (default: the node's embedded one).
+    pub sms: String,
     /// A worker unheard of for this long loses its unfinished assignments.
     pub worker_timeout: Duration,
 }
@@ -133,6 +135,7 @@ impl Inner {
 pub struct Scheduler {
     cfg: SchedulerConfig,
     client: Client,
+    http: reqwest::Client,
     inner: Mutex<Inner>,
     work: Notify,
     sender: NonceSender,
@@ -180,7 +183,14 @@ impl Scheduler {
             store,
         };
         let sender = NonceSender::new(client.clone(), cfg.key.clone());
-        Ok(Arc::new(Scheduler { cfg, client, inner: Mutex::new(inner), work: Notify::new(), sender }))
+        Ok(Arc::new(Scheduler {
+            cfg,
+            client,
+            http: reqwest::Client::new(),
+            inner: Mutex::new(inner),
+            work: Notify::new(),
+            sender,
+        }))
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
@@ -296,6 +306,18 @@ impl Scheduler {
                 }
             }
             let taskid = task_id(dealid, U256::from(idx));
+            // TEE tasks: the SMS makes the task's enclave challenge, which the authorization names.
+            let enclave_challenge = if veil_core::tag::has_tee(&deal.tag) {
+                match self.enclave_challenge(&taskid).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(%taskid, "no enclave challenge from the SMS: {e}");
+                        continue;
+                    }
+                }
+            } else {
+                Address::ZERO
+            };
             let base = Assignment {
                 taskid,
                 dealid: *dealid,
@@ -307,10 +329,11 @@ impl Scheduler {
                 dataset: deal.dataset.pointer,
                 params: deal.params.clone(),
                 time_limit_secs: timeref,
-                enclave_challenge: Address::ZERO,
+                enclave_challenge,
                 authorization: crypto::Signature([0u8; 65]),
                 bot_first: first,
                 bot_size: size,
+                trust,
             };
             inner.tasks.insert(taskid, TaskState { base, trust, consensus: false, assigned: BTreeMap::new() });
             inner.dirty.insert(taskid);
@@ -319,6 +342,17 @@ impl Scheduler {
         drop(inner);
         self.work.notify_waiters();
         Ok(())
+    }
+
+    async fn enclave_challenge(&self, taskid: &B256) -> Result<Address, String> {
+        let url = format!("{}/sms/enclave-challenge/{taskid}", self.cfg.sms);
+        let r = self.http.post(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let ok = r.status().is_success();
+        let v: serde_json::Value = r.json().await.map_err(|e| format!("{url}: {e}"))?;
+        if !ok {
+            return Err(v["error"].as_str().unwrap_or("refused").to_string());
+        }
+        serde_json::from_value(v["address"].clone()).map_err(|e| format!("{url}: {e}"))
     }
 
     /// Finalizes when every winner revealed, or (`deadline`) when the reveal deadline passed.

@@ -28,6 +28,10 @@ pub struct WorkerConfig {
     pub slots: u32,
     pub work_dir: PathBuf,
     pub memory_limit: u64,
+    /// The SMS that releases TEE tasks' secrets to enclaves (default: the node's embedded one).
+    pub sms: String,
+    /// The program run as the enclave (`veil`, with the `enclave` subcommand).
+    pub enclave_program: PathBuf,
 }
 
 pub struct Worker {
@@ -235,6 +239,7 @@ impl Worker {
     }
 
     /// The app's bundle, downloaded once and checked against its on-chain checksum.
+    /// The app's bundle file, downloaded once and checked against its on-chain checksum.
     async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), Failure> {
         if a.app_type.eq_ignore_ascii_case("DOCKER") {
             return Err(fatal(format!(
@@ -283,6 +288,9 @@ impl Worker {
     }
 
     async fn work(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), Failure> {
+        if a.enclave_challenge != Address::ZERO {
+            return self.work_in_enclave(a, token).await;
+        }
         if a.dataset != Address::ZERO {
             return Err(fatal(
                 "this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker",
@@ -297,12 +305,7 @@ impl Worker {
         bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
         let mut names = vec![];
         for (i, url) in params.input_files.iter().enumerate() {
-            let name = url
-                .rsplit('/')
-                .next()
-                .filter(|n| !n.is_empty() && *n != ".." && *n != ".")
-                .map(str::to_string)
-                .unwrap_or(format!("input-{}", i + 1));
+            let name = input_name(url, i);
             let bytes = self.download(url).await?;
             tokio::fs::write(iin.join(&name), bytes).await.map_err(|e| e.to_string())?;
             names.push(name);
@@ -355,10 +358,89 @@ impl Worker {
         // Wait before contributing so the consensus event cannot be missed.
         let (tell, consensus_event) = oneshot::channel();
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(a.taskid, tell);
-        let r = self.contribute_and_reveal(a, token, &digest, &blob.url, consensus_event).await;
+        let r = self.contribute_and_reveal(a, token, &digest, &blob.url, None, consensus_event).await;
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&a.taskid);
         // Once contributed, the task is not ours to run again.
         r.map_err(fatal)
+    }
+
+    /// A TEE task: the enclave (a child process) does everything that touches plaintext; this host
+    /// only contributes what it returns.
+    async fn work_in_enclave(&self, a: &Assignment, token: &str) -> Result<(), Failure> {
+        let (bundle, _) = self.app(a).await?;
+        let dir = self.cfg.work_dir.join("enclaves").join(format!("{}-{:016x}", a.taskid, rand::random::<u64>()));
+        let req = crate::enclave::EnclaveRequest {
+            taskid: a.taskid,
+            dealid: a.dealid,
+            idx: a.idx,
+            bot_first: a.bot_first,
+            bot_size: a.bot_size,
+            worker: self.cfg.key.address(),
+            bundle,
+            dir: dir.clone(),
+            sms: self.cfg.sms.clone(),
+            storage: self.cfg.storage.clone(),
+            time_limit_secs: a.time_limit_secs,
+            memory_limit: self.cfg.memory_limit,
+        };
+        let r = self.spawn_enclave(&req).await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let out = r.map_err(fatal)?;
+        if out.platform == veil_tee::Platform::Sim {
+            tracing::warn!(task = %a.taskid, "TEE task ran in a {}", veil_tee::SIM_NOTICE);
+        }
+        if a.trust <= 1 {
+            let call = Call::ContributeAndFinalize {
+                taskid: a.taskid,
+                result_digest: out.digest,
+                results: out.results.clone().into_bytes().into(),
+                results_callback: Default::default(),
+                enclave_challenge: out.enclave_challenge,
+                enclave_sign: Some(out.enclave_sign),
+                authorization_sign: a.authorization,
+            };
+            self.send(call).await.map_err(|e| fatal(format!("contributeAndFinalize: {e}")))?;
+            self.report(token, a, ReportOutcome::Contributed { results: out.results }).await;
+            tracing::info!(task = %a.taskid, digest = %out.digest, "contributed and finalized (TEE)");
+            return Ok(());
+        }
+        let (tell, consensus_event) = oneshot::channel();
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(a.taskid, tell);
+        let r = self
+            .contribute_and_reveal(a, token, &out.digest, &out.results, Some(out.enclave_sign), consensus_event)
+            .await;
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&a.taskid);
+        r.map_err(fatal)
+    }
+
+    /// Runs `veil enclave` with the request on its stdin; its stdout is the outcome (or an error).
+    async fn spawn_enclave(
+        &self,
+        req: &crate::enclave::EnclaveRequest,
+    ) -> Result<crate::enclave::EnclaveOutcome, String> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(&self.cfg.enclave_program)
+            .arg("enclave")
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the enclave {}: {e}", self.cfg.enclave_program.display()))?;
+        let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&body).await.map_err(|e| format!("enclave: {e}"))?;
+        }
+        let out = child.wait_with_output().await.map_err(|e| format!("enclave: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("the enclave answered no outcome ({e}; exit {})", out.status))?;
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(format!("enclave: {e}"));
+        }
+        serde_json::from_value(v).map_err(|e| format!("the enclave's outcome is malformed: {e}"))
     }
 
     async fn contribute_and_reveal(
@@ -367,6 +449,7 @@ impl Worker {
         token: &str,
         digest: &B256,
         results: &str,
+        enclave_sign: Option<veil_core::Signature>,
         consensus_event: oneshot::Receiver<Result<B256, String>>,
     ) -> Result<(), String> {
         let digest = *digest;
@@ -377,7 +460,7 @@ impl Worker {
             result_hash: rh,
             result_seal: result_seal(&me, &a.taskid, &digest),
             enclave_challenge: a.enclave_challenge,
-            enclave_sign: None,
+            enclave_sign,
             authorization_sign: a.authorization,
         };
         let receipt = self.send(call).await.map_err(|e| format!("contribute: {e}"))?;
@@ -406,6 +489,15 @@ impl Worker {
         tracing::info!(task = %a.taskid, %digest, "contributed and revealed");
         Ok(())
     }
+}
+
+/// The file name an input file gets in `IEXEC_IN`: the URL's last segment when it is a plain name.
+pub fn input_name(url: &str, i: usize) -> String {
+    url.rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && *n != ".." && *n != "." && !n.contains('\\'))
+        .map(str::to_string)
+        .unwrap_or(format!("input-{}", i + 1))
 }
 
 /// Zips a result folder (stored, sorted), refusing links.

@@ -37,6 +37,8 @@ impl Services {
 
 #[derive(Subcommand)]
 pub enum DataCmd {
+    /// Run an app on protected data in an enclave, wait, download and decrypt the result, print it.
+    Process(crate::tee_cmd::ProcessArgs),
     /// Encrypt a file (or a JSON object with --json FILE), store it, register it, give its key to the SMS.
     Protect(ProtectArgs),
     /// Let an app and a requester use a dataset: sign and publish a TEE dataset order.
@@ -131,6 +133,7 @@ pub fn run(cmd: DataCmd, conn: &Conn, json: bool) -> Result<()> {
     let c = conn.client();
     match cmd {
         DataCmd::Protect(a) => protect(a, conn, json),
+        DataCmd::Process(a) => crate::tee_cmd::process(a, conn, json),
         DataCmd::Grant { dataset, app, requester, price, access_count, signer } => {
             let key = signer.key()?;
             let any = |s: &str, what: &str| -> Result<Address> {

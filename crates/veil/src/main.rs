@@ -16,6 +16,7 @@ mod node_cmd;
 mod order_cmd;
 mod pool_cmd;
 mod quickstart;
+mod tee_cmd;
 mod wallet_cmd;
 
 use clap::{Parser, Subcommand};
@@ -117,6 +118,12 @@ enum Cmd {
     /// Tasks.
     #[command(subcommand)]
     Task(TaskCmd),
+    /// Requester secrets for TEE tasks.
+    #[command(subcommand)]
+    Requester(RequesterCmd),
+    /// The enclave side of a TEE task (run by workers; request on stdin).
+    #[command(hide = true)]
+    Enclave,
     /// Run the whole protocol story once and print each step with its time.
     Quickstart(quickstart::QuickstartArgs),
     /// Measure Veil's performance.
@@ -126,6 +133,13 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum AppCmd {
+    /// Store the app's developer secret in the SMS (value from --value or standard input).
+    PushSecret {
+        #[command(flatten)]
+        args: tee_cmd::AppPushSecretArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
     /// Register an app; with --bundle DIR, pack and store its iApp bundle first.
     Deploy {
         /// An iApp folder (with iapp.toml) to pack, store and register.
@@ -165,10 +179,32 @@ enum PoolCmd {
 
 #[derive(Subcommand)]
 enum ResultCmd {
-    /// Download and unpack a completed task's result.
+    /// Download and unpack a completed task's result (decrypting it with --key when encrypted).
     Get {
         #[command(flatten)]
         args: pool_cmd::ResultGetArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Make an RSA key pair for result encryption.
+    GenerateKeypair(tee_cmd::KeypairArgs),
+    /// Give the SMS your result-encryption public key.
+    PushKey {
+        #[command(flatten)]
+        args: tee_cmd::PushKeyArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
+    /// Decrypt an encrypted result with your private key.
+    Decrypt(tee_cmd::DecryptArgs),
+}
+
+#[derive(Subcommand)]
+enum RequesterCmd {
+    /// Store a named secret in the SMS for your TEE tasks (value from --value or standard input).
+    PushSecret {
+        #[command(flatten)]
+        args: tee_cmd::PushSecretArgs,
         #[command(flatten)]
         conn: chain_cmd::Conn,
     },
@@ -245,6 +281,12 @@ fn main() {
         Cmd::Worker(a) => pool_cmd::worker(a, json),
         Cmd::Run { args, conn } => pool_cmd::run(args, &conn, json),
         Cmd::Result(ResultCmd::Get { args, conn }) => pool_cmd::result_get(args, &conn, json),
+        Cmd::Result(ResultCmd::GenerateKeypair(a)) => tee_cmd::generate_keypair(a, json),
+        Cmd::Result(ResultCmd::PushKey { args, conn }) => tee_cmd::push_key(args, &conn, json),
+        Cmd::Result(ResultCmd::Decrypt(a)) => tee_cmd::decrypt(a, json),
+        Cmd::Requester(RequesterCmd::PushSecret { args, conn }) => tee_cmd::requester_push_secret(args, &conn, json),
+        Cmd::App(AppCmd::PushSecret { args, conn }) => tee_cmd::app_push_secret(args, &conn, json),
+        Cmd::Enclave => tee_cmd::enclave(),
         Cmd::Dataset(DatasetCmd::Deploy { args, conn }) => chain_cmd::deploy("dataset", args, &conn, json),
         Cmd::Dataset(DatasetCmd::Encrypt(a)) => dataset_cmd::encrypt(a, json),
         Cmd::Dataset(DatasetCmd::Decrypt(a)) => dataset_cmd::decrypt(a, json),

@@ -30,6 +30,9 @@ pub struct SchedulerArgs {
     /// Seconds of silence after which a worker's assignments go to another worker.
     #[arg(long, default_value_t = 10)]
     worker_timeout: u64,
+    /// The SMS keeping TEE tasks' enclave challenges (default: the node's embedded SMS).
+    #[arg(long, env = "VEIL_SMS")]
+    sms: Option<String>,
     #[command(flatten)]
     signer: SignerArgs,
     #[command(flatten)]
@@ -47,6 +50,7 @@ pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
             key,
             data_dir: a.data_dir.unwrap_or_else(|| veil_home().join(format!("scheduler-{}", a.workerpool))),
             worker_timeout: Duration::from_secs(a.worker_timeout),
+            sms: a.sms.clone().unwrap_or_else(|| a.conn.node.clone()).trim_end_matches('/').to_string(),
         };
         let s = veil_pool::Scheduler::open(cfg).await?;
         tokio::spawn(s.clone().follow());
@@ -81,6 +85,9 @@ pub struct WorkerArgs {
     /// Where results are stored (default: the node's embedded storage).
     #[arg(long, env = "VEIL_STORAGE")]
     storage: Option<String>,
+    /// The SMS that releases TEE tasks' secrets to enclaves (default: the node's embedded SMS).
+    #[arg(long, env = "VEIL_SMS")]
+    sms: Option<String>,
     #[command(flatten)]
     signer: SignerArgs,
     #[command(flatten)]
@@ -99,6 +106,8 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
         slots: a.slots.max(1),
         work_dir: a.work_dir.unwrap_or_else(|| veil_home().join(format!("worker-{address}"))),
         memory_limit: a.memory_limit_mb << 20,
+        sms: a.sms.unwrap_or_else(|| a.conn.node.clone()).trim_end_matches('/').to_string(),
+        enclave_program: std::env::current_exe().context("cannot find the veil program to run enclaves")?,
     };
     if json {
         println!("{}", json!({ "ready": true, "worker": address, "scheduler": cfg.scheduler }));
@@ -243,35 +252,59 @@ async fn publish_async(c: &veil_sdk::Client, order: AnyOrder, key: &veil_core::P
 #[derive(Args)]
 pub struct RunArgs {
     /// The app to run.
-    app: Address,
+    pub app: Address,
     #[arg(long)]
-    dataset: Option<Address>,
+    pub dataset: Option<Address>,
     /// Arguments for the app.
     #[arg(long, default_value = "", allow_hyphen_values = true)]
-    args: String,
+    pub args: String,
     /// Input file URL (repeat for several).
     #[arg(long = "input-file")]
-    input_files: Vec<String>,
+    pub input_files: Vec<String>,
     #[arg(long, default_value_t = 0)]
-    trust: u64,
+    pub trust: u64,
     #[arg(long, default_value_t = 0)]
-    category: u64,
+    pub category: u64,
     #[arg(long, default_value_t = 1)]
-    volume: u64,
+    pub volume: u64,
     /// Follow the tasks until they end (the default; kept for iExec familiarity).
     #[arg(long)]
-    watch: bool,
+    pub watch: bool,
     /// Return once the deal is made, without following its tasks.
     #[arg(long, conflicts_with = "watch")]
-    no_watch: bool,
+    pub no_watch: bool,
     /// Give up following after this many seconds.
     #[arg(long, default_value_t = 600)]
-    timeout: u64,
+    pub timeout: u64,
+    /// Run in an enclave (TEE tag): needed for protected data and secrets.
+    #[arg(long)]
+    pub tee: bool,
+    /// A requester secret for the app, as INDEX=NAME (pushed with `veil requester push-secret NAME`).
+    #[arg(long = "secret", value_parser = parse_secret)]
+    pub secrets: Vec<(u32, String)>,
+    /// Encrypt the result for the beneficiary's key (pushed with `veil result push-key`).
+    #[arg(long)]
+    pub encrypt_result: bool,
     #[command(flatten)]
-    signer: SignerArgs,
+    pub signer: SignerArgs,
+}
+
+fn parse_secret(s: &str) -> Result<(u32, String), String> {
+    let (i, name) = s.split_once('=').ok_or_else(|| format!("`{s}`: write a secret as INDEX=NAME, e.g. 1=api-key"))?;
+    let i: u32 = i.parse().map_err(|_| format!("`{i}` is not a secret index (1, 2, …)"))?;
+    if i == 0 || name.is_empty() {
+        return Err(format!("`{s}`: indexes start at 1 and names are not empty"));
+    }
+    Ok((i, name.to_string()))
 }
 
 pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
+    run_deal(a, conn, json, false).map(|_| ())
+}
+
+/// Makes the deal and follows it; `quiet` prints nothing (the caller uses the returned summary).
+pub fn run_deal(a: RunArgs, conn: &Conn, json: bool, quiet: bool) -> Result<serde_json::Value> {
+    let json = json || quiet;
     let key = a.signer.key()?;
     let c = conn.client();
     let rt = tokio::runtime::Runtime::new()?;
@@ -302,10 +335,14 @@ pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
             ),
             None => None,
         };
+        let tee_tag = if a.tee { B256::with_last_byte(1) } else { B256::ZERO };
         let min_tag = veil_core::tag::or(
-            &app.order.tag(),
+            &veil_core::tag::or(&app.order.tag(), &tee_tag),
             &dataset.as_ref().map(|d| veil_core::tag::dataset_mask(&d.order.tag())).unwrap_or_default(),
         );
+        if (a.dataset.is_some() || !a.secrets.is_empty() || a.encrypt_result) && !veil_core::tag::has_tee(&min_tag) {
+            bail!("protected data, secrets and result encryption need an enclave: add --tee");
+        }
         let pool = best(
             OrderKind::Workerpool,
             BookQuery {
@@ -329,6 +366,15 @@ pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
         let mut params = json!({ "iexec_args": a.args });
         if !a.input_files.is_empty() {
             params["iexec_input_files"] = json!(a.input_files);
+        }
+        if !a.secrets.is_empty() {
+            params["iexec_secrets"] = a.secrets.iter().map(|(i, n)| (i.to_string(), json!(n))).collect();
+        }
+        if a.encrypt_result {
+            params["iexec_result_encryption"] = json!(true);
+        }
+        if veil_core::tag::has_tee(&min_tag) && !json {
+            println!("TEE task: on this network's `sim` platform it runs in a {}", veil_tee::SIM_NOTICE);
         }
         let request = RequestOrder {
             app: a.app,
@@ -383,8 +429,11 @@ pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
             println!("deal {dealid}: {} task(s) on workerpool {}", a.volume, pool.order.asset());
         }
         if a.no_watch {
-            emit(json, &json!({ "dealid": dealid, "block": r.block }), &format!("deal {dealid} made"));
-            return Ok(());
+            let v = json!({ "dealid": dealid, "block": r.block });
+            if !quiet {
+                emit(json, &v, &format!("deal {dealid} made"));
+            }
+            return Ok(v);
         }
         let deal = c.deal(&dealid).await?.deal;
         let first: u64 = deal.bot_first.to();
@@ -429,25 +478,29 @@ pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
             }
         }
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        if json {
-            emit(true, &json!({ "dealid": dealid, "tasks": out, "ms": ms }), "");
-        } else {
+        let summary = json!({ "dealid": dealid, "tasks": out, "ms": ms });
+        if json && !quiet {
+            emit(true, &summary, "");
+        } else if !json {
             println!("done in {ms:.0} ms; fetch a result with: veil result get TASKID");
         }
         let failed = tasks.len() - out.iter().filter(|v| v["status"] == json!(TaskStatus::Completed)).count();
         if failed > 0 {
             bail!("{failed} task(s) did not complete");
         }
-        Ok(())
+        Ok(summary)
     })
 }
 
 #[derive(Args)]
 pub struct ResultGetArgs {
-    taskid: B256,
+    pub taskid: B256,
     /// Folder to unpack the result into (default: ./result-TASKID).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    /// The beneficiary's private key (PEM), to decrypt an encrypted result.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
 }
 
 pub fn result_get(a: ResultGetArgs, conn: &Conn, json: bool) -> Result<()> {
@@ -462,18 +515,23 @@ pub fn result_get(a: ResultGetArgs, conn: &Conn, json: bool) -> Result<()> {
         .block_on(async { reqwest::get(&url).await?.error_for_status()?.bytes().await })
         .with_context(|| format!("cannot download {url}"))?;
     let out = a.out.unwrap_or_else(|| PathBuf::from(format!("result-{}", a.taskid)));
-    let bundle_dir = out.clone();
-    unzip_safe(&bytes, &bundle_dir)?;
+    let encrypted = crate::tee_cmd::is_encrypted_result(&bytes);
+    let plain = match (&a.key, encrypted) {
+        (Some(k), true) => crate::tee_cmd::decrypt_with(&bytes, k)?,
+        (None, true) => bail!("the result of {} is encrypted for its beneficiary: add --key PRIVATE_KEY.pem", a.taskid),
+        (_, false) => bytes.to_vec(),
+    };
+    unzip_safe(&plain, &out)?;
     emit(
         json,
-        &json!({ "taskid": a.taskid, "results": url, "out": out }),
+        &json!({ "taskid": a.taskid, "results": url, "out": out, "decrypted": encrypted }),
         &format!("result of {} unpacked into {}", a.taskid, out.display()),
     );
     Ok(())
 }
 
 /// Unpacks a result zip, refusing entries that would land outside `dest`.
-fn unzip_safe(bytes: &[u8], dest: &std::path::Path) -> Result<()> {
+pub fn unzip_safe(bytes: &[u8], dest: &std::path::Path) -> Result<()> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).context("the result is not a zip archive")?;
     std::fs::create_dir_all(dest)?;
     for i in 0..z.len() {

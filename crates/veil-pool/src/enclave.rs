@@ -1,0 +1,198 @@
+//! The enclave side of a TEE task, run as its own child process of the worker host (`veil enclave`):
+//! measure the app, present evidence with a fresh session key and nonce, receive the task's secrets
+//! from the SMS, then pre-compute (download, check, decrypt the dataset into its own folder),
+//! compute (the app with the TEE environment), post-compute (digest, zip, encrypt for the
+//! beneficiary, upload, sign with the task's enclave challenge key).
+//!
+//! On the `sim` platform this is an ordinary process: **no hardware protection**. What it keeps is
+//! the protocol: the host sees only the request it sent and the outcome below; plaintext lives only
+//! in the enclave's working folder, which is removed before it answers.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use veil_core::tx::{enclave_message, result_hash, result_seal};
+use veil_core::{Address, B256, PrivateKey, Signature};
+use veil_exec::bundle::{Bundle, RuntimeKind};
+use veil_exec::contract::{Params, TaskInfo, environment};
+use veil_exec::{Job, Runtime};
+use veil_tee::{Evidence, SealedBox, SessionKey, SessionRequest, SessionSecrets, SimEvidence};
+
+/// What the host asks of the enclave (nothing secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnclaveRequest {
+    pub taskid: B256,
+    pub dealid: B256,
+    pub idx: u64,
+    pub bot_first: u64,
+    pub bot_size: u64,
+    /// The worker whose result seal this is.
+    pub worker: Address,
+    /// The app bundle (checked against its on-chain checksum by the host).
+    pub bundle: PathBuf,
+    /// The enclave's own working folder (created and removed by the enclave).
+    pub dir: PathBuf,
+    pub sms: String,
+    pub storage: String,
+    pub time_limit_secs: u64,
+    pub memory_limit: u64,
+}
+
+/// What the host gets back: where the (encrypted) result is, its digest and the enclave's signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnclaveOutcome {
+    pub platform: veil_tee::Platform,
+    pub digest: B256,
+    pub results: String,
+    pub encrypted: bool,
+    pub enclave_challenge: Address,
+    pub enclave_sign: Signature,
+}
+
+/// Runs the whole enclave side; always removes its working folder.
+pub async fn run(req: EnclaveRequest) -> Result<EnclaveOutcome, String> {
+    let r = run_in(&req).await;
+    let _ = std::fs::remove_dir_all(&req.dir);
+    r
+}
+
+async fn post_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: String,
+    body: &impl Serialize,
+) -> Result<T, String> {
+    let r = http.post(&url).json(body).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = r.status();
+    let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        let msg = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or(text);
+        return Err(format!("SMS: {msg}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{url}: unexpected answer: {e}"))
+}
+
+async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let r = http.get(url).send().await.map_err(|e| format!("download {url}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("download {url}: HTTP {}", r.status()));
+    }
+    if r.content_length().is_some_and(|n| n > crate::worker::MAX_FILE) {
+        return Err(format!("{url} is larger than {} bytes", crate::worker::MAX_FILE));
+    }
+    Ok(r.bytes().await.map_err(|e| format!("download {url}: {e}"))?.to_vec())
+}
+
+async fn session(http: &reqwest::Client, req: &EnclaveRequest, measurement: B256) -> Result<SessionSecrets, String> {
+    let key = SessionKey::generate();
+    let nonce: veil_sdk::SmsChallenge =
+        post_json(http, format!("{}/sms/challenge", req.sms), &serde_json::json!({})).await?;
+    let evidence = Evidence::Sim(SimEvidence::new(measurement, key.public(), req.taskid, nonce.challenge));
+    let sealed: SealedBox = post_json(http, format!("{}/sms/sessions", req.sms), &SessionRequest { evidence }).await?;
+    SessionSecrets::open(&sealed, &key, &req.taskid).map_err(|e| e.to_string())
+}
+
+/// Downloads the dataset, checks its checksum, decrypts it into `iexec_in`; its (address, file name).
+async fn pre_compute(
+    http: &reqwest::Client,
+    s: &SessionSecrets,
+    iexec_in: &Path,
+) -> Result<Option<(String, String)>, String> {
+    let Some(d) = &s.dataset else { return Ok(None) };
+    let encrypted = download(http, &d.url).await?;
+    if Sha256::digest(&encrypted).as_slice() != d.checksum.as_slice() {
+        return Err(format!("dataset {} at {} does not match its checksum {}", d.address, d.url, d.checksum));
+    }
+    let key = veil_protect::DatasetKey::parse(&d.key).map_err(|e| e.to_string())?;
+    let out = std::fs::File::create(iexec_in.join(&d.filename)).map_err(|e| e.to_string())?;
+    veil_protect::dataset::decrypt(&key, encrypted.as_slice(), std::io::BufWriter::new(out))
+        .map_err(|e| format!("dataset {}: {e}", d.address))?;
+    Ok(Some((d.address.to_string(), d.filename.clone())))
+}
+
+async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
+    let http = reqwest::Client::new();
+    let bundle = Bundle::from_bytes(std::fs::read(&req.bundle).map_err(|e| format!("app bundle: {e}"))?)
+        .map_err(|e| e.to_string())?;
+    let measurement = B256::from(bundle.measurement());
+    let s = session(&http, req, measurement).await?;
+    let params = Params::parse(&s.params)?;
+    let (app_dir, iin, out) = (req.dir.join("app"), req.dir.join("in"), req.dir.join("out"));
+    for d in [&iin, &out] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
+    let dataset = pre_compute(&http, &s, &iin).await?;
+    let mut names = vec![];
+    for (i, url) in params.input_files.iter().enumerate() {
+        let name = crate::worker::input_name(url, i);
+        std::fs::write(iin.join(&name), download(&http, url).await?).map_err(|e| e.to_string())?;
+        names.push(name);
+    }
+    let info = TaskInfo {
+        deal_id: format!("{:?}", req.dealid),
+        task_id: format!("{:?}", req.taskid),
+        task_index: req.idx,
+        bot_first: req.bot_first,
+        bot_size: req.bot_size,
+        dataset,
+        input_files: names,
+        app_secret: s.app_secret.clone(),
+        requester_secrets: s.requester_secrets.clone(),
+    };
+    let job = Job {
+        app_dir,
+        manifest: bundle.manifest.clone(),
+        args: params.argv()?,
+        env: environment(&info, &iin, &out),
+        iexec_in: iin,
+        iexec_out: out.clone(),
+        time_limit: Duration::from_secs(req.time_limit_secs.max(1)),
+        memory_limit: req.memory_limit,
+        stdout: req.dir.join("stdout.log"),
+        stderr: req.dir.join("stderr.log"),
+    };
+    let outcome = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        match job.manifest.runtime {
+            RuntimeKind::Process => veil_exec::process::ProcessRuntime::new().run(&job),
+            RuntimeKind::Wasm => veil_wasm::WasmRuntime::new().map_err(|e| e.to_string())?.run(&job),
+        }
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    for m in &outcome.missing_limits {
+        tracing::warn!(task = %req.taskid, "limit not applied: {m}");
+    }
+    post_compute(req, &s, &out).await
+}
+
+async fn post_compute(req: &EnclaveRequest, s: &SessionSecrets, out: &Path) -> Result<EnclaveOutcome, String> {
+    let computed = veil_exec::result::read_computed(out).map_err(|e| e.to_string())?;
+    let digest = veil_exec::result::digest(out, &computed).map_err(|e| e.to_string())?;
+    let zip = crate::worker::zip_dir(out).map_err(|e| format!("cannot pack the result: {e}"))?;
+    let (bytes, encrypted) = match &s.result_key {
+        Some(pem) => (veil_protect::result::encrypt_result(&zip, pem).map_err(|e| e.to_string())?, true),
+        None => (zip, false),
+    };
+    let blob = veil_sdk::Client::new(&req.storage)
+        .upload_bytes(bytes)
+        .await
+        .map_err(|e| format!("cannot store the result: {e}"))?;
+    let challenge = PrivateKey::from_hex(&s.challenge_key).map_err(|e| e.to_string())?;
+    let rh = result_hash(&req.taskid, &digest);
+    let rs = result_seal(&req.worker, &req.taskid, &digest);
+    Ok(EnclaveOutcome {
+        platform: veil_tee::Platform::Sim,
+        digest,
+        results: blob.url,
+        encrypted,
+        enclave_challenge: challenge.address(),
+        enclave_sign: challenge.sign_message_hash(&enclave_message(&rh, &rs)),
+    })
+}
