@@ -70,7 +70,16 @@ impl ProcessRuntime {
         self.netns
     }
 
-    fn interpreter(&self, name: &str) -> Result<PathBuf, ExecError> {
+    /// A runtime that already knows whether it can isolate the network and where these interpreters are (e.g. resolved by a worker host
+    /// for its enclave, which then skips the ~50–100 ms probe).
+    /// `netns`: whether network namespaces work here (probed by the host: the probe costs a
+    /// namespace creation, tens of milliseconds).
+    pub fn prepared(netns: bool, known: impl IntoIterator<Item = (String, PathBuf)>) -> ProcessRuntime {
+        ProcessRuntime { interpreters: Mutex::new(known.into_iter().collect()), netns }
+    }
+
+    /// The real binary of interpreter `name` (resolved once, then cached).
+    pub fn interpreter(&self, name: &str) -> Result<PathBuf, ExecError> {
         let mut cache = self.interpreters.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.get(name) {
             return Ok(p.clone());

@@ -190,6 +190,17 @@ fn sequence(shared: Arc<Shared>, mut rx: mpsc::Receiver<(VerifiedTx, SubmitReply
     }
 }
 
+/// Small answers and event-stream frames go out at once: without TCP_NODELAY, Nagle's algorithm
+/// holds a second small write until the first is acknowledged, and delayed ACKs make that ~40 ms.
+pub fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    })
+}
+
 /// Starts the node and serves the API until the process is stopped.
 pub async fn serve(config: NodeConfig, on_ready: impl FnOnce(SocketAddr, &OpenReport)) -> Result<(), NodeError> {
     let (shared, report) = start(&config)?;
@@ -199,7 +210,7 @@ pub async fn serve(config: NodeConfig, on_ready: impl FnOnce(SocketAddr, &OpenRe
         .map_err(|e| NodeError::Bind { addr: config.listen, detail: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| NodeError::Bind { addr: config.listen, detail: e.to_string() })?;
     on_ready(addr, &report);
-    axum::serve(listener, app).await.map_err(|e| NodeError::Bind { addr, detail: e.to_string() })
+    axum::serve(nodelay(listener), app).await.map_err(|e| NodeError::Bind { addr, detail: e.to_string() })
 }
 
 #[derive(Debug, thiserror::Error)]

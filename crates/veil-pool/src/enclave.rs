@@ -38,6 +38,15 @@ pub struct EnclaveRequest {
     pub storage: String,
     pub time_limit_secs: u64,
     pub memory_limit: u64,
+    /// Interpreters the host already resolved (name → real binary).
+    #[serde(default)]
+    pub interpreters: std::collections::BTreeMap<String, PathBuf>,
+    /// Whether the host found that apps can get a network namespace of their own.
+    #[serde(default)]
+    pub isolates_network: bool,
+    /// Where the enclave keeps sealed compiled modules between tasks.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// What the host gets back: where the (encrypted) result is, its digest and the enclave's signature.
@@ -157,10 +166,19 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
         stdout: req.dir.join("stdout.log"),
         stderr: req.dir.join("stderr.log"),
     };
+    let (interpreters, netns) = (req.interpreters.clone(), req.isolates_network);
+    let cache = req.cache_dir.clone().map(|d| d.join(format!("{measurement}.wasm.sealed")));
     let outcome = tokio::task::spawn_blocking(move || -> Result<_, String> {
         match job.manifest.runtime {
-            RuntimeKind::Process => veil_exec::process::ProcessRuntime::new().run(&job),
-            RuntimeKind::Wasm => veil_wasm::WasmRuntime::new().map_err(|e| e.to_string())?.run(&job),
+            RuntimeKind::Process => veil_exec::process::ProcessRuntime::prepared(netns, interpreters).run(&job),
+            RuntimeKind::Wasm => {
+                let rt = veil_wasm::WasmRuntime::new().map_err(|e| e.to_string())?;
+                let wasm = std::fs::read(job.app_dir.join(&job.manifest.entrypoint)).map_err(|e| e.to_string())?;
+                if let Some(path) = &cache {
+                    load_or_fill_cache(&rt, &wasm, &measurement, path);
+                }
+                rt.run(&job)
+            }
         }
         .map_err(|e| e.to_string())
     })
@@ -170,6 +188,27 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
         tracing::warn!(task = %req.taskid, "limit not applied: {m}");
     }
     post_compute(req, &s, &out).await
+}
+
+/// Compiled modules are kept sealed to the app's measurement, so a later enclave of the same app
+/// skips compilation and no other app's enclave (nor a changed file) can feed it code.
+fn load_or_fill_cache(rt: &veil_wasm::WasmRuntime, wasm: &[u8], measurement: &B256, path: &Path) {
+    if let Some(native) = std::fs::read(path).ok().and_then(|s| veil_tee::session::sealing::unseal(measurement, &s)) {
+        // SAFETY: these bytes were sealed (authenticated) by an enclave of this very measurement from
+        // `compile_to_bytes` of this same program.
+        if unsafe { rt.preload(wasm, &native) }.is_ok() {
+            return;
+        }
+    }
+    if let Ok(native) = rt.compile_to_bytes(wasm) {
+        let sealed = veil_tee::session::sealing::seal(measurement, &native);
+        let tmp = path.with_extension(format!("{:016x}.part", rand::random::<u64>()));
+        if std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).is_ok()
+            && std::fs::write(&tmp, sealed).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
 }
 
 async fn post_compute(req: &EnclaveRequest, s: &SessionSecrets, out: &Path) -> Result<EnclaveOutcome, String> {

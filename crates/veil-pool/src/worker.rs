@@ -367,7 +367,12 @@ impl Worker {
     /// A TEE task: the enclave (a child process) does everything that touches plaintext; this host
     /// only contributes what it returns.
     async fn work_in_enclave(&self, a: &Assignment, token: &str) -> Result<(), Failure> {
-        let (bundle, _) = self.app(a).await?;
+        let (bundle, app) = self.app(a).await?;
+        // Resolving an interpreter costs a start or two of it: the host does it once for all enclaves.
+        let mut interpreters = std::collections::BTreeMap::new();
+        if let Some(i) = &app.manifest.interpreter {
+            interpreters.insert(i.clone(), self.process.interpreter(i).map_err(|e| fatal(e.to_string()))?);
+        }
         let dir = self.cfg.work_dir.join("enclaves").join(format!("{}-{:016x}", a.taskid, rand::random::<u64>()));
         let req = crate::enclave::EnclaveRequest {
             taskid: a.taskid,
@@ -382,6 +387,9 @@ impl Worker {
             storage: self.cfg.storage.clone(),
             time_limit_secs: a.time_limit_secs,
             memory_limit: self.cfg.memory_limit,
+            interpreters,
+            isolates_network: self.process.isolates_network(),
+            cache_dir: Some(self.cfg.work_dir.join("enclave-cache")),
         };
         let r = self.spawn_enclave(&req).await;
         let _ = tokio::fs::remove_dir_all(&dir).await;

@@ -194,3 +194,54 @@ mod tests {
         assert!(!d.contains("s3cret-value") && !d.contains("dev-secret"), "{d}");
     }
 }
+
+/// Sealing as SGX does it with MRENCLAVE policy: data only an enclave with the same measurement on
+/// the same platform opens. On `sim` the platform secret is public, so this is integrity against
+/// accidents and other apps, not against the host.
+pub mod sealing {
+    use super::*;
+
+    fn cipher(measurement: &B256) -> ChaCha20Poly1305 {
+        let secret = crate::evidence::sim_platform_key().secret_bytes();
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(b"veil-sim-sealing-v1")
+            .chain_update(secret)
+            .chain_update(measurement.0)
+            .finalize()
+            .into();
+        ChaCha20Poly1305::new(&Key::from(key))
+    }
+
+    pub fn seal(measurement: &B256, data: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let ct = cipher(measurement)
+            .encrypt(&Nonce::from(nonce), Payload { msg: data, aad: &measurement.0 })
+            .unwrap_or_default();
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    /// `None` when the data was sealed for another measurement or altered.
+    pub fn unseal(measurement: &B256, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ct) = sealed.split_at_checked(12)?;
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        cipher(measurement).decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &measurement.0 }).ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_the_same_measurement_unseals_untouched_data() {
+            let (m, other) = (B256::from([1; 32]), B256::from([2; 32]));
+            let s = seal(&m, b"native code");
+            assert_eq!(unseal(&m, &s).as_deref(), Some(&b"native code"[..]));
+            assert_eq!(unseal(&other, &s), None);
+            let mut t = s.clone();
+            t[20] ^= 1;
+            assert_eq!(unseal(&m, &t), None);
+            assert_eq!(unseal(&m, b"short"), None);
+        }
+    }
+}

@@ -49,14 +49,27 @@ impl WasmRuntime {
         Ok(Arc::new(WasmRuntime { engine, modules: Mutex::new(HashMap::new()) }))
     }
 
+    /// The module compiled to this engine's native code, for a cache that keeps it safe.
+    pub fn compile_to_bytes(&self, wasm: &[u8]) -> Result<Vec<u8>, ExecError> {
+        self.module(wasm)?.serialize().map_err(|e| ExecError::Start(format!("wasmtime: {e}")))
+    }
+
+    /// Loads native code made by [`Self::compile_to_bytes`] for `wasm`, so running `wasm` skips
+    /// compilation.
+    ///
+    /// # Safety
+    /// `native` must come unaltered from `compile_to_bytes` of the same wasmtime build (wasmtime
+    /// runs it as machine code); callers keep it sealed and authenticated.
+    pub unsafe fn preload(&self, wasm: &[u8], native: &[u8]) -> Result<(), ExecError> {
+        // SAFETY: the caller guarantees the bytes are wasmtime's own serialization.
+        let m = unsafe { Module::deserialize(&self.engine, native) }
+            .map_err(|e| ExecError::Start(format!("wasmtime: cached module refused: {e}")))?;
+        self.modules.lock().unwrap_or_else(|p| p.into_inner()).insert(module_key(wasm), m);
+        Ok(())
+    }
+
     fn module(&self, bytes: &[u8]) -> Result<Module, ExecError> {
-        use std::hash::{DefaultHasher, Hasher};
-        // A content key: two different bundles never share a compiled module.
-        let mut key = [0u8; 32];
-        let mut h = DefaultHasher::new();
-        h.write(bytes);
-        key[..8].copy_from_slice(&h.finish().to_le_bytes());
-        key[8..16].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        let key = module_key(bytes);
         let mut cache = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = cache.get(&key) {
             return Ok(m.clone());
@@ -69,6 +82,12 @@ impl WasmRuntime {
         cache.insert(key, m.clone());
         Ok(m)
     }
+}
+
+/// A content key: two different modules never share a compiled module.
+fn module_key(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// The environment as the guest sees it: the iExec folders at their guest paths.

@@ -105,7 +105,7 @@ async fn network(procs: &mut Procs, workers: usize, slots: u32) -> Result<(Clien
 }
 
 /// Deploys an app bundle made of `files`, publishes its order; returns its address.
-async fn app(c: &Client, dir: &Path, manifest: &str, files: &[(&str, &[u8])]) -> Result<Address> {
+async fn app(c: &Client, dir: &Path, manifest: &str, files: &[(&str, &[u8])], tag: B256) -> Result<Address> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("iapp.toml"), manifest)?;
     for (n, b) in files {
@@ -118,7 +118,7 @@ async fn app(c: &Client, dir: &Path, manifest: &str, files: &[(&str, &[u8])]) ->
         app_type: "VEIL".into(),
         multiaddr: blob.url,
         checksum: B256::from(b.checksum()),
-        mrenclave: String::new(),
+        mrenclave: format!("{}", B256::from(b.measurement())),
     };
     let app = crate::local::created(&c.send(&dev_key(1), call).await?.events)?;
     let z = Address::ZERO;
@@ -126,7 +126,7 @@ async fn app(c: &Client, dir: &Path, manifest: &str, files: &[(&str, &[u8])]) ->
         app,
         appprice: U256::ZERO,
         volume: U256::from(1_000_000),
-        tag: B256::ZERO,
+        tag,
         datasetrestrict: z,
         workerpoolrestrict: z,
         requesterrestrict: z,
@@ -137,13 +137,13 @@ async fn app(c: &Client, dir: &Path, manifest: &str, files: &[(&str, &[u8])]) ->
     Ok(app)
 }
 
-async fn publish_pool(c: &Client, pool: Address) -> Result<()> {
+async fn publish_pool(c: &Client, pool: Address, tag: B256) -> Result<()> {
     let z = Address::ZERO;
     let o = AnyOrder::Workerpool(WorkerpoolOrder {
         workerpool: pool,
         workerpoolprice: U256::ZERO,
         volume: U256::from(1_000_000),
-        tag: B256::ZERO,
+        tag,
         category: U256::ZERO,
         trust: U256::from(1),
         apprestrict: z,
@@ -157,13 +157,13 @@ async fn publish_pool(c: &Client, pool: Address) -> Result<()> {
 }
 
 /// Matches a deal of `volume` tasks of `app` and waits for every task's finalize; returns the time.
-async fn deal(c: &Client, app: Address, volume: u64, salt: u64) -> Result<Duration> {
+async fn deal(c: &Client, app: Address, volume: u64, salt: u64, tag: B256) -> Result<Duration> {
     let d = c.chain().await?;
     let key = dev_key(4);
     let aq = BookQuery { app: Some(app), ..Default::default() };
     let a = c.orderbook(OrderKind::App, &aq).await?.orders.into_iter().next().context("no app order")?;
     let w = c
-        .orderbook(OrderKind::Workerpool, &BookQuery::default())
+        .orderbook(OrderKind::Workerpool, &BookQuery { min_tag: Some(tag), ..Default::default() })
         .await?
         .orders
         .into_iter()
@@ -182,7 +182,7 @@ async fn deal(c: &Client, app: Address, volume: u64, salt: u64) -> Result<Durati
         workerpoolmaxprice: U256::ZERO,
         requester: key.address(),
         volume: U256::from(volume),
-        tag: B256::ZERO,
+        tag,
         category: U256::ZERO,
         trust: U256::ZERO,
         beneficiary: key.address(),
@@ -236,10 +236,16 @@ fn wasm_bytes() -> Result<Vec<u8>> {
 }
 
 /// Deploys the trivial WASM app (with its order) from `dir/wasm`.
-async fn wasm_app(c: &Client, dir: &Path) -> Result<Address> {
+async fn wasm_app(c: &Client, dir: &Path, tag: B256) -> Result<Address> {
     let w = wasm_bytes()?;
-    app(c, &dir.join("wasm"), "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n", &[("app.wasm", &w)])
-        .await
+    app(
+        c,
+        &dir.join("wasm"),
+        "name = \"wasm\"\nruntime = \"wasm\"\nentrypoint = \"app.wasm\"\n",
+        &[("app.wasm", &w)],
+        tag,
+    )
+    .await
 }
 
 pub fn latency(runs: usize, json: bool) -> Result<()> {
@@ -248,33 +254,63 @@ pub fn latency(runs: usize, json: bool) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (c, pool) = network(&mut procs, 1, 1).await?;
-        publish_pool(&c, pool).await?;
+        publish_pool(&c, pool, B256::ZERO).await?;
         let py = app(
             &c,
             &dir.join("py"),
             "name = \"py\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
             &[("app.py", PY.as_bytes())],
+            B256::ZERO,
         )
         .await?;
-        let wasm = wasm_app(&c, &dir).await?;
+        let wasm = wasm_app(&c, &dir, B256::ZERO).await?;
+        // The same bundles as TEE apps (a TEE deal needs a TEE-tagged app order).
+        let tee_dir = dir.join("tee");
+        let py_tee = app(
+            &c,
+            &tee_dir.join("py"),
+            "name = \"py\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+            &[("app.py", PY.as_bytes())],
+            B256::with_last_byte(1),
+        )
+        .await?;
+        let wasm_tee = wasm_app(&c, &tee_dir, B256::with_last_byte(1)).await?;
         let mut out = serde_json::Map::new();
         let mut human = format!("latency: trivial app, matchOrders → task finalized, 1 worker, {runs} runs each");
-        for (name, app) in [("process", py), ("wasm", wasm)] {
-            deal(&c, app, 1, 1_000_000).await?; // warm-up: download, unpack, compile
+        // TEE runs: the same apps in `sim` enclaves (SMS session, enclave process, encrypted
+        // channel), on a TEE-tagged pool order.
+        publish_pool(&c, pool, B256::with_last_byte(1)).await?;
+        let mut p50 = std::collections::BTreeMap::new();
+        let std_tag = B256::ZERO;
+        let tee_tag = B256::with_last_byte(1);
+        for (name, app, tag) in [
+            ("process", py, std_tag),
+            ("wasm", wasm, std_tag),
+            ("process+tee", py_tee, tee_tag),
+            ("wasm+tee", wasm_tee, tee_tag),
+        ] {
+            deal(&c, app, 1, 1_000_000, tag).await?; // warm-up: download, unpack, compile
             let mut ms = vec![];
             for i in 0..runs {
-                ms.push(deal(&c, app, 1, i as u64).await?.as_secs_f64() * 1000.0);
+                ms.push(deal(&c, app, 1, i as u64, tag).await?.as_secs_f64() * 1000.0);
             }
             let s = stats(&mut ms);
             human.push_str(&format!(
-                "\n  {name:<8} p50 {:.1} ms  p99 {:.1} ms  (min {:.1}, max {:.1})",
+                "\n  {name:<12} p50 {:.1} ms  p99 {:.1} ms  (min {:.1}, max {:.1})",
                 s["p50"].as_f64().unwrap_or(0.0),
                 s["p99"].as_f64().unwrap_or(0.0),
                 s["min"].as_f64().unwrap_or(0.0),
                 s["max"].as_f64().unwrap_or(0.0)
             ));
+            p50.insert(name, s["p50"].as_f64().unwrap_or(0.0));
             out.insert(name.into(), s);
         }
+        for rt in ["process", "wasm"] {
+            let added = p50[format!("{rt}+tee").as_str()] - p50[rt];
+            human.push_str(&format!("\n  TEE ({}) adds {added:.1} ms at p50 to {rt}", veil_tee::SIM_NOTICE));
+            out.insert(format!("{rt}TeeAddedP50"), json!(added));
+        }
+        human.push_str("\n  target   the TEE path adds < 20 ms at p50");
         human.push_str("\n  targets  process p50 ≤ 100 ms, wasm p50 ≤ 50 ms (iExec quotes ~30 s of scheduling)");
         emit(json, &json!({ "scenario": "latency", "runs": runs, "ms": out }), &human);
         Ok(())
@@ -291,12 +327,12 @@ pub fn bag(volume: u64, slots: u32, runs: usize, workers: &[usize], json: bool) 
         let rt = tokio::runtime::Runtime::new()?;
         let mut rates = rt.block_on(async {
             let (c, pool) = network(&mut procs, n, slots).await?;
-            publish_pool(&c, pool).await?;
-            let wasm = wasm_app(&c, &dir).await?;
-            deal(&c, wasm, n as u64 * slots as u64 * 2, 999_999).await?; // warm every worker
+            publish_pool(&c, pool, B256::ZERO).await?;
+            let wasm = wasm_app(&c, &dir, B256::ZERO).await?;
+            deal(&c, wasm, n as u64 * slots as u64 * 2, 999_999, B256::ZERO).await?; // warm every worker
             let mut rates = vec![];
             for run in 0..runs.max(1) {
-                rates.push(volume as f64 / deal(&c, wasm, volume, run as u64).await?.as_secs_f64());
+                rates.push(volume as f64 / deal(&c, wasm, volume, run as u64, B256::ZERO).await?.as_secs_f64());
             }
             Ok::<_, anyhow::Error>(rates)
         })?;

@@ -370,7 +370,7 @@ pub fn storage(a: StorageArgs, json: bool) -> Result<()> {
             json!({ "ready": true, "url": url, "dataDir": dir }),
             format!("veil storage on {url}  (data {})", dir.display()),
         );
-        axum::serve(listener, veil_storage::http::router(Arc::new(store))).await?;
+        axum::serve(veil_node::node::nodelay(listener), veil_storage::http::router(Arc::new(store))).await?;
         Ok(())
     })
 }
@@ -405,7 +405,7 @@ pub fn sms(a: SmsArgs, json: bool) -> Result<()> {
         let url = format!("http://{}", listener.local_addr()?);
         let v = json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node });
         ready(json, v, format!("veil sms on {url}  (data {}, ledger {})", dir.display(), a.conn.node));
-        axum::serve(listener, veil_sms::http::router(Arc::new(sms))).await?;
+        axum::serve(veil_node::node::nodelay(listener), veil_sms::http::router(Arc::new(sms))).await?;
         Ok(())
     })
 }

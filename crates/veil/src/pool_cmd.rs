@@ -64,7 +64,7 @@ pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
             println!("veil scheduler for workerpool {} on {url}", a.workerpool);
         }
         let _ = std::io::stdout().flush();
-        axum::serve(listener, veil_pool::http::router(s)).await?;
+        axum::serve(veil_node::node::nodelay(listener), veil_pool::http::router(s)).await?;
         Ok(())
     })
 }
