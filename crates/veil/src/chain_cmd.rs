@@ -231,6 +231,12 @@ pub fn task_show(id: B256, scheduler: Option<String>, conn: &Conn, json: bool) -
         t.result_digest
     );
     let mut out = serde_json::to_value(&v)?;
+    let deal = rt.block_on(conn.client().deal(&t.dealid))?.deal;
+    if veil_core::tag::has_tee(&deal.tag) {
+        // Only the `sim` platform exists in this build.
+        human.push_str(&format!("\n  enclave       sim: {}", veil_tee::SIM_NOTICE));
+        out["enclave"] = json!({ "platform": "sim", "notice": veil_tee::SIM_NOTICE });
+    }
     if let Some(url) = scheduler {
         let r = rt.block_on(replicates(url.trim_end_matches('/'), &id))?;
         for x in &r.replicates {

@@ -156,6 +156,8 @@ fn a_confidential_task_keeps_data_and_result_sealed() {
     let task = &r["tasks"][0];
     assert_eq!(task["status"], "COMPLETED", "{r}");
     let taskid = task["taskid"].as_str().unwrap();
+    let shown = ok(url, &["task", "show", taskid]);
+    assert_eq!(shown["enclave"]["notice"], "simulated enclave: no hardware protection", "{shown}");
 
     // The beneficiary's key opens the result; without a key, or with another one, it stays closed.
     let out = d.join("result");
@@ -249,4 +251,64 @@ fn requests_the_sms_refuses_name_their_rule() {
     let (status, v) = http_post(&format!("{}/sms/sessions", sms.url), &body);
     assert_eq!(status, 403);
     assert!(v["error"].as_str().unwrap().contains("rule `evidence`"), "{v}");
+}
+
+#[test]
+fn grants_decide_who_gets_a_deal_on_protected_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = network(d);
+    let url = &n.node.url;
+    // Another TEE app that no grant names: no dataset order lets it use the data.
+    let other = addr(&ok(
+        url,
+        &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--name", "other", "--dev-account", "1"],
+    ));
+    ok(url, &["app", "publish", "--app", &other, "--tag", "tee", "--dev-account", "1"]);
+    let run = |app: &str| {
+        veil(
+            url,
+            &[
+                "run",
+                app,
+                "--tee",
+                "--dataset",
+                &n.dataset,
+                "--secret",
+                "1=api-token",
+                "--no-watch",
+                "--dev-account",
+                "4",
+            ],
+        )
+    };
+    let err = run(&other).unwrap_err();
+    assert!(err.contains("no dataset order") && err.contains("veil data grant"), "{err}");
+    // A grant of one access: the first deal uses it up, the second finds none.
+    let requester = format!("{:?}", veil_node::dev::dev_key(4).address());
+    ok(url, &["data", "revoke", "--dataset", &n.dataset, "--all", "--dev-account", "2"]);
+    let err = run(&n.app).unwrap_err();
+    assert!(err.contains("no dataset order"), "revoked: {err}");
+    ok(
+        url,
+        &[
+            "data",
+            "grant",
+            "--dataset",
+            &n.dataset,
+            "--app",
+            &n.app,
+            "--requester",
+            &requester,
+            "--access-count",
+            "1",
+            "--dev-account",
+            "2",
+        ],
+    );
+    run(&n.app).unwrap();
+    let err = run(&n.app).unwrap_err();
+    assert!(err.contains("no dataset order"), "exhausted: {err}");
+    let access = ok(url, &["data", "access", "--dataset", &n.dataset]);
+    assert_eq!(access.as_array().expect("a list of grants").len(), 0, "{access}");
 }
