@@ -86,17 +86,6 @@ async fn post_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&text).map_err(|e| format!("{url}: unexpected answer: {e}"))
 }
 
-async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let r = http.get(url).send().await.map_err(|e| format!("download {url}: {e}"))?;
-    if !r.status().is_success() {
-        return Err(format!("download {url}: HTTP {}", r.status()));
-    }
-    if r.content_length().is_some_and(|n| n > crate::worker::MAX_FILE) {
-        return Err(format!("{url} is larger than {} bytes", crate::worker::MAX_FILE));
-    }
-    Ok(r.bytes().await.map_err(|e| format!("download {url}: {e}"))?.to_vec())
-}
-
 async fn session(http: &reqwest::Client, req: &EnclaveRequest, measurement: B256) -> Result<SessionSecrets, String> {
     let key = SessionKey::generate();
     let nonce: veil_sdk::SmsChallenge =
@@ -113,7 +102,7 @@ async fn pre_compute(
     iexec_in: &Path,
 ) -> Result<Option<(String, String)>, String> {
     let Some(d) = &s.dataset else { return Ok(None) };
-    let encrypted = download(http, &d.url).await?;
+    let encrypted = crate::worker::download(http, &d.url).await?;
     if Sha256::digest(&encrypted).as_slice() != d.checksum.as_slice() {
         return Err(format!("dataset {} at {} does not match its checksum {}", d.address, d.url, d.checksum));
     }
@@ -137,12 +126,7 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     }
     bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
     let dataset = pre_compute(&http, &s, &iin).await?;
-    let mut names = vec![];
-    for (i, url) in params.input_files.iter().enumerate() {
-        let name = crate::worker::input_name(url, i);
-        std::fs::write(iin.join(&name), download(&http, url).await?).map_err(|e| e.to_string())?;
-        names.push(name);
-    }
+    let names = crate::worker::fetch_inputs(&http, &params.input_files, &iin).await?;
     let info = TaskInfo {
         deal_id: format!("{:?}", req.dealid),
         task_id: format!("{:?}", req.taskid),

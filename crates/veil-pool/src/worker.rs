@@ -257,7 +257,7 @@ impl Worker {
                     a.app, a.app_multiaddr
                 )));
             }
-            let bytes = self.download(&a.app_multiaddr).await?;
+            let bytes = download(&self.http, &a.app_multiaddr).await?;
             if Sha256::digest(&bytes).as_slice() != a.app_checksum.as_slice() {
                 return Err(fatal(format!(
                     "app bundle from {} does not match the app's checksum {}",
@@ -273,18 +273,6 @@ impl Worker {
         let bytes = tokio::fs::read(&file).await.map_err(|e| e.to_string())?;
         let bundle = Bundle::from_bytes(bytes).map_err(|e| fatal(e.to_string()))?;
         Ok((file, bundle))
-    }
-
-    async fn download(&self, url: &str) -> Result<Vec<u8>, String> {
-        let r = self.http.get(url).send().await.map_err(|e| format!("download {url}: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("download {url}: HTTP {}", r.status()));
-        }
-        if r.content_length().is_some_and(|n| n > MAX_FILE) {
-            return Err(format!("{url} is larger than {MAX_FILE} bytes"));
-        }
-        let b = r.bytes().await.map_err(|e| format!("download {url}: {e}"))?;
-        Ok(b.to_vec())
     }
 
     async fn work(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), Failure> {
@@ -303,13 +291,7 @@ impl Worker {
             tokio::fs::create_dir_all(d).await.map_err(|e| e.to_string())?;
         }
         bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
-        let mut names = vec![];
-        for (i, url) in params.input_files.iter().enumerate() {
-            let name = input_name(url, i);
-            let bytes = self.download(url).await?;
-            tokio::fs::write(iin.join(&name), bytes).await.map_err(|e| e.to_string())?;
-            names.push(name);
-        }
+        let names = fetch_inputs(&self.http, &params.input_files, &iin).await?;
         let info = TaskInfo {
             deal_id: format!("{:?}", a.dealid),
             task_id: format!("{:?}", a.taskid),
@@ -497,6 +479,32 @@ impl Worker {
         tracing::info!(task = %a.taskid, %digest, "contributed and revealed");
         Ok(())
     }
+}
+
+pub(crate) async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let r = http.get(url).send().await.map_err(|e| format!("download {url}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("download {url}: HTTP {}", r.status()));
+    }
+    if r.content_length().is_some_and(|n| n > MAX_FILE) {
+        return Err(format!("{url} is larger than {MAX_FILE} bytes"));
+    }
+    Ok(r.bytes().await.map_err(|e| format!("download {url}: {e}"))?.to_vec())
+}
+
+/// Downloads the input files into `iexec_in`; their names there.
+pub(crate) async fn fetch_inputs(
+    http: &reqwest::Client,
+    urls: &[String],
+    iexec_in: &Path,
+) -> Result<Vec<String>, String> {
+    let mut names = vec![];
+    for (i, url) in urls.iter().enumerate() {
+        let name = input_name(url, i);
+        tokio::fs::write(iexec_in.join(&name), download(http, url).await?).await.map_err(|e| e.to_string())?;
+        names.push(name);
+    }
+    Ok(names)
 }
 
 /// The file name an input file gets in `IEXEC_IN`: the URL's last segment when it is a plain name.

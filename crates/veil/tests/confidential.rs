@@ -37,30 +37,10 @@ fn network(d: &Path) -> Net {
         ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
     }
     let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "tee-pool", "--dev-account", "3"]));
-    let sched_dir = d.join("sched");
-    let scheduler = spawn(
-        &[
-            "scheduler",
-            "--workerpool",
-            &pool,
-            "--dev-account",
-            "3",
-            "--node",
-            &url,
-            "--data-dir",
-            sched_dir.to_str().unwrap(),
-        ],
-        Stdio::null(),
-    );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["worker", "--json", "--scheduler", &scheduler.url, "--node", &url, "--dev-account", "5", "--work-dir"])
-        .arg(d.join("worker"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let worker = Service { child, url: String::new(), ready: Value::Null };
+    let sched_dir = d.join("sched").to_str().unwrap().to_string();
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir", &sched_dir];
+    let scheduler = spawn(&args, Stdio::null());
+    let worker = common::spawn_worker(&scheduler.url, &url, "5", &d.join("worker"));
     std::fs::create_dir_all(d.join("app")).unwrap();
     std::fs::write(
         d.join("app/iapp.toml"),

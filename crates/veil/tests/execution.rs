@@ -1,7 +1,7 @@
 //! Deals run end to end through the real binaries: node, scheduler, workers, `veil run`.
 
 mod common;
-use common::{Service, ok, spawn, veil};
+use common::{Service, ok, spawn, spawn_worker, veil};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
@@ -93,18 +93,6 @@ fn pool_with(d: &Path, workers: usize, category: u64, trust: u64, prelude: &str,
         ],
     );
     Pool { node, scheduler, scheduler_args, workers, app }
-}
-
-fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> Service {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["worker", "--json", "--scheduler", scheduler, "--node", node, "--dev-account", account, "--work-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Service { child, url: String::new(), ready: Value::Null }
 }
 
 #[test]

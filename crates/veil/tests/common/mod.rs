@@ -70,3 +70,16 @@ pub fn veil(url: &str, args: &[&str]) -> Result<Value, String> {
 pub fn ok(url: &str, args: &[&str]) -> Value {
     veil(url, args).unwrap_or_else(|e| panic!("veil {args:?} failed: {e}"))
 }
+
+/// Starts `veil worker` (its work in `dir`) for the scheduler at `scheduler`.
+pub fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> Service {
+    let child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["worker", "--json", "--scheduler", scheduler, "--node", node, "--dev-account", account, "--work-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start veil worker");
+    Service { child, url: String::new(), ready: Value::Null }
+}
