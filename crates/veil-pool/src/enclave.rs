@@ -17,7 +17,7 @@ use veil_core::{Address, B256, PrivateKey, Signature};
 use veil_exec::bundle::{Bundle, RuntimeKind};
 use veil_exec::contract::{Params, TaskInfo, environment};
 use veil_exec::{Job, Runtime};
-use veil_tee::{Evidence, SealedBox, SessionKey, SessionRequest, SessionSecrets, SimEvidence};
+use veil_tee::{EnclavePlatform, SealedBox, SessionKey, SessionRequest, SessionSecrets, SimPlatform};
 
 /// What the host asks of the enclave (nothing secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,7 +90,8 @@ async fn session(http: &reqwest::Client, req: &EnclaveRequest, measurement: B256
     let key = SessionKey::generate();
     let nonce: veil_sdk::SmsChallenge =
         post_json(http, format!("{}/sms/challenge", req.sms), &serde_json::json!({})).await?;
-    let evidence = Evidence::Sim(SimEvidence::new(measurement, key.public(), req.taskid, nonce.challenge));
+    let platform: &dyn EnclavePlatform = &SimPlatform;
+    let evidence = platform.evidence(measurement, &key.public(), req.taskid, nonce.challenge);
     let sealed: SealedBox = post_json(http, format!("{}/sms/sessions", req.sms), &SessionRequest { evidence }).await?;
     SessionSecrets::open(&sealed, &key, &req.taskid).map_err(|e| e.to_string())
 }
@@ -211,7 +212,7 @@ async fn post_compute(req: &EnclaveRequest, s: &SessionSecrets, out: &Path) -> R
     let rh = result_hash(&req.taskid, &digest);
     let rs = result_seal(&req.worker, &req.taskid, &digest);
     Ok(EnclaveOutcome {
-        platform: veil_tee::Platform::Sim,
+        platform: SimPlatform.kind(),
         digest,
         results: blob.url,
         encrypted,

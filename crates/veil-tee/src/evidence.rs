@@ -62,6 +62,27 @@ pub enum EvidenceError {
     BadSessionKey,
 }
 
+/// An enclave platform as an enclave sees it: it states, in evidence a verifier can check, that an
+/// enclave with this measurement holds this session key for this task and nonce. A real SGX/TDX
+/// platform implements it with a quote whose report data is the same statement.
+pub trait EnclavePlatform: Send + Sync {
+    fn kind(&self) -> Platform;
+    fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Evidence;
+}
+
+/// The simulated platform: **no hardware protection** (its key is public).
+pub struct SimPlatform;
+
+impl EnclavePlatform for SimPlatform {
+    fn kind(&self) -> Platform {
+        Platform::Sim
+    }
+
+    fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Evidence {
+        Evidence::Sim(SimEvidence::new(measurement, session_key.to_vec(), taskid, nonce))
+    }
+}
+
 /// The `sim` platform key: derived from a public string, so it proves nothing about hardware.
 pub fn sim_platform_key() -> PrivateKey {
     PrivateKey::from_seed("veil sim enclave platform v1")

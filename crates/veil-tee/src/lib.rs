@@ -13,7 +13,7 @@
 pub mod evidence;
 pub mod session;
 
-pub use evidence::{Claims, Evidence, EvidenceError, Platform, SimEvidence};
+pub use evidence::{Claims, EnclavePlatform, Evidence, EvidenceError, Platform, SimEvidence, SimPlatform};
 pub use session::{SealedBox, SessionError, SessionKey, SessionRequest, SessionSecrets};
 
 /// What every place that reports a `sim` TEE run says.
