@@ -45,7 +45,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1000)]
         volume: u64,
         /// Tasks each worker runs at once.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 8)]
         slots: u32,
         /// Deals measured per worker count (median and spread reported).
         #[arg(long, default_value_t = 3)]
