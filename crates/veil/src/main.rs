@@ -11,6 +11,7 @@ mod chain_cmd;
 mod cli_io;
 mod data_cmd;
 mod dataset_cmd;
+mod dev_cmd;
 mod local;
 mod node_cmd;
 mod order_cmd;
@@ -124,6 +125,8 @@ enum Cmd {
     /// The enclave side of a TEE task (run by workers; request on stdin).
     #[command(hide = true)]
     Enclave,
+    /// The whole local network in one process: ledger, storage, SMS, a workerpool's scheduler and workers.
+    Dev(dev_cmd::DevArgs),
     /// Run the whole protocol story once and print each step with its time.
     Quickstart(quickstart::QuickstartArgs),
     /// Measure Veil's performance.
@@ -287,6 +290,7 @@ fn main() {
         Cmd::Requester(RequesterCmd::PushSecret { args, conn }) => tee_cmd::requester_push_secret(args, &conn, json),
         Cmd::App(AppCmd::PushSecret { args, conn }) => tee_cmd::app_push_secret(args, &conn, json),
         Cmd::Enclave => tee_cmd::enclave(),
+        Cmd::Dev(a) => dev_cmd::run(a, json),
         Cmd::Dataset(DatasetCmd::Deploy { args, conn }) => chain_cmd::deploy("dataset", args, &conn, json),
         Cmd::Dataset(DatasetCmd::Encrypt(a)) => dataset_cmd::encrypt(a, json),
         Cmd::Dataset(DatasetCmd::Decrypt(a)) => dataset_cmd::decrypt(a, json),

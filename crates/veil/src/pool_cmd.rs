@@ -317,11 +317,16 @@ pub fn run_deal(a: RunArgs, conn: &Conn, json: bool, quiet: bool) -> Result<serd
             async move { c.orderbook(kind, &q).await.map(|p| p.orders.into_iter().next()) }
         };
         let me = key.address();
-        let app = best(OrderKind::App, BookQuery { app: Some(a.app), requester: Some(me), ..Default::default() })
-            .await?
-            .with_context(|| {
-                format!("no app order for {} in the orderbook: its owner must publish one (veil app publish)", a.app)
-            })?;
+        // A TEE deal needs a TEE app order (PoCo check 0x07).
+        let app_tag = a.tee.then(|| B256::with_last_byte(1));
+        let app = best(
+            OrderKind::App,
+            BookQuery { app: Some(a.app), requester: Some(me), min_tag: app_tag, ..Default::default() },
+        )
+        .await?
+        .with_context(|| {
+            format!("no app order for {} in the orderbook: its owner must publish one (veil app publish)", a.app)
+        })?;
         let dataset = match a.dataset {
             Some(ds) => Some(
                 best(

@@ -1,0 +1,231 @@
+//! `veil dev`: the whole local network in one process — a dev ledger with its storage and SMS (dev
+//! mode: `sim` enclaves), one workerpool with its scheduler and N workers, and pool orders (standard
+//! and TEE) kept published. Stopping and starting again keeps everything; `--fresh` starts over.
+
+use crate::cli_io::veil_home;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::json;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use veil_core::tx::AnyOrder;
+use veil_core::{Address, B256, Call, Nrlc, PrivateKey, U256, WorkerpoolOrder};
+use veil_node::dev::{DEV_ACCOUNTS, DEV_FUNDS_RLC, dev_genesis, dev_key};
+use veil_sdk::Client;
+
+/// Dev account of the pool owner (and scheduler); workers use the accounts after it.
+const POOL_ACCOUNT: usize = 3;
+const FIRST_WORKER_ACCOUNT: usize = 5;
+/// Escrow each service keeps for stakes.
+const STAKE_RLC: u64 = 1_000;
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Workers in the pool (dev accounts 5, 6, …).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Tasks each worker runs at once.
+    #[arg(long, default_value_t = 4)]
+    slots: u32,
+    /// Where the network keeps its state (default: $VEIL_HOME/dev).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Start from an empty network (deletes the data folder first).
+    #[arg(long)]
+    fresh: bool,
+    /// The node's API (with storage and SMS).
+    #[arg(long, default_value = "127.0.0.1:8645")]
+    listen: SocketAddr,
+    /// The scheduler's API for workers.
+    #[arg(long, default_value = "127.0.0.1:8648")]
+    scheduler_listen: SocketAddr,
+}
+
+pub fn run(a: DevArgs, json: bool) -> Result<()> {
+    let max = DEV_ACCOUNTS - FIRST_WORKER_ACCOUNT;
+    if a.workers == 0 || a.workers > max {
+        bail!("--workers must be between 1 and {max} (dev accounts {FIRST_WORKER_ACCOUNT}…{})", DEV_ACCOUNTS - 1);
+    }
+    let dir = a.data_dir.clone().unwrap_or_else(|| veil_home().join("dev"));
+    if a.fresh && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::logging(json);
+    tokio::runtime::Runtime::new()?.block_on(network(a, dir, json))
+}
+
+async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
+    let config = veil_node::NodeConfig {
+        data_dir: dir.join("node"),
+        listen: a.listen,
+        genesis: Some(dev_genesis()),
+        dev: true,
+        block_time: Duration::ZERO,
+        checkpoint_every: 1000,
+        embedded_services: true,
+        max_blob_size: 16 << 30,
+    };
+    let (shared, report) = veil_node::start(&config)?;
+    let router = veil_node::node::router(shared, &config)?;
+    let listener =
+        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let node = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(veil_node::node::nodelay(listener), router).await });
+    let c = Client::new(&node);
+
+    let owner = dev_key(POOL_ACCOUNT);
+    let workers: Vec<PrivateKey> = (0..a.workers).map(|w| dev_key(FIRST_WORKER_ACCOUNT + w)).collect();
+    for k in std::iter::once(&owner).chain(&workers) {
+        keep_stake(&c, k).await?;
+    }
+    let pool = pool(&c, &owner, &dir).await?;
+
+    let sched_cfg = veil_pool::SchedulerConfig {
+        node: node.clone(),
+        workerpool: pool,
+        key: owner.clone(),
+        data_dir: dir.join("scheduler"),
+        sms: node.clone(),
+        worker_timeout: Duration::from_secs(10),
+    };
+    let scheduler = veil_pool::Scheduler::open(sched_cfg).await?;
+    tokio::spawn(scheduler.clone().follow());
+    tokio::spawn(scheduler.clone().watch());
+    let sl = tokio::net::TcpListener::bind(a.scheduler_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.scheduler_listen))?;
+    let sched_url = format!("http://{}", sl.local_addr()?);
+    tokio::spawn(async move { axum::serve(veil_node::node::nodelay(sl), veil_pool::http::router(scheduler)).await });
+
+    let program = std::env::current_exe().context("cannot find the veil program to run enclaves")?;
+    for (w, key) in workers.iter().enumerate() {
+        let cfg = veil_pool::WorkerConfig {
+            scheduler: sched_url.clone(),
+            node: node.clone(),
+            storage: node.clone(),
+            key: key.clone(),
+            slots: a.slots,
+            work_dir: dir.join(format!("worker-{w}")),
+            memory_limit: 2048 << 20,
+            sms: node.clone(),
+            enclave_program: program.clone(),
+        };
+        tokio::spawn(veil_pool::Worker::new(cfg).run());
+    }
+    let trust = if a.workers >= 2 { 3 } else { 1 };
+    for tag in [B256::ZERO, B256::with_last_byte(1)] {
+        let (c, owner) = (c.clone(), owner.clone());
+        tokio::spawn(async move {
+            if let Err(e) = keep_offering(&c, &owner, pool, tag, trust).await {
+                eprintln!("veil dev: pool orders are no longer kept published: {e}");
+            }
+        });
+    }
+    announce(&node, &sched_url, pool, &a, &dir, report.head, json);
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Tops the account's escrow up to the stake it needs.
+async fn keep_stake(c: &Client, k: &PrivateKey) -> Result<()> {
+    let balance = c.account(&k.address()).await?.account.balance;
+    let want = Nrlc::rlc(STAKE_RLC);
+    if balance < want {
+        let amount = want.checked_sub(balance).unwrap_or(want);
+        c.send(k, Call::Deposit { amount }).await?;
+    }
+    Ok(())
+}
+
+/// The network's workerpool: remembered in `dev.json`, registered on first start.
+async fn pool(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
+    let file = dir.join("dev.json");
+    if let Ok(b) = std::fs::read(&file) {
+        let v: serde_json::Value =
+            serde_json::from_slice(&b).with_context(|| format!("{} is damaged", file.display()))?;
+        if let Some(p) = v["workerpool"].as_str().and_then(|s| s.parse().ok()) {
+            return Ok(p);
+        }
+    }
+    let r = c.send(owner, Call::CreateWorkerpool { description: "veil dev pool".into() }).await?;
+    let p = crate::local::created(&r.events)?;
+    crate::cli_io::write_file(&file, json!({ "workerpool": p }).to_string().as_bytes(), false)?;
+    Ok(p)
+}
+
+/// Keeps one pool order with this tag in the book, publishing a fresh one when deals use it up.
+async fn keep_offering(c: &Client, owner: &PrivateKey, pool: Address, tag: B256, trust: u64) -> Result<()> {
+    use futures_util::StreamExt;
+    let domain = c.chain().await?.domain;
+    let publish = || async {
+        let mut salt = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
+        let z = Address::ZERO;
+        let o = AnyOrder::Workerpool(WorkerpoolOrder {
+            workerpool: pool,
+            workerpoolprice: U256::ZERO,
+            volume: U256::from(10_000),
+            tag,
+            category: U256::ZERO,
+            trust: U256::from(trust),
+            apprestrict: z,
+            datasetrestrict: z,
+            requesterrestrict: z,
+            salt: B256::from(salt),
+        });
+        let sign = owner.sign_hash(&o.typed_hash(&domain));
+        c.publish(o, Some(sign)).await.map(|e| e.order_hash)
+    };
+    let mut current = publish().await?;
+    let mut events = Box::pin(c.events(c.chain().await?.head + 1).await?);
+    while let Some(b) = events.next().await {
+        let used = b?.receipts.iter().flat_map(|r| r.events.iter()).any(
+            |e| matches!(e, veil_core::Event::OrdersMatched { workerpool_hash, .. } if *workerpool_hash == current),
+        );
+        if used && c.order(&current).await.map(|e| e.remaining < U256::from(2_500)).unwrap_or(true) {
+            current = publish().await?;
+        }
+    }
+    bail!("the node's event stream ended")
+}
+
+fn announce(node: &str, sched: &str, pool: Address, a: &DevArgs, dir: &Path, head: u64, json: bool) {
+    let accounts: Vec<_> = (0..DEV_ACCOUNTS)
+        .map(|i| {
+            let k = dev_key(i);
+            json!({ "address": k.address().to_checksum(None), "privateKey": format!("0x{}", hex::encode(k.secret_bytes())) })
+        })
+        .collect();
+    if json {
+        println!(
+            "{}",
+            json!({ "ready": true, "url": node, "scheduler": sched, "workerpool": pool, "workers": a.workers, "dataDir": dir, "head": head, "devAccounts": accounts })
+        );
+    } else {
+        println!("veil dev: a whole network in this process (data {}, head block {head})", dir.display());
+        println!("  node, storage, SMS  {node}   (SMS in dev mode: `sim` enclaves, {})", veil_tee::SIM_NOTICE);
+        println!("  scheduler           {sched}   workerpool {pool}");
+        println!("  workers             {} × {} slots (dev accounts {FIRST_WORKER_ACCOUNT}…)", a.workers, a.slots);
+        println!("  pool orders         category 0, price 0, standard and TEE, kept published");
+        println!("\nDevelopment accounts ({DEV_FUNDS_RLC} RLC each; public keys, never hold value with them):");
+        for (i, acc) in accounts.iter().enumerate() {
+            let role = match i {
+                POOL_ACCOUNT => "  (pool owner)",
+                i if (FIRST_WORKER_ACCOUNT..FIRST_WORKER_ACCOUNT + a.workers).contains(&i) => "  (worker)",
+                _ => "",
+            };
+            println!(
+                "  ({i}) {}  {}{role}",
+                acc["address"].as_str().unwrap_or(""),
+                acc["privateKey"].as_str().unwrap_or("")
+            );
+        }
+        println!(
+            "\nTry: veil app deploy --bundle DIR --dev-account 1, then veil run APP --dev-account 4. Ctrl-C stops; state is kept."
+        );
+    }
+    let _ = std::io::stdout().flush();
+}
