@@ -238,7 +238,6 @@ impl Worker {
         self.sender.send(call).await.map_err(|e| e.to_string())
     }
 
-    /// The app's bundle, downloaded once and checked against its on-chain checksum.
     /// The app's bundle file, downloaded once and checked against its on-chain checksum.
     async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), Failure> {
         if a.app_type.eq_ignore_ascii_case("DOCKER") {
