@@ -10,7 +10,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use veil_core::tx::AnyOrder;
 use veil_core::{Address, B256, Call, Nrlc, PrivateKey, U256, WorkerpoolOrder};
 use veil_node::dev::{DEV_ACCOUNTS, DEV_FUNDS_RLC, dev_genesis, dev_key};
 use veil_sdk::Client;
@@ -156,15 +155,13 @@ async fn pool(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
     Ok(p)
 }
 
-/// Keeps one pool order with this tag in the book, publishing a fresh one when deals use it up.
+/// Keeps one pool order with this tag in the book (see [`crate::pool_cmd::keep_pool_order`]).
 async fn keep_offering(c: &Client, owner: &PrivateKey, pool: Address, tag: B256, trust: u64) -> Result<()> {
-    use futures_util::StreamExt;
-    let domain = c.chain().await?.domain;
-    let publish = || async {
+    let order = || {
         let mut salt = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
         let z = Address::ZERO;
-        let o = AnyOrder::Workerpool(WorkerpoolOrder {
+        WorkerpoolOrder {
             workerpool: pool,
             workerpoolprice: U256::ZERO,
             volume: U256::from(10_000),
@@ -175,21 +172,9 @@ async fn keep_offering(c: &Client, owner: &PrivateKey, pool: Address, tag: B256,
             datasetrestrict: z,
             requesterrestrict: z,
             salt: B256::from(salt),
-        });
-        let sign = owner.sign_hash(&o.typed_hash(&domain));
-        c.publish(o, Some(sign)).await.map(|e| e.order_hash)
-    };
-    let mut current = publish().await?;
-    let mut events = Box::pin(c.events(c.chain().await?.head + 1).await?);
-    while let Some(b) = events.next().await {
-        let used = b?.receipts.iter().flat_map(|r| r.events.iter()).any(
-            |e| matches!(e, veil_core::Event::OrdersMatched { workerpool_hash, .. } if *workerpool_hash == current),
-        );
-        if used && c.order(&current).await.map(|e| e.remaining < U256::from(2_500)).unwrap_or(true) {
-            current = publish().await?;
         }
-    }
-    bail!("the node's event stream ended")
+    };
+    crate::pool_cmd::keep_pool_order(c, owner, order, None).await
 }
 
 fn announce(node: &str, sched: &str, pool: Address, a: &DevArgs, dir: &Path, head: u64, json: bool) {

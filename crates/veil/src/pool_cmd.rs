@@ -153,50 +153,70 @@ pub struct PoolPublishArgs {
 pub fn workerpool_publish(a: PoolPublishArgs, conn: &Conn, json: bool) -> Result<()> {
     let z = Address::ZERO;
     let price = parse_amount(&a.price)?.0;
-    let order = || {
-        AnyOrder::Workerpool(WorkerpoolOrder {
-            workerpool: a.workerpool,
-            workerpoolprice: price,
-            volume: U256::from(a.volume),
-            tag: a.tag,
-            category: U256::from(a.category),
-            trust: U256::from(a.trust),
-            apprestrict: z,
-            datasetrestrict: z,
-            requesterrestrict: z,
-            salt: salt(),
-        })
+    let order = || WorkerpoolOrder {
+        workerpool: a.workerpool,
+        workerpoolprice: price,
+        volume: U256::from(a.volume),
+        tag: a.tag,
+        category: U256::from(a.category),
+        trust: U256::from(a.trust),
+        apprestrict: z,
+        datasetrestrict: z,
+        requesterrestrict: z,
+        salt: salt(),
     };
-    let first = publish(order(), &a.signer, conn, json)?;
     if !a.keep {
-        return Ok(());
+        return publish(AnyOrder::Workerpool(order()), &a.signer, conn, json).map(|_| ());
     }
-    let c = conn.client();
-    runtime()?.block_on(async {
-        let key = a.signer.key()?;
-        let mut current = first;
-        let from = c.chain().await?.head + 1;
-        let mut events = Box::pin(c.events(from).await?);
-        while let Some(b) = events.next().await {
-            let used = b?
-                .receipts
-                .iter()
-                .flat_map(|r| r.events.iter())
-                .any(|e| matches!(e, Event::OrdersMatched { workerpool_hash, .. } if *workerpool_hash == current));
-            if !used {
-                continue;
+    let key = a.signer.key()?;
+    runtime()?.block_on(keep_pool_order(&conn.client(), &key, order, Some(json)))
+}
+
+/// Publishes the order `order` makes, then a fresh one whenever deals bring the current one below a
+/// quarter of its volume (or out of the book), until the event stream ends. `print`: show each
+/// publication (as JSON lines when `Some(true)`).
+pub async fn keep_pool_order(
+    c: &veil_sdk::Client,
+    key: &veil_core::PrivateKey,
+    order: impl Fn() -> WorkerpoolOrder,
+    print: Option<bool>,
+) -> Result<()> {
+    let publish_one = || async {
+        let o = order();
+        let low_mark = o.volume.div_ceil(U256::from(4));
+        let any = AnyOrder::Workerpool(o);
+        let hash = match print {
+            Some(json) => publish_async(c, any, key, json).await?,
+            None => {
+                let domain = c.chain().await?.domain;
+                let sign = key.sign_hash(&any.typed_hash(&domain));
+                c.publish(any, Some(sign)).await?.order_hash
             }
-            let low = match c.order(&current).await {
-                Ok(e) => e.remaining < U256::from(a.volume.div_ceil(4)),
-                Err(e) if e.kind() == Some("not_found") => true,
-                Err(e) => return Err(e.into()),
-            };
-            if low {
-                current = publish_async(&c, order(), &key, json).await?;
-            }
+        };
+        Ok::<_, anyhow::Error>((hash, low_mark))
+    };
+    let from = c.chain().await?.head + 1;
+    let (mut current, mut low_mark) = publish_one().await?;
+    let mut events = Box::pin(c.events(from).await?);
+    while let Some(b) = events.next().await {
+        let used = b?
+            .receipts
+            .iter()
+            .flat_map(|r| r.events.iter())
+            .any(|e| matches!(e, Event::OrdersMatched { workerpool_hash, .. } if *workerpool_hash == current));
+        if !used {
+            continue;
         }
-        bail!("the node's event stream ended; run the command again to keep publishing")
-    })
+        let low = match c.order(&current).await {
+            Ok(e) => e.remaining < low_mark,
+            Err(e) if e.kind() == Some("not_found") => true,
+            Err(e) => return Err(e.into()),
+        };
+        if low {
+            (current, low_mark) = publish_one().await?;
+        }
+    }
+    bail!("the node's event stream ended; run the command again to keep publishing")
 }
 
 #[derive(Args)]
