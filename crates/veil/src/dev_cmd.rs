@@ -56,10 +56,63 @@ pub fn run(a: DevArgs, json: bool) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(network(a, dir, json))
 }
 
+/// What a local network is made of.
+pub struct NetOptions {
+    pub dir: PathBuf,
+    pub workers: usize,
+    pub slots: u32,
+    pub listen: SocketAddr,
+    pub scheduler_listen: SocketAddr,
+    /// Price of the pool's orders, per task.
+    pub pool_price: U256,
+}
+
+/// A running local network (its services live on the runtime that started it).
+pub struct Network {
+    pub node: String,
+    pub scheduler: String,
+    pub workerpool: Address,
+    pub head: u64,
+}
+
+impl Network {
+    pub fn conn(&self) -> crate::chain_cmd::Conn {
+        crate::chain_cmd::Conn { node: self.node.clone() }
+    }
+}
+
+/// Dev account of the pool owner (its scheduler signs with it).
+pub fn pool_owner() -> PrivateKey {
+    dev_key(POOL_ACCOUNT)
+}
+
+/// Dev accounts of the network's workers.
+pub fn worker_keys(n: usize) -> Vec<PrivateKey> {
+    (0..n).map(|w| dev_key(FIRST_WORKER_ACCOUNT + w)).collect()
+}
+
 async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
+    let o = NetOptions {
+        dir: dir.clone(),
+        workers: a.workers,
+        slots: a.slots,
+        listen: a.listen,
+        scheduler_listen: a.scheduler_listen,
+        pool_price: U256::ZERO,
+    };
+    let net = start(&o).await?;
+    announce(&net, &a, &dir, json);
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Starts node (with storage and SMS in dev mode), scheduler, workers and the pool-order keepers as
+/// tasks of the current (multi-threaded) runtime.
+pub async fn start(o: &NetOptions) -> Result<Network> {
+    let dir = &o.dir;
     let config = veil_node::NodeConfig {
         data_dir: dir.join("node"),
-        listen: a.listen,
+        listen: o.listen,
         genesis: Some(dev_genesis()),
         dev: true,
         block_time: Duration::ZERO,
@@ -70,17 +123,17 @@ async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
     let (shared, report) = veil_node::start(&config)?;
     let router = veil_node::node::router(shared, &config)?;
     let listener =
-        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+        tokio::net::TcpListener::bind(o.listen).await.with_context(|| format!("cannot listen on {}", o.listen))?;
     let node = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(veil_node::node::nodelay(listener), router).await });
     let c = Client::new(&node);
 
-    let owner = dev_key(POOL_ACCOUNT);
-    let workers: Vec<PrivateKey> = (0..a.workers).map(|w| dev_key(FIRST_WORKER_ACCOUNT + w)).collect();
+    let owner = pool_owner();
+    let workers = worker_keys(o.workers);
     for k in std::iter::once(&owner).chain(&workers) {
         keep_stake(&c, k).await?;
     }
-    let pool = pool(&c, &owner, &dir).await?;
+    let pool = pool(&c, &owner, dir).await?;
 
     let sched_cfg = veil_pool::SchedulerConfig {
         node: node.clone(),
@@ -93,9 +146,9 @@ async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
     let scheduler = veil_pool::Scheduler::open(sched_cfg).await?;
     tokio::spawn(scheduler.clone().follow());
     tokio::spawn(scheduler.clone().watch());
-    let sl = tokio::net::TcpListener::bind(a.scheduler_listen)
+    let sl = tokio::net::TcpListener::bind(o.scheduler_listen)
         .await
-        .with_context(|| format!("cannot listen on {}", a.scheduler_listen))?;
+        .with_context(|| format!("cannot listen on {}", o.scheduler_listen))?;
     let sched_url = format!("http://{}", sl.local_addr()?);
     tokio::spawn(async move { axum::serve(veil_node::node::nodelay(sl), veil_pool::http::router(scheduler)).await });
 
@@ -106,7 +159,7 @@ async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
             node: node.clone(),
             storage: node.clone(),
             key: key.clone(),
-            slots: a.slots,
+            slots: o.slots,
             work_dir: dir.join(format!("worker-{w}")),
             memory_limit: 2048 << 20,
             sms: node.clone(),
@@ -114,18 +167,22 @@ async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
         };
         tokio::spawn(veil_pool::Worker::new(cfg).run());
     }
-    let trust = if a.workers >= 2 { 3 } else { 1 };
+    let trust = if o.workers >= 2 { 3 } else { 1 };
+    let mut published = vec![];
     for tag in [B256::ZERO, B256::with_last_byte(1)] {
-        let (c, owner) = (c.clone(), owner.clone());
+        let (c, owner, price) = (c.clone(), owner.clone(), o.pool_price);
+        let (tell, first) = tokio::sync::oneshot::channel();
+        published.push(first);
         tokio::spawn(async move {
-            if let Err(e) = keep_offering(&c, &owner, pool, tag, trust).await {
+            if let Err(e) = keep_offering(&c, &owner, pool, tag, trust, price, tell).await {
                 eprintln!("veil dev: pool orders are no longer kept published: {e}");
             }
         });
     }
-    announce(&node, &sched_url, pool, &a, &dir, report.head, json);
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    for first in published {
+        first.await.context("the pool could not publish its first order")?;
+    }
+    Ok(Network { node, scheduler: sched_url, workerpool: pool, head: report.head })
 }
 
 /// Tops the account's escrow up to the stake it needs.
@@ -155,15 +212,24 @@ async fn pool(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
     Ok(p)
 }
 
-/// Keeps one pool order with this tag in the book (see [`crate::pool_cmd::keep_pool_order`]).
-async fn keep_offering(c: &Client, owner: &PrivateKey, pool: Address, tag: B256, trust: u64) -> Result<()> {
+/// Keeps one pool order with this tag in the book (see [`crate::pool_cmd::keep_pool_order`]);
+/// `published` is told once the first one is in.
+async fn keep_offering(
+    c: &Client,
+    owner: &PrivateKey,
+    pool: Address,
+    tag: B256,
+    trust: u64,
+    price: U256,
+    published: tokio::sync::oneshot::Sender<()>,
+) -> Result<()> {
     let order = || {
         let mut salt = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
         let z = Address::ZERO;
         WorkerpoolOrder {
             workerpool: pool,
-            workerpoolprice: U256::ZERO,
+            workerpoolprice: price,
             volume: U256::from(10_000),
             tag,
             category: U256::ZERO,
@@ -174,10 +240,11 @@ async fn keep_offering(c: &Client, owner: &PrivateKey, pool: Address, tag: B256,
             salt: B256::from(salt),
         }
     };
-    crate::pool_cmd::keep_pool_order(c, owner, order, None).await
+    crate::pool_cmd::keep_pool_order(c, owner, order, None, Some(published)).await
 }
 
-fn announce(node: &str, sched: &str, pool: Address, a: &DevArgs, dir: &Path, head: u64, json: bool) {
+fn announce(net: &Network, a: &DevArgs, dir: &Path, json: bool) {
+    let (node, sched, pool, head) = (&net.node, &net.scheduler, net.workerpool, net.head);
     let accounts: Vec<_> = (0..DEV_ACCOUNTS)
         .map(|i| {
             let k = dev_key(i);

@@ -17,6 +17,7 @@ mod node_cmd;
 mod order_cmd;
 mod pool_cmd;
 mod quickstart;
+mod quickstart_core;
 mod tee_cmd;
 mod wallet_cmd;
 

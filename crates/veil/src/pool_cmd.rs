@@ -169,7 +169,7 @@ pub fn workerpool_publish(a: PoolPublishArgs, conn: &Conn, json: bool) -> Result
         return publish(AnyOrder::Workerpool(order()), &a.signer, conn, json).map(|_| ());
     }
     let key = a.signer.key()?;
-    runtime()?.block_on(keep_pool_order(&conn.client(), &key, order, Some(json)))
+    runtime()?.block_on(keep_pool_order(&conn.client(), &key, order, Some(json), None))
 }
 
 /// Publishes the order `order` makes, then a fresh one whenever deals bring the current one below a
@@ -180,6 +180,7 @@ pub async fn keep_pool_order(
     key: &veil_core::PrivateKey,
     order: impl Fn() -> WorkerpoolOrder,
     print: Option<bool>,
+    published: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
     let publish_one = || async {
         let o = order();
@@ -197,6 +198,9 @@ pub async fn keep_pool_order(
     };
     let from = c.chain().await?.head + 1;
     let (mut current, mut low_mark) = publish_one().await?;
+    if let Some(tell) = published {
+        let _ = tell.send(());
+    }
     let mut events = Box::pin(c.events(from).await?);
     while let Some(b) = events.next().await {
         let used = b?
@@ -324,8 +328,19 @@ pub fn run(a: RunArgs, conn: &Conn, json: bool) -> Result<()> {
 
 /// Makes the deal and follows it; `quiet` prints nothing (the caller uses the returned summary).
 pub fn run_deal(a: RunArgs, conn: &Conn, json: bool, quiet: bool) -> Result<serde_json::Value> {
-    let json = json || quiet;
     let key = a.signer.key()?;
+    run_deal_as(a, &key, conn, json, quiet)
+}
+
+/// [`run_deal`] signed by `key`.
+pub fn run_deal_as(
+    a: RunArgs,
+    key: &veil_core::PrivateKey,
+    conn: &Conn,
+    json: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    let json = json || quiet;
     let c = conn.client();
     let rt = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
@@ -444,11 +459,11 @@ pub fn run_deal(a: RunArgs, conn: &Conn, json: bool, quiet: bool) -> Result<serd
                 },
                 sign: as_signed(&pool),
             },
-            request_order: Signed::new(request, &key, &d),
+            request_order: Signed::new(request, key, &d),
         };
         // Listen first, so no task event is missed.
         let events = c.events(info.head + 1).await?;
-        let r = c.send(&key, call).await?;
+        let r = c.send(key, call).await?;
         let dealid = crate::local::dealid(&r.events)?;
         if !json {
             println!("deal {dealid}: {} task(s) on workerpool {}", a.volume, pool.order.asset());

@@ -1,263 +1,376 @@
-//! `veil quickstart`: the whole PoCo story, one readable line per step with its time.
+//! `veil quickstart`: the whole story on a temporary real network, one readable line per step.
 //!
-//! Today it drives the protocol core in-process: wallets, deposits, registries, signed orders,
-//! matchOrders, a fast trust-1 task and a replicated trust-3 task with one dishonest worker, and the
-//! RLC balances of every party before and after. No app is executed yet: results are fixed bytes.
+//! Starts the same network `veil dev` runs (node, storage, SMS in dev mode, a workerpool's
+//! scheduler and worker) in a temporary folder, then goes through it as its users would: wallets,
+//! protect a sample dataset, deploy a sample iApp, grant it to one requester, run a confidential
+//! task, fetch and decrypt its result, and every party's RLC before and after. `--core` runs the
+//! protocol rules alone, in process ([`crate::quickstart_core`]).
 
-use crate::cli_io::emit;
-use crate::local::{created, dealid};
-use anyhow::{Result, bail};
+use crate::dev_cmd::{NetOptions, Network};
+use crate::pool_cmd::RunArgs;
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::path::Path;
 use std::time::Instant;
-use veil_core::state::{Account, Genesis, TaskStatus, default_categories, task_id};
-use veil_core::tx::{authorization_hash, result_hash, result_seal};
-use veil_core::*;
+use veil_core::orders::OrderKind;
+use veil_core::tx::AnyOrder;
+use veil_core::{Address, AppOrder, B256, Call, DatasetOrder, Nrlc, PrivateKey, U256};
+use veil_sdk::{Client, SecretKind};
 
 #[derive(Args)]
-pub struct QuickstartArgs {}
+pub struct QuickstartArgs {
+    /// Only the protocol rules, in process: no network and no app (adds a replicated deal with a
+    /// dishonest worker).
+    #[arg(long)]
+    core: bool,
+    /// Keep the temporary network's folder (printed at the end) instead of removing it.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// The protected sample: a DataProtector-style JSON object.
+const SAMPLE_DATA: &str = r#"{"name": "Alice", "email": "alice@example.com", "favouriteNumber": 42}"#;
+
+/// The sample iApp: reads the protected data (a DataProtector zip, strings Borsh-encoded) and its
+/// args, writes a greeting and `computed.json`.
+const SAMPLE_APP: &str = r#"import json, os, struct, sys, zipfile
+i, o = os.environ["IEXEC_IN"], os.environ["IEXEC_OUT"]
+fields = {}
+with zipfile.ZipFile(os.path.join(i, os.environ["IEXEC_DATASET_FILENAME"])) as z:
+    for n in z.namelist():
+        b = z.read(n)
+        if len(b) >= 4 and struct.unpack("<I", b[:4])[0] == len(b) - 4:
+            fields[n] = b[4:].decode()
+text = "Hello %s! %s read your protected data inside an enclave; only you can read this." % (
+    fields.get("name", "?"), " ".join(sys.argv[1:]) or "An iApp")
+open(os.path.join(o, "result.txt"), "w").write(text + "\n")
+json.dump({"deterministic-output-path": os.path.join(o, "result.txt")}, open(os.path.join(o, "computed.json"), "w"))
+"#;
+
+const APP_PRICE_RLC: u64 = 1;
+const DATASET_PRICE_RLC: u64 = 2;
+const POOL_PRICE_RLC: u64 = 1;
+const FUNDS_RLC: u64 = 10;
+
+pub fn run(a: QuickstartArgs, json: bool) -> Result<()> {
+    if a.core {
+        return crate::quickstart_core::run(json);
+    }
+    veil_exec::process::ProcessRuntime::new()
+        .interpreter("python3")
+        .context("the sample iApp is a Python script: install python3 (or try `veil quickstart --core`)")?;
+    let dir = tempfile::Builder::new().prefix("veil-quickstart-").tempdir()?;
+    let mut story = Story { json, clock: Instant::now(), started: Instant::now(), steps: vec![] };
+    if !json {
+        println!("Veil quickstart: a whole network on this machine, then one confidential task through it.");
+    }
+    let result = story.tell(dir.path());
+    let dir_path = dir.path().to_path_buf();
+    if a.keep {
+        let _ = dir.keep();
+    }
+    let mut v = result?;
+    v["steps"] = json!(story.steps);
+    v["seconds"] = json!(story.started.elapsed().as_secs_f64());
+    if a.keep {
+        v["dataDir"] = json!(dir_path);
+    }
+    if json {
+        println!("{v}");
+    } else {
+        println!("done in {:.2} s", story.started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
 
 struct Story {
-    state: State,
-    now: u64,
     json: bool,
-    steps: Vec<serde_json::Value>,
     clock: Instant,
+    started: Instant,
+    steps: Vec<Value>,
+}
+
+struct Party {
+    role: &'static str,
+    key: PrivateKey,
 }
 
 impl Story {
-    fn send(&mut self, key: &PrivateKey, call: Call) -> Result<Vec<Event>> {
-        crate::local::send(&mut self.state, key, call, self.now)
-    }
-
-    fn step(&mut self, text: String) {
+    fn step(&mut self, name: &str, text: String) {
         let ms = self.clock.elapsed().as_secs_f64() * 1000.0;
         if !self.json {
-            println!("  {:>7.2} ms  {text}", ms);
+            println!("  {ms:>8.1} ms  {name:<9} {text}");
         }
-        self.steps.push(json!({ "step": text, "ms": ms }));
+        self.steps.push(json!({ "step": name, "ms": ms, "text": text }));
         self.clock = Instant::now();
     }
+
+    fn tell(&mut self, dir: &Path) -> Result<Value> {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let opts = NetOptions {
+            dir: dir.join("network"),
+            workers: 1,
+            slots: 2,
+            listen: "127.0.0.1:0".parse()?,
+            scheduler_listen: "127.0.0.1:0".parse()?,
+            pool_price: Nrlc::rlc(POOL_PRICE_RLC).0,
+        };
+        let net = rt.block_on(crate::dev_cmd::start(&opts)).context("the local network did not start")?;
+        let c = Client::new(&net.node);
+        self.step(
+            "network",
+            format!(
+                "node + storage + SMS {}, scheduler {}, 1 worker ({})",
+                net.node,
+                net.scheduler,
+                veil_tee::SIM_NOTICE
+            ),
+        );
+
+        let (developer, owner, requester) = (party("app developer"), party("data owner"), party("requester"));
+        rt.block_on(fund(&c, [&developer.key, &owner.key, &requester.key]))?;
+        for p in [&developer, &owner, &requester] {
+            let file = dir.join(format!("{}.json", p.role.replace(' ', "-")));
+            let doc = veil_wallet::encrypt(&p.key, b"quickstart", veil_wallet::Kdf::LIGHT)?;
+            crate::cli_io::write_file(&file, doc.as_bytes(), true)?;
+        }
+        self.step(
+            "wallets",
+            format!("keystores for the app developer, data owner and requester, {FUNDS_RLC} RLC each in the escrow"),
+        );
+        let mut parties =
+            vec![developer, owner, requester, Party { role: "pool owner", key: crate::dev_cmd::pool_owner() }];
+        parties.extend(crate::dev_cmd::worker_keys(1).into_iter().map(|key| Party { role: "worker", key }));
+        let before = rt.block_on(balances(&c, &parties))?;
+
+        let dataset = rt.block_on(protect(&c, &parties[1].key, dir))?;
+        self.step(
+            "protect",
+            format!("dataset {dataset}: {SAMPLE_DATA} encrypted (AES-256-CBC), stored, key in the SMS"),
+        );
+
+        let (app, measurement) = rt.block_on(deploy(&c, &parties[0].key, dir))?;
+        self.step(
+            "deploy",
+            format!("iApp {app} (Python, measurement {measurement}), TEE app order at {APP_PRICE_RLC} RLC"),
+        );
+
+        rt.block_on(grant(&c, &parties[1].key, dataset, app, parties[2].key.address()))?;
+        self.step(
+            "grant",
+            format!(
+                "only app {app} and requester {} may use it, {DATASET_PRICE_RLC} RLC, once",
+                parties[2].key.address()
+            ),
+        );
+
+        let (private_pem, public_pem) = veil_protect::result::generate_keypair(2048)?;
+        rt.block_on(c.sms_push(SecretKind::ResultKey, &parties[2].key.address(), "", &public_pem, &parties[2].key))?;
+        self.step("keys", "the requester's RSA-2048 result key made; public half given to the SMS".into());
+
+        let run = run_task(&net, &parties[2].key, app, dataset)?;
+        let task: B256 = run["tasks"][0]["taskid"].as_str().unwrap_or_default().parse()?;
+        self.step(
+            "run",
+            format!("deal {}, task {task} COMPLETED in an enclave", run["dealid"].as_str().unwrap_or("?")),
+        );
+
+        let text = rt.block_on(fetch_and_decrypt(&c, &task, &private_pem))?;
+        self.step("result", format!("downloaded (encrypted for the requester) and decrypted: {}", text.trim_end()));
+
+        let after = rt.block_on(balances(&c, &parties))?;
+        let table = self.balances(&parties, &before, &after)?;
+        rt.shutdown_background();
+        Ok(json!({
+            "network": { "node": net.node, "scheduler": net.scheduler, "workerpool": net.workerpool },
+            "dataset": dataset,
+            "app": app,
+            "dealid": run["dealid"],
+            "taskid": task,
+            "result": text,
+            "balances": table,
+        }))
+    }
+
+    /// Prints the table of balances and checks that RLC moved between the parties only.
+    fn balances(&mut self, parties: &[Party], before: &[Nrlc], after: &[Nrlc]) -> Result<Vec<Value>> {
+        let mut rows = vec![];
+        if !self.json {
+            println!("  RLC of every party (wallet + escrow, free and locked):");
+            println!("    {:<14} {:<42} {:>14} {:>14} {:>10}", "party", "address", "before", "after", "change");
+        }
+        for ((p, b), a) in parties.iter().zip(before).zip(after) {
+            let change = a.0.to::<u128>() as i128 - b.0.to::<u128>() as i128;
+            if !self.json {
+                println!(
+                    "    {:<14} {:<42} {:>14} {:>14} {:>+10.2}",
+                    p.role,
+                    p.key.address().to_checksum(None),
+                    rlc(b.0.to::<u128>() as i128),
+                    rlc(a.0.to::<u128>() as i128),
+                    change as f64 / 1e9
+                );
+            }
+            rows.push(json!({ "party": p.role, "address": p.key.address(), "before": b, "after": a, "changeNrlc": change.to_string() }));
+        }
+        let sum = |v: &[Nrlc]| v.iter().map(|x| x.0.to::<u128>()).sum::<u128>();
+        if sum(before) != sum(after) {
+            bail!("RLC is not conserved: the parties held {} nRLC before and {} after", sum(before), sum(after));
+        }
+        self.step(
+            "balances",
+            format!(
+                "the requester paid {} RLC (app, dataset, workerpool); the parties hold {} RLC before and after",
+                APP_PRICE_RLC + DATASET_PRICE_RLC + POOL_PRICE_RLC,
+                rlc(sum(after) as i128)
+            ),
+        );
+        Ok(rows)
+    }
 }
 
-pub fn run(_a: QuickstartArgs, json: bool) -> Result<()> {
-    let started = Instant::now();
-    if !json {
-        println!("Veil quickstart: the PoCo protocol core, in process (no network and no app execution yet).");
+/// nRLC as RLC with two decimals, for people.
+fn rlc(n: i128) -> String {
+    format!("{:.2}", n as f64 / 1e9)
+}
+
+fn party(role: &'static str) -> Party {
+    Party { role, key: veil_wallet::random_key() }
+}
+
+/// Dev account 0 (the faucet) moves RLC into each new party's escrow.
+async fn fund<const N: usize>(c: &Client, keys: [&PrivateKey; N]) -> Result<()> {
+    let faucet = veil_node::dev::dev_key(0);
+    let amount = Nrlc::rlc(FUNDS_RLC);
+    c.send(&faucet, Call::Deposit { amount: Nrlc(amount.0 * U256::from(N)) }).await?;
+    for k in keys {
+        c.send(&faucet, Call::Transfer { to: k.address(), amount }).await?;
     }
-    let names = [
-        "app developer",
-        "data owner",
-        "workerpool owner",
-        "requester",
-        "worker 1",
-        "worker 2",
-        "worker 3",
-        "worker 4",
-    ];
-    let keys: Vec<PrivateKey> = names.iter().map(|_| veil_wallet::random_key()).collect();
-    let (dev, owner, pool_owner, requester) = (&keys[0], &keys[1], &keys[2], &keys[3]);
-    let workers = &keys[4..];
-    let domain = eip712::veil_dev_domain();
-    let genesis = Genesis {
-        domain,
-        admin: pool_owner.address(),
-        categories: default_categories(),
-        allocations: keys.iter().map(|k| (k.address(), Nrlc::rlc(100))).collect(),
+    Ok(())
+}
+
+async fn balances(c: &Client, parties: &[Party]) -> Result<Vec<Nrlc>> {
+    let mut out = vec![];
+    for p in parties {
+        let a = c.account(&p.key.address()).await?.account;
+        out.push(Nrlc(a.wallet.0 + a.balance.0 + a.locked.0));
+    }
+    Ok(out)
+}
+
+fn salt() -> B256 {
+    let mut s = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
+    B256::from(s)
+}
+
+async fn protect(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
+    let value: Value = serde_json::from_str(SAMPLE_DATA)?;
+    let zip = veil_protect::payload::zip_json(&value)?;
+    let key = veil_protect::DatasetKey::random();
+    let mut encrypted = vec![];
+    let summary = veil_protect::dataset::encrypt(&key, zip.as_slice(), &mut encrypted)?;
+    std::fs::write(dir.join("protected-data.enc"), &encrypted)?;
+    let blob = c.upload_bytes(encrypted).await?;
+    let call = Call::CreateDataset {
+        name: "quickstart sample".into(),
+        multiaddr: blob.url,
+        checksum: B256::from(summary.checksum),
     };
-    let mut s =
-        Story { state: State::genesis(&genesis), now: 1_700_000_000, json, steps: vec![], clock: Instant::now() };
-    s.step(format!("{} wallets created, 100 RLC each, ledger chain {}", keys.len(), domain.chain_id));
-    for k in &keys {
-        s.send(k, Call::Deposit { amount: Nrlc::rlc(50) })?;
-    }
-    s.step("every party deposited 50 RLC into the PoCo escrow".into());
-    let balances_before: Vec<Account> = keys.iter().map(|k| s.state.account(&k.address())).collect();
+    let dataset = crate::local::created(&c.send(owner, call).await?.events)?;
+    c.sms_push(SecretKind::DatasetKey, &dataset, "", &key.to_base64(), owner).await?;
+    Ok(dataset)
+}
 
-    let app = created(&s.send(
-        dev,
-        Call::CreateApp {
-            name: "hello-veil".into(),
-            app_type: "VEIL".into(),
-            multiaddr: "veil://bundle/hello".into(),
-            checksum: keccak256(b"hello bundle"),
-            mrenclave: String::new(),
-        },
-    )?)?;
-    let dataset = created(&s.send(
-        owner,
-        Call::CreateDataset {
-            name: "sample".into(),
-            multiaddr: "veil://blob/sample".into(),
-            checksum: keccak256(b"encrypted sample"),
-        },
-    )?)?;
-    let pool = created(&s.send(pool_owner, Call::CreateWorkerpool { description: "quickstart pool".into() })?)?;
-    s.step(format!("registered app {app}, dataset {dataset}, workerpool {pool}"));
-
-    let app_order = AppOrder {
+async fn deploy(c: &Client, developer: &PrivateKey, dir: &Path) -> Result<(Address, String)> {
+    let app_dir = dir.join("sample-iapp");
+    std::fs::create_dir_all(&app_dir)?;
+    std::fs::write(
+        app_dir.join("iapp.toml"),
+        "name = \"quickstart-greeter\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+    )?;
+    std::fs::write(app_dir.join("app.py"), SAMPLE_APP)?;
+    let bundle = veil_exec::Bundle::pack(&app_dir)?;
+    let measurement = format!("0x{}", hex::encode(bundle.measurement()));
+    let blob = c.upload_bytes(bundle.bytes.clone()).await?;
+    let call = Call::CreateApp {
+        name: bundle.manifest.name.clone(),
+        app_type: "VEIL".into(),
+        multiaddr: blob.url,
+        checksum: B256::from(bundle.checksum()),
+        mrenclave: measurement.clone(),
+    };
+    let app = crate::local::created(&c.send(developer, call).await?.events)?;
+    let z = Address::ZERO;
+    let order = AppOrder {
         app,
-        appprice: U256::from(100_000_000u64),
+        appprice: Nrlc::rlc(APP_PRICE_RLC).0,
         volume: U256::from(100),
-        tag: B256::ZERO,
-        datasetrestrict: Address::ZERO,
-        workerpoolrestrict: Address::ZERO,
-        requesterrestrict: Address::ZERO,
-        salt: keccak256(b"app salt"),
+        tag: B256::with_last_byte(1),
+        datasetrestrict: z,
+        workerpoolrestrict: z,
+        requesterrestrict: z,
+        salt: salt(),
     };
-    let dataset_order = DatasetOrder {
+    sign_and_publish(c, AnyOrder::App(order), developer).await?;
+    Ok((app, measurement))
+}
+
+async fn grant(c: &Client, owner: &PrivateKey, dataset: Address, app: Address, requester: Address) -> Result<()> {
+    let order = DatasetOrder {
         dataset,
-        datasetprice: U256::from(200_000_000u64),
-        volume: U256::from(10),
-        tag: B256::ZERO,
+        datasetprice: Nrlc::rlc(DATASET_PRICE_RLC).0,
+        volume: U256::from(1),
+        tag: B256::with_last_byte(1),
         apprestrict: app,
         workerpoolrestrict: Address::ZERO,
-        requesterrestrict: requester.address(),
-        salt: keccak256(b"dataset salt"),
+        requesterrestrict: requester,
+        salt: salt(),
     };
-    let pool_order = WorkerpoolOrder {
-        workerpool: pool,
-        workerpoolprice: U256::from(1_000_000_000u64),
-        volume: U256::from(100),
-        tag: B256::ZERO,
-        category: U256::ZERO,
-        trust: U256::from(3),
-        apprestrict: Address::ZERO,
-        datasetrestrict: Address::ZERO,
-        requesterrestrict: Address::ZERO,
-        salt: keccak256(b"pool salt"),
-    };
-    let request = |trust: u64, salt: &[u8]| RequestOrder {
+    sign_and_publish(c, AnyOrder::Dataset(order), owner).await
+}
+
+async fn sign_and_publish(c: &Client, order: AnyOrder, key: &PrivateKey) -> Result<()> {
+    let domain = c.chain().await?.domain;
+    let sign = key.sign_hash(&order.typed_hash(&domain));
+    debug_assert!(matches!(order.kind(), OrderKind::App | OrderKind::Dataset));
+    c.publish(order, Some(sign)).await?;
+    Ok(())
+}
+
+/// `veil run --tee --dataset D --encrypt-result`, as the requester, on this network.
+fn run_task(net: &Network, requester: &PrivateKey, app: Address, dataset: Address) -> Result<Value> {
+    let args = RunArgs {
         app,
-        appmaxprice: U256::from(100_000_000u64),
-        dataset,
-        datasetmaxprice: U256::from(200_000_000u64),
-        workerpool: Address::ZERO,
-        workerpoolmaxprice: U256::from(1_000_000_000u64),
-        requester: requester.address(),
-        volume: U256::from(1),
-        tag: B256::ZERO,
-        category: U256::ZERO,
-        trust: U256::from(trust),
-        beneficiary: requester.address(),
-        callback: Address::ZERO,
-        params: r#"{"iexec_args":"hello"}"#.into(),
-        salt: keccak256(salt),
+        dataset: Some(dataset),
+        args: "The quickstart iApp".into(),
+        input_files: vec![],
+        trust: 0,
+        category: 0,
+        volume: 1,
+        watch: false,
+        no_watch: false,
+        timeout: 120,
+        tee: true,
+        secrets: vec![],
+        encrypt_result: true,
+        signer: crate::chain_cmd::SignerArgs { wallet: None, password_file: None, dev_account: None },
     };
-    let signed_app = Signed::new(app_order, dev, &domain);
-    let signed_dataset = Signed::new(dataset_order, owner, &domain);
-    let signed_pool = Signed::new(pool_order, pool_owner, &domain);
-    s.step("app, dataset (granted to this app and requester only) and workerpool orders signed (EIP-712)".into());
-
-    // Deal 1: trust 1, the fast path (contributeAndFinalize).
-    let match_call = |r: RequestOrder| Call::MatchOrders {
-        app_order: signed_app.clone(),
-        dataset_order: Some(signed_dataset.clone()),
-        workerpool_order: signed_pool.clone(),
-        request_order: Signed::new(r, requester, &domain),
-    };
-    let deal1 = dealid(&s.send(requester, match_call(request(1, b"request 1")))?)?;
-    s.step(format!("matchOrders: deal {deal1} (trust 1, 1.3 RLC locked)"));
-    s.send(pool_owner, Call::Initialize { dealid: deal1, idx: U256::ZERO })?;
-    let t1 = task_id(&deal1, U256::ZERO);
-    let digest = keccak256(b"Hello, Veil!");
-    let w = &workers[0];
-    let auth = pool_owner.sign_message_hash(&authorization_hash(&w.address(), &t1, &Address::ZERO));
-    s.send(
-        w,
-        Call::ContributeAndFinalize {
-            taskid: t1,
-            result_digest: digest,
-            results: Bytes::from_static(b"veil://result/1"),
-            results_callback: Bytes::new(),
-            enclave_challenge: Address::ZERO,
-            enclave_sign: None,
-            authorization_sign: auth,
-        },
-    )?;
-    expect_status(&s.state, &t1, TaskStatus::Completed)?;
-    s.step(format!("task {t1} completed by worker 1 (contributeAndFinalize)"));
-
-    // Deal 2: trust 3, replicated, with one dishonest worker.
-    let deal2 = dealid(&s.send(requester, match_call(request(3, b"request 2")))?)?;
-    s.send(pool_owner, Call::Initialize { dealid: deal2, idx: U256::ZERO })?;
-    let t2 = task_id(&deal2, U256::ZERO);
-    let lie = keccak256(b"a wrong result");
-    for (i, d) in [(0, digest), (3, lie), (1, digest), (2, digest)] {
-        let w = &workers[i];
-        let auth = pool_owner.sign_message_hash(&authorization_hash(&w.address(), &t2, &Address::ZERO));
-        s.send(
-            w,
-            Call::Contribute {
-                taskid: t2,
-                result_hash: result_hash(&t2, &d),
-                result_seal: result_seal(&w.address(), &t2, &d),
-                enclave_challenge: Address::ZERO,
-                enclave_sign: None,
-                authorization_sign: auth,
-            },
-        )?;
-    }
-    expect_status(&s.state, &t2, TaskStatus::Revealing)?;
-    s.step(format!("deal {deal2} (trust 3): 4 contributions, worker 4 lied, consensus reached"));
-    for w in &workers[..3] {
-        s.send(w, Call::Reveal { taskid: t2, result_digest: digest })?;
-    }
-    s.send(
-        pool_owner,
-        Call::Finalize { taskid: t2, results: Bytes::from_static(b"veil://result/2"), results_callback: Bytes::new() },
-    )?;
-    expect_status(&s.state, &t2, TaskStatus::Completed)?;
-    s.step("3 honest workers revealed, the scheduler finalized: honest paid, liar slashed".into());
-
-    let mut rows = vec![];
-    let mut total_delta: i128 = 0;
-    for ((name, k), before) in names.iter().zip(&keys).zip(&balances_before) {
-        let after = s.state.account(&k.address());
-        let delta =
-            nrlc_i128(after.balance) - nrlc_i128(before.balance) + nrlc_i128(after.locked) - nrlc_i128(before.locked);
-        total_delta += delta;
-        rows.push(json!({
-            "party": name,
-            "address": k.address().to_checksum(None),
-            "before": before.balance.to_string(),
-            "after": after.balance.to_string(),
-            "locked": after.locked.to_string(),
-            "change": delta.to_string(),
-            "score": after.score,
-        }));
-        if !json {
-            let sign = if delta < 0 { "-" } else { "+" };
-            let change = Nrlc(U256::from(delta.unsigned_abs())).to_rlc_string();
-            println!(
-                "             {name:<17} {:>14} → {:>14}   {sign}{change:<14} score {}",
-                before.balance.to_rlc_string(),
-                after.balance.to_rlc_string(),
-                after.score
-            );
-        }
-    }
-    if total_delta != 0 {
-        bail!("RLC was not conserved: the balances changed by {total_delta} nRLC in total");
-    }
-    s.step("RLC conserved: the changes above sum to 0".into());
-    let total_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if json {
-        emit(true, &json!({ "steps": s.steps, "balances": rows, "totalMs": total_ms }), "");
-    } else {
-        println!("done in {total_ms:.1} ms");
-    }
-    Ok(())
+    crate::pool_cmd::run_deal_as(args, requester, &net.conn(), true, true)
 }
 
-fn nrlc_i128(n: Nrlc) -> i128 {
-    i128::try_from(n.0).unwrap_or(i128::MAX)
-}
-
-fn expect_status(state: &State, t: &B256, want: TaskStatus) -> Result<()> {
-    let got = state.tasks.get(t).map(|t| t.status).unwrap_or(TaskStatus::Unset);
-    if got != want {
-        bail!("task {t} is {got}, expected {want}");
+async fn fetch_and_decrypt(c: &Client, task: &B256, private_pem: &str) -> Result<String> {
+    let t = c.task(task).await?.task;
+    let url = String::from_utf8(t.results.to_vec()).context("the task's results field is not a URL")?;
+    let bytes = reqwest::get(&url).await?.error_for_status()?.bytes().await?;
+    if !crate::tee_cmd::is_encrypted_result(&bytes) {
+        bail!("the result at {url} is not encrypted: the enclave should have encrypted it for the requester");
     }
-    Ok(())
+    let zip = veil_protect::result::decrypt_result(&bytes, private_pem)
+        .map_err(|e| anyhow::anyhow!("cannot decrypt the result: {e}"))?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).context("the decrypted result is not a zip")?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("result.txt")?, &mut text)?;
+    Ok(text)
 }

@@ -26,6 +26,13 @@ fn ok_json(args: &[&str], home: &Path) -> Value {
         .unwrap_or_else(|e| panic!("veil {args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+fn veil_in(args: &[&str], home: &Path) -> String {
+    let out = veil(args, home);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "veil {args:?} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
 fn fails_with(args: &[&str], home: &Path, needle: &str) {
     let out = veil(args, home);
     assert!(!out.status.success(), "veil {args:?} should fail");
@@ -151,11 +158,37 @@ fn wallet_create_refuses_to_overwrite_and_wrong_password_fails() {
 }
 
 #[test]
-fn quickstart_runs_and_conserves_rlc() {
+fn quickstart_core_conserves_rlc() {
     let dir = tempfile::tempdir().unwrap();
-    let v = ok_json(&["quickstart", "--json"], dir.path());
+    let v = ok_json(&["quickstart", "--core", "--json"], dir.path());
     let total: i128 =
         v["balances"].as_array().unwrap().iter().map(|b| b["change"].as_str().unwrap().parse::<i128>().unwrap()).sum();
     assert_eq!(total, 0);
     assert!(v["steps"].as_array().unwrap().len() >= 8);
+}
+
+/// The README's main job: a real network, a confidential task, the decrypted result, RLC conserved.
+#[test]
+fn quickstart_runs_a_confidential_task_on_a_real_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = ok_json(&["quickstart", "--json"], dir.path());
+    assert!(
+        v["result"].as_str().unwrap().starts_with("Hello Alice! The quickstart iApp read your protected data"),
+        "{v}"
+    );
+    let steps: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["network", "wallets", "protect", "deploy", "grant", "keys", "run", "result", "balances"]);
+    let rows = v["balances"].as_array().unwrap();
+    let change = |party: &str| -> i128 {
+        let row = rows.iter().find(|r| r["party"] == party).unwrap();
+        row["changeNrlc"].as_str().unwrap().parse().unwrap()
+    };
+    assert_eq!(change("requester"), -4_000_000_000);
+    assert_eq!(change("app developer"), 1_000_000_000);
+    assert_eq!(change("data owner"), 2_000_000_000);
+    assert_eq!(rows.iter().map(|r| r["changeNrlc"].as_str().unwrap().parse::<i128>().unwrap()).sum::<i128>(), 0);
+    // Human output: one line per step, and the decrypted result.
+    let out = veil_in(&["quickstart"], dir.path());
+    assert!(out.contains("decrypted: Hello Alice!"), "{out}");
+    assert!(out.contains("simulated enclave: no hardware protection"), "{out}");
 }
