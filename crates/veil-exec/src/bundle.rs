@@ -1,5 +1,10 @@
 //! iApp bundles: a folder with an `iapp.toml`, packed as a canonical zip (sorted paths, fixed
 //! timestamps, stored), so its sha256 (the app's checksum) and measurement depend only on content.
+//!
+//! What goes in: the files `include` lists (plus `iapp.toml`), or else every file of the folder
+//! except hidden ones (names starting with `.`, such as `.git` or `veil app test`'s `.veil-test`).
+//! `build` is a shell command `veil app test` and `veil app deploy` run in the folder before packing
+//! (e.g. compiling to WebAssembly); workers never run it.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -45,6 +50,12 @@ pub struct Manifest {
     /// For scripts: the interpreter to run them with (e.g. `python3`, `node`).
     #[serde(default)]
     pub interpreter: Option<String>,
+    /// A shell command that produces the bundle's files (run by `veil app test|deploy`, not workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The files and folders to pack (default: every file that is not hidden).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<String>>,
 }
 
 impl Manifest {
@@ -56,6 +67,11 @@ impl Manifest {
         safe_relative(&m.entrypoint).map_err(|_| {
             BundleError::Manifest(format!("entrypoint `{}` must be a path inside the bundle", m.entrypoint))
         })?;
+        for inc in m.include.iter().flatten() {
+            safe_relative(inc).map_err(|_| {
+                BundleError::Manifest(format!("include `{inc}` must be a path inside the project folder"))
+            })?;
+        }
         if let Some(i) = &m.interpreter
             && (i.is_empty() || i.contains(char::is_whitespace))
         {
@@ -81,6 +97,9 @@ fn safe_relative(p: &str) -> Result<PathBuf, BundleError> {
 fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
     for e in std::fs::read_dir(dir)? {
         let e = e?;
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         let t = e.file_type()?;
         let p = e.path();
         if t.is_symlink() {
@@ -98,6 +117,26 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleErr
     Ok(())
 }
 
+/// The files `include` names (folders walked), and the manifest.
+fn included(dir: &Path, list: &[String]) -> Result<Vec<PathBuf>, BundleError> {
+    let mut files = vec![dir.join(MANIFEST)];
+    for inc in list {
+        let p = dir.join(safe_relative(inc)?);
+        let meta = std::fs::symlink_metadata(&p)
+            .map_err(|_| BundleError::Manifest(format!("include `{inc}` does not exist (does the build make it?)")))?;
+        if meta.file_type().is_symlink() {
+            return Err(BundleError::Unsafe(inc.clone()));
+        } else if meta.is_dir() {
+            walk(dir, &p, &mut files)?;
+        } else {
+            files.push(p);
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
 impl Bundle {
     /// Packs `dir` canonically. Symbolic links are refused.
     pub fn pack(dir: &Path) -> Result<Bundle, BundleError> {
@@ -110,8 +149,14 @@ impl Bundle {
                 manifest.entrypoint
             )));
         }
-        let mut files = vec![];
-        walk(dir, dir, &mut files)?;
+        let files = match &manifest.include {
+            None => {
+                let mut files = vec![];
+                walk(dir, dir, &mut files)?;
+                files
+            }
+            Some(list) => included(dir, list)?,
+        };
         let mut names: Vec<(String, PathBuf)> = files
             .into_iter()
             .map(|p| (p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/"), p))

@@ -15,4 +15,4 @@ pub mod result;
 pub mod runtime;
 
 pub use bundle::{Bundle, Manifest, RuntimeKind};
-pub use runtime::{ExecError, Job, Outcome, Runtime};
+pub use runtime::{ExecError, Job, Outcome, Runtime, TaskDirs};

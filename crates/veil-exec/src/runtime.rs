@@ -48,3 +48,51 @@ pub struct Outcome {
 pub trait Runtime: Send + Sync {
     fn run(&self, job: &Job) -> Result<Outcome, ExecError>;
 }
+
+/// A task's folders, laid out as every worker, enclave and `veil app test` lays them out:
+/// `app` (the unpacked bundle), `in` (`IEXEC_IN`) and `out` (`IEXEC_OUT`), logs beside them.
+#[derive(Debug, Clone)]
+pub struct TaskDirs {
+    pub root: PathBuf,
+    pub app: PathBuf,
+    pub iexec_in: PathBuf,
+    pub iexec_out: PathBuf,
+}
+
+impl TaskDirs {
+    /// Creates `in` and `out` under `root` (the bundle unpacks into `app`).
+    pub fn create(root: &std::path::Path) -> std::io::Result<TaskDirs> {
+        let d = TaskDirs {
+            root: root.to_path_buf(),
+            app: root.join("app"),
+            iexec_in: root.join("in"),
+            iexec_out: root.join("out"),
+        };
+        std::fs::create_dir_all(&d.iexec_in)?;
+        std::fs::create_dir_all(&d.iexec_out)?;
+        Ok(d)
+    }
+
+    /// The job for this task: the iExec environment of `info`, stdout and stderr logged in `root`.
+    pub fn job(
+        &self,
+        manifest: Manifest,
+        args: Vec<String>,
+        info: &crate::contract::TaskInfo,
+        time_limit: Duration,
+        memory_limit: u64,
+    ) -> Job {
+        Job {
+            app_dir: self.app.clone(),
+            manifest,
+            args,
+            env: crate::contract::environment(info, &self.iexec_in, &self.iexec_out),
+            iexec_in: self.iexec_in.clone(),
+            iexec_out: self.iexec_out.clone(),
+            time_limit,
+            memory_limit,
+            stdout: self.root.join("stdout.log"),
+            stderr: self.root.join("stderr.log"),
+        }
+    }
+}

@@ -62,3 +62,31 @@ fn hostile_archives_and_folders_are_refused() {
     assert!(matches!(Bundle::pack(&d.path().join("f")), Err(BundleError::Manifest(_))));
     assert!(matches!(Bundle::from_bytes(b"not a zip".to_vec()), Err(BundleError::Zip(_))));
 }
+
+fn names(b: &Bundle) -> Vec<String> {
+    let z = zip::ZipArchive::new(Cursor::new(b.bytes.clone())).unwrap();
+    z.file_names().map(str::to_string).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+}
+
+#[test]
+fn hidden_files_stay_out_and_include_picks_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    folder(p);
+    std::fs::create_dir_all(p.join(".veil-test/out")).unwrap();
+    std::fs::write(p.join(".veil-test/out/result.txt"), "x").unwrap();
+    std::fs::write(p.join(".env"), "SECRET=1").unwrap();
+    assert_eq!(names(&Bundle::pack(p).unwrap()), ["iapp.toml", "lib/data.txt", "run.sh"]);
+
+    let with = |include: &str| {
+        std::fs::write(p.join("iapp.toml"), format!("{MANIFEST}include = {include}\nbuild = \"true\"\n")).unwrap();
+        Bundle::pack(p)
+    };
+    assert_eq!(names(&with(r#"["run.sh"]"#).unwrap()), ["iapp.toml", "run.sh"]);
+    assert_eq!(names(&with(r#"["run.sh", "lib"]"#).unwrap()), ["iapp.toml", "lib/data.txt", "run.sh"]);
+    let missing = with(r#"["run.sh", "app.wasm"]"#).unwrap_err().to_string();
+    assert!(missing.contains("`app.wasm` does not exist"), "{missing}");
+    let outside = with(r#"["../etc"]"#).unwrap_err().to_string();
+    assert!(outside.contains("inside the project folder"), "{outside}");
+    assert_eq!(with(r#"["run.sh"]"#).unwrap().manifest.build.as_deref(), Some("true"));
+}

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use veil_core::tx::{enclave_message, result_hash, result_seal};
 use veil_core::{Address, B256, PrivateKey, Signature};
+use veil_exec::Runtime;
 use veil_exec::bundle::{Bundle, RuntimeKind};
-use veil_exec::contract::{Params, TaskInfo, environment};
-use veil_exec::{Job, Runtime};
+use veil_exec::contract::{Params, TaskInfo};
 use veil_tee::{EnclavePlatform, SealedBox, SessionKey, SessionRequest, SessionSecrets, SimPlatform};
 
 /// What the host asks of the enclave (nothing secret).
@@ -121,13 +121,10 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     let measurement = B256::from(bundle.measurement());
     let s = session(&http, req, measurement).await?;
     let params = Params::parse(&s.params)?;
-    let (app_dir, iin, out) = (req.dir.join("app"), req.dir.join("in"), req.dir.join("out"));
-    for d in [&iin, &out] {
-        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-    }
-    bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
-    let dataset = pre_compute(&http, &s, &iin).await?;
-    let names = crate::worker::fetch_inputs(&http, &params.input_files, &iin).await?;
+    let dirs = veil_exec::TaskDirs::create(&req.dir).map_err(|e| e.to_string())?;
+    bundle.unpack(&dirs.app).map_err(|e| e.to_string())?;
+    let dataset = pre_compute(&http, &s, &dirs.iexec_in).await?;
+    let names = crate::worker::fetch_inputs(&http, &params.input_files, &dirs.iexec_in).await?;
     let info = TaskInfo {
         deal_id: format!("{:?}", req.dealid),
         task_id: format!("{:?}", req.taskid),
@@ -139,18 +136,9 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
         app_secret: s.app_secret.clone(),
         requester_secrets: s.requester_secrets.clone(),
     };
-    let job = Job {
-        app_dir,
-        manifest: bundle.manifest.clone(),
-        args: params.argv()?,
-        env: environment(&info, &iin, &out),
-        iexec_in: iin,
-        iexec_out: out.clone(),
-        time_limit: Duration::from_secs(req.time_limit_secs.max(1)),
-        memory_limit: req.memory_limit,
-        stdout: req.dir.join("stdout.log"),
-        stderr: req.dir.join("stderr.log"),
-    };
+    let time_limit = Duration::from_secs(req.time_limit_secs.max(1));
+    let job = dirs.job(bundle.manifest.clone(), params.argv()?, &info, time_limit, req.memory_limit);
+    let out = dirs.iexec_out.clone();
     let (interpreters, netns) = (req.interpreters.clone(), req.isolates_network);
     let cache = req.cache_dir.clone().map(|d| d.join(format!("{measurement}.wasm.sealed")));
     let outcome = tokio::task::spawn_blocking(move || -> Result<_, String> {

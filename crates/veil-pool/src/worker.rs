@@ -13,9 +13,9 @@ use veil_core::events::Event;
 use veil_core::tx::{result_hash, result_seal};
 use veil_core::{Address, B256, Call, PrivateKey};
 use veil_exec::bundle::{Bundle, RuntimeKind};
-use veil_exec::contract::{Params, TaskInfo, environment};
+use veil_exec::contract::{Params, TaskInfo};
 use veil_exec::process::ProcessRuntime;
-use veil_exec::{Job, Runtime};
+use veil_exec::{Runtime, TaskDirs};
 use veil_sdk::Client;
 
 #[derive(Debug, Clone)]
@@ -285,12 +285,9 @@ impl Worker {
         }
         let (_, bundle) = self.app(a).await?;
         let params = Params::parse(&a.params).map_err(fatal)?;
-        let (app_dir, iin, out) = (dir.join("app"), dir.join("in"), dir.join("out"));
-        for d in [&iin, &out] {
-            tokio::fs::create_dir_all(d).await.map_err(|e| e.to_string())?;
-        }
-        bundle.unpack(&app_dir).map_err(|e| e.to_string())?;
-        let names = fetch_inputs(&self.http, &params.input_files, &iin).await?;
+        let dirs = TaskDirs::create(dir).map_err(|e| e.to_string())?;
+        bundle.unpack(&dirs.app).map_err(|e| e.to_string())?;
+        let names = fetch_inputs(&self.http, &params.input_files, &dirs.iexec_in).await?;
         let info = TaskInfo {
             deal_id: format!("{:?}", a.dealid),
             task_id: format!("{:?}", a.taskid),
@@ -301,18 +298,10 @@ impl Worker {
             input_files: names,
             ..Default::default()
         };
-        let job = Job {
-            app_dir,
-            manifest: bundle.manifest.clone(),
-            args: params.argv().map_err(fatal)?,
-            env: environment(&info, &iin, &out),
-            iexec_in: iin,
-            iexec_out: out.clone(),
-            time_limit: Duration::from_secs(a.time_limit_secs.max(1)),
-            memory_limit: self.cfg.memory_limit,
-            stdout: dir.join("stdout.log"),
-            stderr: dir.join("stderr.log"),
-        };
+        let time_limit = Duration::from_secs(a.time_limit_secs.max(1));
+        let args = params.argv().map_err(fatal)?;
+        let job = dirs.job(bundle.manifest.clone(), args, &info, time_limit, self.cfg.memory_limit);
+        let out = dirs.iexec_out.clone();
         let rt: &dyn Runtime = match bundle.manifest.runtime {
             RuntimeKind::Process => &self.process,
             RuntimeKind::Wasm => match self.wasm.get() {

@@ -29,6 +29,8 @@ fn job(root: &Path, args: &[&str], limit: Duration) -> Job {
             runtime: RuntimeKind::Wasm,
             entrypoint: "hello.wasm".into(),
             interpreter: None,
+            build: None,
+            include: None,
         },
         args: args.iter().map(|s| s.to_string()).collect(),
         env: environment(&info, &iin, &out),

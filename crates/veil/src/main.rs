@@ -3,6 +3,7 @@
 //! Owns the command line: parses flags, reads files and passwords, calls the libraries, and prints
 //! human or `--json` output. Protocol rules never live here: they belong to `veil-core`.
 
+mod app_cmd;
 mod bench;
 mod bench_exec;
 mod bench_ledger;
@@ -137,6 +138,17 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum AppCmd {
+    /// Create an iApp project from a template (python, node, rust-wasm).
+    Init(app_cmd::InitArgs),
+    /// Run the iApp in this folder here, exactly as a worker would, and show its result and logs.
+    Test(app_cmd::TestArgs),
+    /// Run a task of the app on the network (as `veil run`; the app defaults to this folder's).
+    Run {
+        #[command(flatten)]
+        args: pool_cmd::RunArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
     /// Store the app's developer secret in the SMS (value from --value or standard input).
     PushSecret {
         #[command(flatten)]
@@ -144,7 +156,8 @@ enum AppCmd {
         #[command(flatten)]
         conn: chain_cmd::Conn,
     },
-    /// Register an app; with --bundle DIR, pack and store its iApp bundle first.
+    /// Register an app: the iApp in this folder (or --bundle DIR) built, packed, stored and
+    /// registered; or, with --name and --multiaddr, a registration only.
     Deploy {
         /// An iApp folder (with iapp.toml) to pack, store and register.
         #[arg(long)]
@@ -278,7 +291,16 @@ fn main() {
             let name = (!args.name.is_empty()).then(|| args.name.clone());
             pool_cmd::deploy_bundle(&dir, name, &args.signer, &conn, json)
         }
+        Cmd::App(AppCmd::Deploy { bundle: None, args, conn })
+            if args.multiaddr.is_empty() && std::path::Path::new(veil_exec::bundle::MANIFEST).is_file() =>
+        {
+            let name = (!args.name.is_empty()).then(|| args.name.clone());
+            pool_cmd::deploy_bundle(std::path::Path::new("."), name, &args.signer, &conn, json)
+        }
         Cmd::App(AppCmd::Deploy { bundle: None, args, conn }) => chain_cmd::deploy("app", args, &conn, json),
+        Cmd::App(AppCmd::Init(a)) => app_cmd::init(a, json),
+        Cmd::App(AppCmd::Test(a)) => app_cmd::test(a, json),
+        Cmd::App(AppCmd::Run { args, conn }) => pool_cmd::run(args, &conn, json),
         Cmd::App(AppCmd::Publish { args, conn }) => pool_cmd::app_publish(args, &conn, json),
         Cmd::Workerpool(PoolCmd::Publish { args, conn }) => pool_cmd::workerpool_publish(args, &conn, json),
         Cmd::Scheduler(a) => pool_cmd::scheduler(a, json),

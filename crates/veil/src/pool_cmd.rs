@@ -225,8 +225,9 @@ pub async fn keep_pool_order(
 
 #[derive(Args)]
 pub struct AppPublishArgs {
+    /// The app (default: the one `veil app deploy` deployed from this folder).
     #[arg(long)]
-    app: Address,
+    app: Option<Address>,
     #[arg(long, default_value = "0")]
     price: String,
     #[arg(long, default_value_t = 1000)]
@@ -240,7 +241,7 @@ pub struct AppPublishArgs {
 pub fn app_publish(a: AppPublishArgs, conn: &Conn, json: bool) -> Result<()> {
     let z = Address::ZERO;
     let o = AppOrder {
-        app: a.app,
+        app: crate::app_cmd::app_or_deployed(a.app)?,
         appprice: parse_amount(&a.price)?.0,
         volume: U256::from(a.volume),
         tag: a.tag,
@@ -275,8 +276,8 @@ async fn publish_async(c: &veil_sdk::Client, order: AnyOrder, key: &veil_core::P
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The app to run.
-    pub app: Address,
+    /// The app to run (default: the one `veil app deploy` deployed from this folder).
+    pub app: Option<Address>,
     #[arg(long)]
     pub dataset: Option<Address>,
     /// Arguments for the app.
@@ -341,6 +342,7 @@ pub fn run_deal_as(
     quiet: bool,
 ) -> Result<serde_json::Value> {
     let json = json || quiet;
+    let app_address = crate::app_cmd::app_or_deployed(a.app)?;
     let c = conn.client();
     let rt = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
@@ -356,17 +358,17 @@ pub fn run_deal_as(
         let app_tag = a.tee.then(|| B256::with_last_byte(1));
         let app = best(
             OrderKind::App,
-            BookQuery { app: Some(a.app), requester: Some(me), min_tag: app_tag, ..Default::default() },
+            BookQuery { app: Some(app_address), requester: Some(me), min_tag: app_tag, ..Default::default() },
         )
         .await?
         .with_context(|| {
-            format!("no app order for {} in the orderbook: its owner must publish one (veil app publish)", a.app)
+            format!("no app order for {} in the orderbook: its owner must publish one (veil app publish)", app_address)
         })?;
         let dataset = match a.dataset {
             Some(ds) => Some(
                 best(
                     OrderKind::Dataset,
-                    BookQuery { dataset: Some(ds), app: Some(a.app), requester: Some(me), ..Default::default() },
+                    BookQuery { dataset: Some(ds), app: Some(app_address), requester: Some(me), ..Default::default() },
                 )
                 .await?
                 .with_context(|| {
@@ -389,7 +391,7 @@ pub fn run_deal_as(
                 category: Some(a.category),
                 min_trust: Some(a.trust),
                 min_tag: Some(min_tag),
-                app: Some(a.app),
+                app: Some(app_address),
                 dataset: a.dataset,
                 requester: Some(me),
                 min_volume: Some(a.volume),
@@ -417,7 +419,7 @@ pub fn run_deal_as(
             println!("TEE task: on this network's `sim` platform it runs in a {}", veil_tee::SIM_NOTICE);
         }
         let request = RequestOrder {
-            app: a.app,
+            app: app_address,
             appmaxprice: app.order.price(),
             dataset: a.dataset.unwrap_or(Address::ZERO),
             datasetmaxprice: dataset.as_ref().map(|d| d.order.price()).unwrap_or_default(),
@@ -601,8 +603,8 @@ pub fn deploy_bundle(
     conn: &Conn,
     json: bool,
 ) -> Result<()> {
-    let bundle = veil_exec::Bundle::pack(dir)?;
     let key = signer.key()?;
+    let bundle = crate::app_cmd::pack(dir, json)?;
     let rt = runtime()?;
     let c = conn.client();
     let blob = rt.block_on(c.upload_bytes(bundle.bytes.clone()))?;
@@ -616,6 +618,7 @@ pub fn deploy_bundle(
     };
     let r = rt.block_on(c.send(&key, call))?;
     let app = crate::local::created(&r.events)?;
+    crate::app_cmd::remember_deployment(dir, app, &conn.node)?;
     emit(
         json,
         &json!({ "address": app, "app": app, "multiaddr": blob.url, "checksum": format!("0x{}", blob.id), "measurement": format!("0x{measurement}"), "block": r.block }),

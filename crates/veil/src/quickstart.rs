@@ -342,7 +342,7 @@ async fn sign_and_publish(c: &Client, order: AnyOrder, key: &PrivateKey) -> Resu
 /// `veil run --tee --dataset D --encrypt-result`, as the requester, on this network.
 fn run_task(net: &Network, requester: &PrivateKey, app: Address, dataset: Address) -> Result<Value> {
     let args = RunArgs {
-        app,
+        app: Some(app),
         dataset: Some(dataset),
         args: "The quickstart iApp".into(),
         input_files: vec![],

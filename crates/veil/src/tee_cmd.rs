@@ -256,7 +256,7 @@ pub fn process(a: ProcessArgs, conn: &Conn, json: bool) -> Result<()> {
         })
         .collect::<Result<Vec<(u32, String)>>>()?;
     let run = crate::pool_cmd::RunArgs {
-        app: a.app,
+        app: Some(a.app),
         dataset: Some(a.dataset),
         args: a.args,
         input_files: a.input_files,

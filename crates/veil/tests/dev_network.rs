@@ -2,44 +2,13 @@
 //! and a restart keeps the state.
 
 mod common;
-use common::{Service, ok};
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn dev(dir: &Path, fresh: bool) -> Service {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_veil"));
-    c.args([
-        "dev",
-        "--json",
-        "--workers",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--scheduler-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-    ])
-    .arg(dir)
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    if fresh {
-        c.arg("--fresh");
-    }
-    let mut child = c.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line `{line}`: {e}"));
-    Service { url: ready["url"].as_str().unwrap().to_string(), child, ready }
-}
+use common::ok;
 
 #[test]
 fn one_process_runs_the_network_and_keeps_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let net = dev(&d.join("net"), false);
+    let net = common::dev_network(&d.join("net"), false);
     let url = net.url.clone();
     assert_eq!(net.ready["devAccounts"].as_array().map(Vec::len), Some(10));
     std::fs::create_dir_all(d.join("app")).unwrap();
@@ -63,7 +32,7 @@ fn one_process_runs_the_network_and_keeps_its_state() {
     drop(net);
 
     // Restarted: same pool, the deal is still there, and work still runs.
-    let net = dev(&d.join("net"), false);
+    let net = common::dev_network(&d.join("net"), false);
     assert_eq!(net.ready["workerpool"], pool);
     ok(&net.url, &["deal", "show", &dealid]);
     let r = ok(&net.url, &["run", &app, "--args", "again", "--dev-account", "4", "--timeout", "60"]);
@@ -71,6 +40,6 @@ fn one_process_runs_the_network_and_keeps_its_state() {
     drop(net);
 
     // --fresh starts over: the old deal is gone.
-    let net = dev(&d.join("net"), true);
+    let net = common::dev_network(&d.join("net"), true);
     assert!(common::veil(&net.url, &["deal", "show", &dealid]).is_err());
 }

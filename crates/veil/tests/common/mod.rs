@@ -83,3 +83,54 @@ pub fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> S
         .expect("start veil worker");
     Service { child, url: String::new(), ready: Value::Null }
 }
+
+/// `veil dev` (one worker, ephemeral ports) with its state in `dir`.
+pub fn dev_network(dir: &Path, fresh: bool) -> Service {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_veil"));
+    c.args([
+        "dev",
+        "--json",
+        "--workers",
+        "1",
+        "--listen",
+        "127.0.0.1:0",
+        "--scheduler-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if fresh {
+        c.arg("--fresh");
+    }
+    let mut child = c.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line `{line}`: {e}"));
+    Service { url: ready["url"].as_str().unwrap().to_string(), child, ready }
+}
+
+/// [`veil`] run in the folder `cwd` (for commands that act on the current project).
+pub fn veil_in(cwd: &Path, url: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .arg("--json")
+        .env("VEIL_NODE", url)
+        .current_dir(cwd)
+        .output()
+        .expect("run veil");
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{args:?}: not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if out.status.success() { Ok(v) } else { Err(v["error"].as_str().unwrap_or("").to_string()) }
+}
+
+pub fn ok_in(cwd: &Path, url: &str, args: &[&str]) -> Value {
+    veil_in(cwd, url, args).unwrap_or_else(|e| panic!("veil {args:?} in {} failed: {e}", cwd.display()))
+}
