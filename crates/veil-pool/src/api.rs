@@ -107,3 +107,84 @@ pub struct Replicate {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
 }
+
+/// Most of each stream kept from an app's output (the end: where errors are).
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
+/// How far a log request's timestamp may be from the scheduler's clock.
+pub const LOG_REQUEST_WINDOW_SECS: u64 = 300;
+
+/// An app's stdout and stderr from one run (tails of at most [`MAX_LOG_BYTES`] each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppLogs {
+    pub stdout: String,
+    pub stderr: String,
+    /// Whether either stream was longer and lost its beginning.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+impl AppLogs {
+    /// Reads the two log files (missing files are empty streams).
+    pub fn read(stdout: &std::path::Path, stderr: &std::path::Path) -> AppLogs {
+        let (o, t1) = tail(stdout);
+        let (e, t2) = tail(stderr);
+        AppLogs { stdout: o, stderr: e, truncated: t1 || t2 }
+    }
+
+    /// Cuts both streams to their last [`MAX_LOG_BYTES`] (for logs from outside).
+    pub fn bounded(mut self) -> AppLogs {
+        for s in [&mut self.stdout, &mut self.stderr] {
+            if s.len() > MAX_LOG_BYTES {
+                let mut cut = s.len() - MAX_LOG_BYTES;
+                while !s.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                *s = s[cut..].to_string();
+                self.truncated = true;
+            }
+        }
+        self
+    }
+}
+
+fn tail(path: &std::path::Path) -> (String, bool) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return (String::new(), false) };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let cut = len.saturating_sub(MAX_LOG_BYTES as u64);
+    let mut bytes = vec![];
+    if f.seek(SeekFrom::Start(cut)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        return (String::new(), false);
+    }
+    (String::from_utf8_lossy(&bytes).into_owned(), cut > 0)
+}
+
+/// `POST /workers/logs`: a worker hands in the app's output for one task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsUpload {
+    pub taskid: B256,
+    pub logs: AppLogs,
+}
+
+/// `GET /tasks/{id}/logs`: each worker's run of the task, for its requester only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskLogs {
+    pub taskid: B256,
+    pub runs: Vec<WorkerLogs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerLogs {
+    pub worker: Address,
+    #[serde(flatten)]
+    pub logs: AppLogs,
+}
+
+/// What a requester signs (EIP-191) to read a task's logs at `timestamp` (Unix seconds).
+pub fn logs_message(taskid: &B256, timestamp: u64) -> B256 {
+    keccak256(format!("veil: show me the logs of task {taskid:?} (at {timestamp})").as_bytes())
+}

@@ -8,6 +8,7 @@
 //! the protocol: the host sees only the request it sent and the outcome below; plaintext lives only
 //! in the enclave's working folder, which is removed before it answers.
 
+use crate::api::AppLogs;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -61,11 +62,13 @@ pub struct EnclaveOutcome {
     pub enclave_sign: Signature,
 }
 
-/// Runs the whole enclave side; always removes its working folder.
-pub async fn run(req: EnclaveRequest) -> Result<EnclaveOutcome, String> {
+/// Runs the whole enclave side; always removes its working folder. The app's output comes back
+/// either way, for the requester (`veil task debug`).
+pub async fn run(req: EnclaveRequest) -> (Result<EnclaveOutcome, String>, AppLogs) {
     let r = run_in(&req).await;
+    let logs = AppLogs::read(&req.dir.join("stdout.log"), &req.dir.join("stderr.log"));
     let _ = std::fs::remove_dir_all(&req.dir);
-    r
+    (r, logs)
 }
 
 async fn post_json<T: serde::de::DeserializeOwned>(

@@ -1,10 +1,10 @@
 //! The scheduler's HTTP API for workers: register, long-poll for work, report.
 
-use crate::api::{Register, Report};
+use crate::api::{LogsUpload, Register, Report};
 use crate::scheduler::{Scheduler, SchedulerError};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,9 +18,15 @@ impl IntoResponse for SchedulerError {
     fn into_response(self) -> Response {
         let status = match &self {
             SchedulerError::Refused(_) => StatusCode::FORBIDDEN,
+            SchedulerError::NotFound(_) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_GATEWAY,
         };
-        (status, Json(serde_json::json!({ "error": self.to_string(), "kind": "refused" }))).into_response()
+        let kind = match status {
+            StatusCode::FORBIDDEN => "refused",
+            StatusCode::NOT_FOUND => "not_found",
+            _ => "unavailable",
+        };
+        (status, Json(serde_json::json!({ "error": self.to_string(), "kind": kind }))).into_response()
     }
 }
 
@@ -32,7 +38,9 @@ pub fn router(s: Arc<Scheduler>) -> Router {
         .route("/workers/poll", post(poll))
         .route("/workers/report", post(report))
         .route("/workers/heartbeat", post(heartbeat))
+        .route("/workers/logs", post(logs_upload))
         .route("/tasks/{taskid}", get(task))
+        .route("/tasks/{taskid}/logs", get(task_logs))
         .with_state(s)
 }
 
@@ -77,5 +85,39 @@ async fn task(State(s): S, Path(id): Path<String>) -> Response {
             let body = serde_json::json!({ "error": format!("task {id} is not in progress here (unknown, or finished: see the ledger)"), "kind": "not_found" });
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
+    }
+}
+
+async fn logs_upload(State(s): S, h: HeaderMap, Json(u): Json<LogsUpload>) -> Result<Response, SchedulerError> {
+    let w = who(&s, &h).await?;
+    s.put_logs(w, u).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct LogsQuery {
+    timestamp: Option<u64>,
+    signature: Option<String>,
+}
+
+/// `GET /tasks/{id}/logs?timestamp=T&signature=0x…`: the requester's signed request.
+async fn task_logs(State(s): S, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Response {
+    let bad = |msg: String| {
+        (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": msg, "kind": "malformed" }))).into_response()
+    };
+    let Ok(id) = id.parse::<veil_core::B256>() else {
+        return bad(format!("`{id}` is not a task id (0x + 64 hex characters)"));
+    };
+    let (Some(ts), Some(sig)) = (q.timestamp, q.signature) else {
+        let msg = "a signed request is needed: ?timestamp=UNIX_SECONDS&signature=0x… (the requester's EIP-191 signature; `veil task debug` makes it)";
+        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": msg, "kind": "unauthenticated" })))
+            .into_response();
+    };
+    let Ok(sig) = veil_core::Signature::parse_hex(&sig) else {
+        return bad("`signature` is not a 65-byte hex signature".into());
+    };
+    match s.task_logs(&id, ts, &sig).await {
+        Ok(l) => Json(l).into_response(),
+        Err(e) => e.into_response(),
     }
 }

@@ -1,6 +1,9 @@
 //! The scheduler: deals of its pool → tasks → workers, replicas until consensus, finalize.
 
-use crate::api::{Assignment, Register, Replicate, Report, ReportOutcome, Session, TaskReplicates, register_message};
+use crate::api::{
+    Assignment, LOG_REQUEST_WINDOW_SECS, LogsUpload, Register, Replicate, Report, ReportOutcome, Session, TaskLogs,
+    TaskReplicates, WorkerLogs, logs_message, register_message,
+};
 use crate::store::{Changes, Store};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -151,6 +154,8 @@ pub enum SchedulerError {
     DataDir(String, String),
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl Scheduler {
@@ -516,8 +521,7 @@ impl Scheduler {
                 } else {
                     "running"
                 };
-                // The app's stderr tail stays in the worker's log.
-                let cause = a.failed.as_ref().map(|c| c.split("; stderr:").next().unwrap_or_default().to_string());
+                let cause = a.failed.clone();
                 Replicate { worker: *w, status: status.into(), attempts: a.attempts, cause }
             })
             .collect();
@@ -557,5 +561,54 @@ impl Scheduler {
         drop(inner);
         self.work.notify_waiters();
         Ok(())
+    }
+
+    /// Keeps the app's output of `worker`'s run (only while the task is in flight and assigned to it).
+    pub async fn put_logs(&self, worker: Address, u: LogsUpload) -> Result<(), SchedulerError> {
+        let mut inner = self.inner.lock().await;
+        let assigned = inner.tasks.get(&u.taskid).is_some_and(|t| t.assigned.contains_key(&worker));
+        if !assigned {
+            return Err(SchedulerError::Refused(format!("task {} is not assigned to {worker} here", u.taskid)));
+        }
+        let mut runs: Vec<WorkerLogs> = inner.store.logs(&u.taskid)?.unwrap_or_default();
+        runs.retain(|r| r.worker != worker);
+        runs.push(WorkerLogs { worker, logs: u.logs.bounded() });
+        inner.store.put_logs(&u.taskid, &runs)?;
+        Ok(())
+    }
+
+    /// The task's logs, for the deal's requester only: `signature` is theirs (EIP-191) over
+    /// [`logs_message`] at `timestamp`, within [`LOG_REQUEST_WINDOW_SECS`] of now.
+    pub async fn task_logs(
+        &self,
+        taskid: &B256,
+        timestamp: u64,
+        signature: &veil_core::Signature,
+    ) -> Result<TaskLogs, SchedulerError> {
+        if (now_ms() / 1000).abs_diff(timestamp) > LOG_REQUEST_WINDOW_SECS {
+            return Err(SchedulerError::Refused(format!(
+                "the request's timestamp is more than {LOG_REQUEST_WINDOW_SECS} s off: sign a fresh one (and check the clock)"
+            )));
+        }
+        let signer = crypto::recover_message_hash(&logs_message(taskid, timestamp), signature)
+            .map_err(|e| SchedulerError::Refused(format!("bad signature: {e}")))?;
+        let task = match self.client.task(taskid).await {
+            Ok(t) => t.task,
+            Err(e) if e.kind() == Some("not_found") => {
+                return Err(SchedulerError::NotFound(format!("task {taskid} is not on the ledger")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let deal = self.client.deal(&task.dealid).await?.deal;
+        if deal.workerpool.pointer != self.cfg.workerpool {
+            return Err(SchedulerError::NotFound(format!("task {taskid} is not run by this workerpool")));
+        }
+        if signer != deal.requester {
+            return Err(SchedulerError::Refused(format!(
+                "only the requester of task {taskid} may read its logs; this request is signed by {signer}"
+            )));
+        }
+        let runs: Vec<WorkerLogs> = self.inner.lock().await.store.logs(taskid)?.unwrap_or_default();
+        Ok(TaskLogs { taskid: *taskid, runs })
     }
 }

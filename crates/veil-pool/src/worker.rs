@@ -1,6 +1,6 @@
 //! The worker: takes assignments, runs the app, stores the result, contributes and reveals.
 
-use crate::api::{Assignment, Register, Report, ReportOutcome, Session, register_message};
+use crate::api::{AppLogs, Assignment, LogsUpload, Register, Report, ReportOutcome, Session, register_message};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -312,11 +312,11 @@ impl Worker {
                 }
             },
         };
-        let outcome = tokio::task::block_in_place(|| rt.run(&job)).map_err(|e| {
-            let tail = std::fs::read_to_string(&job.stderr).unwrap_or_default();
-            let tail: String = tail.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
-            fatal(format!("{e}{}", if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") }))
-        })?;
+        let ran = tokio::task::block_in_place(|| rt.run(&job));
+        // The app's output goes to its requester (`veil task debug`), never into causes or logs here.
+        self.send_logs(token, a, AppLogs::read(&job.stdout, &job.stderr)).await;
+        let outcome =
+            ran.map_err(|e| fatal(format!("{e} (the requester sees the app's output with veil task debug)")))?;
         for m in &outcome.missing_limits {
             tracing::warn!(task = %a.taskid, "limit not applied: {m}");
         }
@@ -363,7 +363,9 @@ impl Worker {
         };
         let r = self.spawn_enclave(&req).await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
-        let out = r.map_err(fatal)?;
+        let (out, logs) = r.map_err(fatal)?;
+        self.send_logs(token, a, logs).await;
+        let out = out.map_err(fatal)?;
         if out.platform == veil_tee::Platform::Sim {
             tracing::warn!(task = %a.taskid, "TEE task ran in a {}", veil_tee::SIM_NOTICE);
         }
@@ -395,7 +397,7 @@ impl Worker {
     async fn spawn_enclave(
         &self,
         req: &crate::enclave::EnclaveRequest,
-    ) -> Result<crate::enclave::EnclaveOutcome, String> {
+    ) -> Result<(Result<crate::enclave::EnclaveOutcome, String>, AppLogs), String> {
         use tokio::io::AsyncWriteExt;
         let mut child = tokio::process::Command::new(&self.cfg.enclave_program)
             .arg("enclave")
@@ -415,10 +417,24 @@ impl Worker {
         let out = child.wait_with_output().await.map_err(|e| format!("enclave: {e}"))?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("the enclave answered no outcome ({e}; exit {})", out.status))?;
-        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-            return Err(format!("enclave: {e}"));
+        let logs: AppLogs = serde_json::from_value(v["logs"].clone()).unwrap_or_default();
+        let outcome = match v.get("error").and_then(|e| e.as_str()) {
+            Some(e) => Err(format!("enclave: {e}")),
+            None => serde_json::from_value(v["outcome"].clone())
+                .map_err(|e| format!("the enclave's outcome is malformed: {e}")),
+        };
+        Ok((outcome, logs))
+    }
+
+    /// Hands the app's output to the scheduler, where only the requester can read it.
+    async fn send_logs(&self, token: &str, a: &Assignment, logs: AppLogs) {
+        let body = LogsUpload { taskid: a.taskid, logs: logs.bounded() };
+        let url = format!("{}/workers/logs", self.cfg.scheduler);
+        match self.http.post(url).bearer_auth(token).json(&body).send().await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(task = %a.taskid, "the scheduler refused the app's logs ({})", r.status()),
+            Err(e) => tracing::warn!(task = %a.taskid, "cannot send the app's logs: {e}"),
         }
-        serde_json::from_value(v).map_err(|e| format!("the enclave's outcome is malformed: {e}"))
     }
 
     async fn contribute_and_reveal(

@@ -330,3 +330,53 @@ pub fn orderbook(a: OrderbookArgs, conn: &Conn, json: bool) -> Result<()> {
     }
     show(json, &page, &human)
 }
+
+#[derive(Args)]
+pub struct TaskDebugArgs {
+    pub id: B256,
+    /// The workerpool scheduler's URL (it keeps the app's output).
+    #[arg(long, env = "VEIL_SCHEDULER", default_value = "http://127.0.0.1:8648")]
+    pub scheduler: String,
+    /// Sign as the task's requester.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+}
+
+/// `veil task debug TASK`: the ledger's view, and the app's stdout and stderr of each run (the
+/// scheduler gives them to the deal's requester only, on a fresh signed request).
+pub fn task_debug(a: TaskDebugArgs, conn: &Conn, json: bool) -> Result<()> {
+    let key = a.signer.key()?;
+    let rt = runtime()?;
+    let task = rt.block_on(conn.client().task(&a.id))?.task;
+    let scheduler = a.scheduler.trim_end_matches('/');
+    let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let signature = key.sign_message_hash(&veil_pool::api::logs_message(&a.id, timestamp));
+    let url = format!("{scheduler}/tasks/{}/logs?timestamp={timestamp}&signature={}", a.id, signature.to_hex());
+    let logs: veil_pool::api::TaskLogs = rt.block_on(async {
+        let r = reqwest::get(&url)
+            .await
+            .with_context(|| format!("cannot reach the scheduler at {scheduler} (--scheduler URL)"))?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("scheduler: {}", body["error"].as_str().unwrap_or("no answer"));
+        }
+        Ok(serde_json::from_value(body)?)
+    })?;
+    let mut human = format!("task {}  {}  (deal {}, index {})", a.id, task.status, task.dealid, task.idx);
+    if logs.runs.is_empty() {
+        human.push_str("\n  no app output yet: no worker has run it (or the scheduler restarted before keeping it)");
+    }
+    for r in &logs.runs {
+        human.push_str(&format!("\n--- worker {} ---", r.worker));
+        for (name, text) in [("stdout", &r.logs.stdout), ("stderr", &r.logs.stderr)] {
+            let text = if text.is_empty() { "(empty)" } else { text.trim_end() };
+            human.push_str(&format!("\n[{name}]\n{text}"));
+        }
+        if r.logs.truncated {
+            human.push_str("\n(only the last 64 KiB of each stream are kept)");
+        }
+    }
+    let v = json!({ "taskid": a.id, "status": task.status, "dealid": task.dealid, "runs": logs.runs });
+    show(json, &v, &human)
+}

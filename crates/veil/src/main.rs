@@ -263,6 +263,13 @@ enum TaskCmd {
         #[command(flatten)]
         conn: chain_cmd::Conn,
     },
+    /// The app's stdout and stderr of each run, for the task's requester only (a signed request).
+    Debug {
+        #[command(flatten)]
+        args: chain_cmd::TaskDebugArgs,
+        #[command(flatten)]
+        conn: chain_cmd::Conn,
+    },
 }
 
 /// Logs go to standard error; `RUST_LOG` tunes them (default: info).
@@ -324,6 +331,7 @@ fn main() {
         Cmd::Sms(a) => data_cmd::sms(a, json),
         Cmd::Deal(ShowCmd::Show { id, conn }) => chain_cmd::deal_show(id, &conn, json),
         Cmd::Task(TaskCmd::Show { id, scheduler, conn }) => chain_cmd::task_show(id, scheduler, &conn, json),
+        Cmd::Task(TaskCmd::Debug { args, conn }) => chain_cmd::task_debug(args, &conn, json),
         Cmd::Quickstart(a) => quickstart::run(a, json),
         Cmd::Bench(c) => bench::run(c, json),
     };

@@ -17,11 +17,11 @@ pub fn enclave() -> Result<()> {
     std::io::stdin().read_to_end(&mut input)?;
     let req: veil_pool::enclave::EnclaveRequest =
         serde_json::from_slice(&input).context("the enclave expects its request (JSON) on standard input")?;
-    let out = runtime()?.block_on(veil_pool::enclave::run(req));
+    let (out, logs) = runtime()?.block_on(veil_pool::enclave::run(req));
     match out {
-        Ok(o) => println!("{}", serde_json::to_string(&o)?),
+        Ok(o) => println!("{}", json!({ "outcome": o, "logs": logs })),
         Err(e) => {
-            println!("{}", json!({ "error": e }));
+            println!("{}", json!({ "error": e, "logs": logs }));
             std::process::exit(1);
         }
     }

@@ -91,7 +91,69 @@ fn every_template_goes_from_init_to_a_completed_confidential_task() {
             ),
             "{template}: the task on the network reads what the local test read"
         );
+        // The app's output, from inside the enclave, for the requester.
+        let sched = net.ready["scheduler"].as_str().unwrap();
+        let dbg = ok_in(&project, &url, &["task", "debug", task, "--scheduler", sched, "--dev-account", "4"]);
+        let stdout = dbg["runs"][0]["stdout"].as_str().unwrap_or_default();
+        assert!(stdout.contains(&format!("app-{template} starts with 1 argument(s)")), "{template}: {dbg}");
     }
+}
+
+fn http_get(url: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    })
+}
+
+/// A failing app's output reaches its requester, and nobody else.
+#[test]
+fn task_debug_shows_the_app_output_to_the_requester_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let net = common::dev_network(&d.join("net"), false);
+    let (url, sched) = (net.url.clone(), net.ready["scheduler"].as_str().unwrap().to_string());
+    ok_in(d, &url, &["app", "init", "crashy", "--template", "python"]);
+    let project = d.join("crashy");
+    let app = "import sys\nprint('computing step 1')\nprint('Traceback: the input was empty', file=sys.stderr)\nsys.exit(3)\n";
+    std::fs::write(project.join("app.py"), app).unwrap();
+    ok_in(&project, &url, &["app", "deploy", "--dev-account", "1"]);
+    ok_in(&project, &url, &["app", "publish", "--dev-account", "1"]);
+    let deal = ok_in(&project, &url, &["app", "run", "--no-watch", "--dev-account", "4"]);
+    // A fresh request order: the deal's first task has index 0.
+    let task = task_of(deal["dealid"].as_str().unwrap());
+    let debug = |account: &str| {
+        veil_in(&project, &url, &["task", "debug", &task, "--scheduler", &sched, "--dev-account", account])
+    };
+    let mut runs = serde_json::Value::Null;
+    for _ in 0..100 {
+        runs = debug("4").unwrap()["runs"].clone();
+        if runs.as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(runs[0]["stdout"], "computing step 1\n", "{runs}");
+    assert_eq!(runs[0]["stderr"], "Traceback: the input was empty\n", "{runs}");
+    let e = debug("2").unwrap_err();
+    assert!(e.contains("only the requester of task"), "{e}");
+    // Unsigned, stale and malformed requests to the scheduler itself.
+    let (status, body) = http_get(&format!("{sched}/tasks/{task}/logs"));
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = http_get(&format!("{sched}/tasks/{task}/logs?timestamp=1&signature=0x{}", "11".repeat(65)));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("timestamp"), "{body}");
+    let (status, _) = http_get(&format!("{sched}/tasks/0x12/logs?timestamp=1&signature=0x00"));
+    assert_eq!(status, 400);
+    // The failure cause the scheduler shows everyone carries none of the app's output.
+    let show = ok(&url, &["task", "show", &task, "--scheduler", &sched]);
+    assert!(!show.to_string().contains("Traceback"), "{show}");
+}
+
+fn task_of(dealid: &str) -> String {
+    let id: veil_core::B256 = dealid.parse().unwrap();
+    format!("{:?}", veil_core::state::task_id(&id, veil_core::U256::ZERO))
 }
 
 #[test]
