@@ -15,7 +15,9 @@ use veil_core::{Address, B256, Call, PrivateKey, Signature, SignedTx, Tx};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SdkError {
-    #[error("cannot reach the node at {url}: {reason} (is `veil node` running? set --node or VEIL_NODE)")]
+    #[error(
+        "cannot reach the node at {url}: {reason} (is `veil node` running? set --node, VEIL_NODE or `node` in veil.toml)"
+    )]
     Unreachable { url: String, reason: String },
     #[error("{message}")]
     Api { status: u16, kind: String, message: String },

@@ -26,29 +26,49 @@ impl Conn {
     }
 }
 
-/// Who signs.
+/// Who signs: `--wallet` or `--dev-account`; else `VEIL_WALLET` or `VEIL_DEV_ACCOUNT` (which
+/// `veil.toml` may set, see [`crate::config`]).
 #[derive(Args, Clone)]
 pub struct SignerArgs {
-    /// Keystore file of the signer.
-    #[arg(long, env = "VEIL_WALLET")]
+    /// Keystore file of the signer [env: VEIL_WALLET].
+    #[arg(long)]
     pub wallet: Option<PathBuf>,
     /// File whose first line is the wallet password.
-    #[arg(long)]
+    #[arg(long, env = "VEIL_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
-    /// Use development account N of a `--dev` node instead of a wallet.
-    #[arg(long, env = "VEIL_DEV_ACCOUNT", conflicts_with = "wallet")]
+    /// Use development account N of a `--dev` node instead of a wallet [env: VEIL_DEV_ACCOUNT].
+    #[arg(long, conflicts_with = "wallet")]
     pub dev_account: Option<usize>,
 }
 
 impl SignerArgs {
     pub fn key(&self) -> Result<PrivateKey> {
-        match (&self.wallet, self.dev_account) {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (wallet, dev) = match (&self.wallet, self.dev_account) {
+            (None, None) => {
+                let dev = env("VEIL_DEV_ACCOUNT")
+                    .map(|v| v.parse::<usize>().with_context(|| format!("VEIL_DEV_ACCOUNT=`{v}` is not a number")))
+                    .transpose()?;
+                match (env("VEIL_WALLET"), dev) {
+                    (Some(_), Some(_)) => {
+                        bail!(
+                            "both a wallet and a dev account are configured (VEIL_WALLET, VEIL_DEV_ACCOUNT or veil.toml): keep one"
+                        )
+                    }
+                    (w, d) => (w.map(PathBuf::from), d),
+                }
+            }
+            (w, d) => (w.clone(), d),
+        };
+        match (wallet, dev) {
             (_, Some(i)) if i >= veil_node::dev::DEV_ACCOUNTS => {
                 bail!("--dev-account must be below {}", veil_node::dev::DEV_ACCOUNTS)
             }
             (_, Some(i)) => Ok(veil_node::dev::dev_key(i)),
-            (Some(w), None) => load_key(w, self.password_file.as_deref()),
-            (None, None) => bail!("no signer: pass --wallet FILE (with --password-file) or --dev-account N"),
+            (Some(w), None) => load_key(&w, self.password_file.as_deref()),
+            (None, None) => bail!(
+                "no signer: pass --wallet FILE (with --password-file) or --dev-account N, or set one in veil.toml (veil config)"
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@ mod bench_ledger;
 mod bench_protect;
 mod chain_cmd;
 mod cli_io;
+mod config;
 mod data_cmd;
 mod dataset_cmd;
 mod dev_cmd;
@@ -27,20 +28,27 @@ use clap::{Parser, Subcommand};
 const LIFECYCLE: &str = "\
 Veil runs iExec's confidential-computing protocol (PoCo) in Rust.
 
+Try it:      veil quickstart        a whole network, one confidential task, every step timed
+Develop:     veil dev               the whole network in one process (ledger, storage, SMS, workers)
+
 The lifecycle, and the commands for each step:
   1. Wallets       veil wallet create | import | show
-  2. A ledger      veil node --dev          (then: veil node verify)
+  2. A network     veil dev  (or each service alone: veil node | storage | sms | scheduler | worker)
   3. Money         veil account show | deposit | withdraw
-  4. Assets        veil app deploy | veil dataset deploy | veil workerpool deploy
-  5. Orders        veil order hash | sign | publish | unpublish | cancel | match
-                   veil orderbook <kind>    (EIP-712, byte-identical to iExec)
-  6. Protect data  veil data protect FILE --name N | grant | revoke | access | list | transfer
+  4. Build an iApp veil app init NAME --template python|node|rust-wasm
+                   veil app test --args A --protected-data mock    (runs it as a worker would)
+  5. Publish it    veil app deploy | veil app publish --price P [--tag tee]
+  6. Protect data  veil data protect FILE --name N | grant | revoke | access | list
                    veil dataset encrypt | decrypt     (iExec's format, openssl-compatible)
-  7. Follow        veil deal show | veil task show
-  8. Try it all    veil quickstart          (the whole protocol story, end to end)
-  9. Measure       veil bench core | ledger | protect
-Services: veil node (ledger + embedded storage + SMS), veil storage, veil sms.
+  7. Run tasks     veil app run | veil run APP [--tee --dataset D --secret 1=NAME --encrypt-result]
+                   veil result generate-keypair | push-key | get | decrypt
+                   veil requester push-secret NAME
+  8. Follow        veil deal show | veil task show | veil task debug (the app's logs, requester only)
+  9. Orders        veil order hash | sign | publish | cancel | match, veil orderbook <kind>
+ 10. Measure       veil bench core | ledger | protect | latency | bag
 
+Settings: a flag beats its environment variable (VEIL_NODE, VEIL_SCHEDULER, VEIL_WALLET, …), which
+beats ./veil.toml, then $VEIL_HOME/veil.toml (default ~/.veil); `veil config` shows what applies.
 Every command takes --json for machine-readable output.";
 
 #[derive(Parser)]
@@ -131,6 +139,8 @@ enum Cmd {
     Dev(dev_cmd::DevArgs),
     /// Run the whole protocol story once and print each step with its time.
     Quickstart(quickstart::QuickstartArgs),
+    /// Show the settings (node, scheduler, wallet, …) and where each comes from.
+    Config,
     /// Measure Veil's performance.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -280,9 +290,11 @@ pub fn logging(json: bool) {
 }
 
 fn main() {
+    let wants_json = std::env::args().any(|a| a == "--json");
+    let settings = config::apply().unwrap_or_else(|e| cli_io::fail(&e, wants_json));
     let cli = match Cli::try_parse_from(data_cmd::rewrite_args(std::env::args().collect())) {
         Ok(c) => c,
-        Err(e) if std::env::args().any(|a| a == "--json") && e.use_stderr() => {
+        Err(e) if wants_json && e.use_stderr() => {
             println!("{}", serde_json::json!({ "error": e.to_string().trim() }));
             std::process::exit(2);
         }
@@ -334,6 +346,7 @@ fn main() {
         Cmd::Task(TaskCmd::Debug { args, conn }) => chain_cmd::task_debug(args, &conn, json),
         Cmd::Quickstart(a) => quickstart::run(a, json),
         Cmd::Bench(c) => bench::run(c, json),
+        Cmd::Config => config::show(&settings, json),
     };
     if let Err(e) = result {
         cli_io::fail(&e, json);

@@ -192,3 +192,61 @@ fn quickstart_runs_a_confidential_task_on_a_real_network() {
     assert!(out.contains("decrypted: Hello Alice!"), "{out}");
     assert!(out.contains("simulated enclave: no hardware protection"), "{out}");
 }
+
+/// `veil config`'s precedence: flag > environment > ./veil.toml > $VEIL_HOME/veil.toml > default.
+#[test]
+fn settings_come_from_flags_then_environment_then_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (project, home) = (dir.path().join("project"), dir.path().join("home"));
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("veil.toml"), "node = \"http://127.0.0.1:1\"\nscheduler = \"http://home:2\"\n").unwrap();
+    std::fs::write(project.join("veil.toml"), "node = \"http://127.0.0.1:3\"\nwallet = \"keys/me.json\"\n").unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_veil"));
+        c.args(args).current_dir(&project).env("VEIL_HOME", &home);
+        for k in ["VEIL_NODE", "VEIL_SCHEDULER", "VEIL_WALLET", "VEIL_DEV_ACCOUNT"] {
+            c.env_remove(k);
+        }
+        c.envs(env.iter().copied());
+        let out = c.output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let setting = |out: &str, key: &str| -> (String, String) {
+        let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let s = v["settings"].as_array().unwrap().iter().find(|s| s["key"] == key).unwrap().clone();
+        (s["value"].as_str().unwrap_or("").to_string(), s["source"].as_str().unwrap().to_string())
+    };
+    let out = run(&["config", "--json"], &[]);
+    assert_eq!(setting(&out, "node"), ("http://127.0.0.1:3".into(), "veil.toml".into()), "the project beats home");
+    assert_eq!(setting(&out, "scheduler").0, "http://home:2", "home fills what the project leaves");
+    assert!(setting(&out, "wallet").0.ends_with("keys/me.json"), "paths are relative to their file");
+    let out = run(&["config", "--json"], &[("VEIL_NODE", "http://127.0.0.1:4")]);
+    assert_eq!(setting(&out, "node"), ("http://127.0.0.1:4".into(), "environment (VEIL_NODE)".into()));
+    // The commands see the same: which node they try to reach says where the setting came from.
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (&["account", "show", "0x0000000000000000000000000000000000000001"], &[], "127.0.0.1:3"),
+        (
+            &["account", "show", "0x0000000000000000000000000000000000000001"],
+            &[("VEIL_NODE", "http://127.0.0.1:4")],
+            "127.0.0.1:4",
+        ),
+        (
+            &["account", "show", "0x0000000000000000000000000000000000000001", "--node", "http://127.0.0.1:5"],
+            &[("VEIL_NODE", "http://127.0.0.1:4")],
+            "127.0.0.1:5",
+        ),
+        // The wallet from veil.toml is used (and missing) unless a flag or the environment picks a signer.
+        (&["account", "deposit", "1"], &[], "keys/me.json"),
+        (&["account", "deposit", "1", "--dev-account", "1"], &[], "127.0.0.1:3"),
+        (&["account", "deposit", "1"], &[("VEIL_DEV_ACCOUNT", "1")], "127.0.0.1:3"),
+    ];
+    for (args, env, needle) in cases {
+        let out = run(args, env);
+        assert!(out.contains(needle), "{args:?} {env:?}: `{out}` should mention `{needle}`");
+    }
+    std::fs::write(project.join("veil.toml"), "nod = \"x\"\n").unwrap();
+    assert!(run(&["config"], &[]).contains("unknown setting `nod`"));
+    std::fs::write(project.join("veil.toml"), "wallet = \"w.json\"\ndev-account = 1\n").unwrap();
+    assert!(run(&["config"], &[]).contains("not both"));
+}
