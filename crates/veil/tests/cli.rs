@@ -224,7 +224,8 @@ fn settings_come_from_flags_then_environment_then_files() {
     let out = run(&["config", "--json"], &[("VEIL_NODE", "http://127.0.0.1:4")]);
     assert_eq!(setting(&out, "node"), ("http://127.0.0.1:4".into(), "environment (VEIL_NODE)".into()));
     // The commands see the same: which node they try to reach says where the setting came from.
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (&["account", "show", "0x0000000000000000000000000000000000000001"], &[], "127.0.0.1:3"),
         (
             &["account", "show", "0x0000000000000000000000000000000000000001"],
