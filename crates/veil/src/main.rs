@@ -172,6 +172,9 @@ enum AppCmd {
         /// An iApp folder (with iapp.toml) to pack, store and register.
         #[arg(long)]
         bundle: Option<std::path::PathBuf>,
+        /// Where to store the bundle (default: the node's embedded storage).
+        #[arg(long, env = "VEIL_STORAGE")]
+        storage: Option<String>,
         #[command(flatten)]
         args: chain_cmd::DeployArgs,
         #[command(flatten)]
@@ -306,17 +309,15 @@ fn main() {
         Cmd::Order { cmd, conn } => order_cmd::run_online(cmd, &conn, json),
         Cmd::Node(a) => node_cmd::run(a, json),
         Cmd::Account { cmd, conn } => chain_cmd::account(cmd, &conn, json),
-        Cmd::App(AppCmd::Deploy { bundle: Some(dir), args, conn }) => {
-            let name = (!args.name.is_empty()).then(|| args.name.clone());
-            pool_cmd::deploy_bundle(&dir, name, &args.signer, &conn, json)
+        Cmd::App(AppCmd::Deploy { bundle: Some(dir), storage, args, conn }) => {
+            pool_cmd::deploy_bundle(&dir, storage, &args, &conn, json)
         }
-        Cmd::App(AppCmd::Deploy { bundle: None, args, conn })
+        Cmd::App(AppCmd::Deploy { bundle: None, storage, args, conn })
             if args.multiaddr.is_empty() && std::path::Path::new(veil_exec::bundle::MANIFEST).is_file() =>
         {
-            let name = (!args.name.is_empty()).then(|| args.name.clone());
-            pool_cmd::deploy_bundle(std::path::Path::new("."), name, &args.signer, &conn, json)
+            pool_cmd::deploy_bundle(std::path::Path::new("."), storage, &args, &conn, json)
         }
-        Cmd::App(AppCmd::Deploy { bundle: None, args, conn }) => chain_cmd::deploy("app", args, &conn, json),
+        Cmd::App(AppCmd::Deploy { bundle: None, args, conn, .. }) => chain_cmd::deploy("app", args, &conn, json),
         Cmd::App(AppCmd::Init(a)) => app_cmd::init(a, json),
         Cmd::App(AppCmd::Test(a)) => app_cmd::test(a, json),
         Cmd::App(AppCmd::Run { args, conn }) => pool_cmd::run(args, &conn, json),

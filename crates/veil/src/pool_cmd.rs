@@ -598,16 +598,18 @@ pub fn unzip_safe(bytes: &[u8], dest: &std::path::Path) -> Result<()> {
 /// `veil app deploy --bundle DIR`: pack, store, register with checksum and measurement.
 pub fn deploy_bundle(
     dir: &std::path::Path,
-    name: Option<String>,
-    signer: &SignerArgs,
+    storage: Option<String>,
+    args: &crate::chain_cmd::DeployArgs,
     conn: &Conn,
     json: bool,
 ) -> Result<()> {
-    let key = signer.key()?;
+    let name = (!args.name.is_empty()).then(|| args.name.clone());
+    let key = args.signer.key()?;
     let bundle = crate::app_cmd::pack(dir, json)?;
     let rt = runtime()?;
     let c = conn.client();
-    let blob = rt.block_on(c.upload_bytes(bundle.bytes.clone()))?;
+    let store = veil_sdk::Client::new(storage.as_deref().unwrap_or(&conn.node));
+    let blob = rt.block_on(store.upload_bytes(bundle.bytes.clone()))?;
     let measurement: String = bundle.measurement().iter().map(|b| format!("{b:02x}")).collect();
     let call = Call::CreateApp {
         name: name.unwrap_or_else(|| bundle.manifest.name.clone()),

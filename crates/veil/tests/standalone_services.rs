@@ -37,3 +37,89 @@ fn protect_through_separate_storage_and_sms() {
         rt.block_on(async { reqwest::get(format!("{node}/sms/dataset-key/{dataset}")).await.unwrap().status() });
     assert_eq!(status.as_u16(), 404);
 }
+
+/// The whole network as separate processes on loopback, as on separate machines: a ledger-only
+/// node, storage, SMS, a scheduler and a worker; a confidential task goes through all of them.
+#[test]
+fn every_service_as_its_own_process_runs_a_confidential_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let p = |s: &str| d.join(s).to_str().unwrap().to_string();
+    let (_node, node) = spawn(&["node", "--dev", "--no-services", "--data-dir", &p("node")]);
+    let (_storage, storage) = spawn(&["storage", "--data-dir", &p("storage")]);
+    let (_sms, sms) = spawn(&["sms", "--dev", "--node", &node, "--data-dir", &p("sms")]);
+    let ok = |args: &[&str]| common::ok_in(d, &node, args);
+    for i in ["1", "2", "3", "4", "5"] {
+        ok(&["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let pool = ok(&["workerpool", "deploy", "--name", "loopback", "--dev-account", "3"]);
+    let pool = pool["address"].as_str().unwrap().to_string();
+    let sched_args = [
+        "scheduler",
+        "--workerpool",
+        &pool,
+        "--dev-account",
+        "3",
+        "--node",
+        &node,
+        "--sms",
+        &sms,
+        "--data-dir",
+        &p("sched"),
+    ];
+    let (_scheduler, scheduler) = spawn(&sched_args);
+    let _worker = common::Service {
+        child: Command::new(env!("CARGO_BIN_EXE_veil"))
+            .args(["worker", "--scheduler", &scheduler, "--node", &node, "--storage", &storage, "--sms", &sms])
+            .args(["--dev-account", "5", "--work-dir", &p("worker")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        url: String::new(),
+        ready: Value::Null,
+    };
+    ok(&["workerpool", "publish", "--workerpool", &pool, "--tag", "tee", "--dev-account", "3"]);
+
+    ok(&["app", "init", "greeter", "--template", "python"]);
+    let app = ok(&["app", "deploy", "--bundle", &p("greeter"), "--storage", &storage, "--dev-account", "1"]);
+    assert!(app["multiaddr"].as_str().unwrap().starts_with(&storage), "{app}");
+    let app = app["address"].as_str().unwrap().to_string();
+    ok(&["app", "publish", "--app", &app, "--tag", "tee", "--dev-account", "1"]);
+
+    std::fs::write(d.join("person.json"), r#"{"name": "Grace"}"#).unwrap();
+    let data = ["data", "protect", "--json", &p("person.json"), "--name", "g", "--storage", &storage, "--sms", &sms];
+    let ds = ok(&[&data[..], &["--dev-account", "2"]].concat());
+    let ds = ds["address"].as_str().unwrap().to_string();
+    ok(&["data", "grant", "--dataset", &ds, "--app", &app, "--dev-account", "2"]);
+    ok(&["requester", "push-secret", "token", "--value", "xyz", "--sms", &sms, "--dev-account", "4"]);
+    ok(&["result", "generate-keypair", "--out", &p("keys"), "--bits", "2048"]);
+    let key_file = p("keys/result-key.pub.pem");
+    ok(&["result", "push-key", "--key-file", &key_file, "--sms", &sms, "--dev-account", "4"]);
+
+    let run = ok(&[
+        "run",
+        &app,
+        "--tee",
+        "--dataset",
+        &ds,
+        "--args",
+        "loopback",
+        "--secret",
+        "1=token",
+        "--encrypt-result",
+        "--dev-account",
+        "4",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(run["tasks"][0]["status"], "COMPLETED", "{run}");
+    assert!(run["tasks"][0]["results"].as_str().unwrap().starts_with(&storage), "{run}");
+    let task = run["tasks"][0]["taskid"].as_str().unwrap();
+    ok(&["result", "get", task, "--key", &p("keys/result-key.pem"), "--out", &p("result")]);
+    let text = std::fs::read_to_string(d.join("result/result.txt")).unwrap();
+    assert_eq!(text, "Hello, loopback!\nprotected data: name=Grace\nrequester secret 1: 3 characters\n");
+    let logs = ok(&["task", "debug", task, "--scheduler", &scheduler, "--dev-account", "4"]);
+    assert!(logs["runs"][0]["stdout"].as_str().unwrap().contains("greeter starts"), "{logs}");
+}
