@@ -266,7 +266,9 @@ pub fn test(a: TestArgs, json: bool) -> Result<()> {
         Duration::from_secs(a.time_limit.max(1)),
         a.memory_limit_mb << 20,
     );
+    let progress = crate::progress::Progress::start(&format!("running {}", bundle.manifest.name), None, json);
     let ran = run_job(&job);
+    progress.finish();
     let logs = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
     let (stdout, stderr) = (logs(&job.stdout), logs(&job.stderr));
     if !json {

@@ -58,8 +58,12 @@ pub fn encrypt_file(file: &Path, out: &Path) -> Result<(DatasetKey, dataset::Enc
     let tmp = out.with_extension(format!("partial{}", std::process::id()));
     let output = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let key = DatasetKey::random();
-    let r =
-        dataset::encrypt(&key, BufReader::with_capacity(1 << 20, input), BufWriter::with_capacity(1 << 20, &output));
+    let size = input.metadata().map(|m| m.len()).ok();
+    // Terminal only: scripts (and --json callers, which never have stderr on a terminal here) see nothing.
+    let progress = crate::progress::Progress::start(&format!("encrypting {}", file.display()), size, false);
+    let reader = progress.reader(BufReader::with_capacity(1 << 20, input));
+    let r = dataset::encrypt(&key, reader, BufWriter::with_capacity(1 << 20, &output));
+    progress.finish();
     let summary = match r {
         Ok(s) => s,
         Err(e) => {

@@ -18,6 +18,7 @@ mod local;
 mod node_cmd;
 mod order_cmd;
 mod pool_cmd;
+mod progress;
 mod quickstart;
 mod quickstart_core;
 mod tee_cmd;

@@ -136,7 +136,9 @@ pub fn generate_keypair(a: KeypairArgs, json: bool) -> Result<()> {
     }
     let dir = a.out.unwrap_or_else(|| veil_home().join("result-keys"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let progress = crate::progress::Progress::start(&format!("generating an RSA-{} key pair", a.bits), None, json);
     let (private, public) = veil_protect::result::generate_keypair(a.bits)?;
+    progress.finish();
     let (priv_path, pub_path) = (dir.join("result-key.pem"), dir.join("result-key.pub.pem"));
     if priv_path.exists() {
         bail!("{} exists already: move it away or choose another --out", priv_path.display());
