@@ -51,6 +51,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Resident memory of node, scheduler and workers: idle, and at their peak under a bag of tasks.
+    Memory {
+        /// Tasks in the loading deal.
+        #[arg(long, default_value_t = 1000)]
+        volume: u64,
+        /// Fresh networks measured.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// `veil data protect` of a large file against `openssl enc` + `sha256sum`, side by side.
     Protect {
         /// File size in MiB.
@@ -65,6 +74,7 @@ pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Core { n, runs } => core(n, runs, json),
         BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
+        BenchCmd::Memory { volume, runs } => crate::bench_exec::memory(volume, runs, json),
         BenchCmd::Latency { runs } => crate::bench_exec::latency(runs, json),
         BenchCmd::Bag { volume, slots, runs } => crate::bench_exec::bag(volume, slots, runs, &[1, 2], json),
         BenchCmd::Ledger { n, runs, concurrency, memory_deals } => {
@@ -218,6 +228,47 @@ fn register(state: &mut State, keys: [&PrivateKey; 4]) -> Result<(Address, Addre
     Ok((app, dataset, pool))
 }
 
+/// Median, p99 and spread of repeated measurements: what every scenario reports.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct Stats {
+    pub median: f64,
+    pub p99: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Stats {
+    pub fn of(values: &[f64]) -> Stats {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        Stats {
+            median: percentile(&v, 0.5),
+            p99: percentile(&v, 0.99),
+            min: v.first().copied().unwrap_or(0.0),
+            max: v.last().copied().unwrap_or(0.0),
+            n: v.len(),
+        }
+    }
+
+    /// `median 12.3 ms  p99 15.0  (min 11.0, max 16.2, n 200)` with `decimals` digits.
+    pub fn human(&self, unit: &str, decimals: usize) -> String {
+        let f = |x: f64| format!("{x:.decimals$}");
+        format!(
+            "median {} {unit}  p99 {}  (min {}, max {}, n {})",
+            f(self.median),
+            f(self.p99),
+            f(self.min),
+            f(self.max),
+            self.n
+        )
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -298,39 +349,30 @@ fn core(n: usize, runs: usize, json: bool) -> Result<()> {
         full_rates.push(full);
         poco_rates.push(poco);
     }
-    poco_rates.sort_by(f64::total_cmp);
-    rates.sort_by(f64::total_cmp);
-    full_rates.sort_by(f64::total_cmp);
-    lat_us.sort_by(f64::total_cmp);
-    let stats = |r: &[f64]| json!({ "median": percentile(r, 0.5), "min": r[0], "max": r[r.len() - 1] });
+    let (full, poco, applied, lat) =
+        (Stats::of(&full_rates), Stats::of(&poco_rates), Stats::of(&rates), Stats::of(&lat_us));
     let v = json!({
         "scenario": "core",
         "transactions": n,
         "runs": runs,
-        "verifyAndApplyPerSecond": stats(&full_rates),
-        "pocoMatchOrdersPerSecond": stats(&poco_rates),
-        "applyVerifiedPerSecond": stats(&rates),
-        "applyVerifiedLatencyMicros": { "p50": percentile(&lat_us, 0.5), "p99": percentile(&lat_us, 0.99) },
+        "verifyAndApplyPerSecond": full.json(),
+        "pocoMatchOrdersPerSecond": poco.json(),
+        "applyVerifiedPerSecond": applied.json(),
+        "applyVerifiedLatencyMicros": lat.json(),
         "recoveryMicros": recover_us,
         "target": 5000,
     });
     let human = format!(
-        "core: signed matchOrders, one core, {runs} runs of {n}\n  \
-         verify + apply (tx + 4 order signatures recovered, deal made)  median {:.0}/s  (min {:.0}, max {:.0})\n  \
-         PoCo's matchOrders work (4 order recoveries + apply)          median {:.0}/s  (min {:.0}, max {:.0})\n  \
-         apply once verified (the sequencer's share)                   median {:.0}/s  (min {:.0}, max {:.0})  p50 {:.1} µs  p99 {:.1} µs\n  \
+        "core: signed matchOrders, one core, {runs} runs of {n} (per-second figures over runs)\n  \
+         verify + apply (tx + 4 order signatures recovered, deal made)  {}\n  \
+         PoCo's matchOrders work (4 order recoveries + apply)          {}\n  \
+         apply once verified (the sequencer's share)                   {}\n  \
+         its latency per transaction                                   {}\n  \
          one secp256k1 recovery                                        {recover_us:.1} µs\n  target ≥ 5000/s",
-        percentile(&full_rates, 0.5),
-        full_rates[0],
-        full_rates[full_rates.len() - 1],
-        percentile(&poco_rates, 0.5),
-        poco_rates[0],
-        poco_rates[poco_rates.len() - 1],
-        percentile(&rates, 0.5),
-        rates[0],
-        rates[rates.len() - 1],
-        percentile(&lat_us, 0.5),
-        percentile(&lat_us, 0.99),
+        full.human("/s", 0),
+        poco.human("/s", 0),
+        applied.human("/s", 0),
+        lat.human("µs", 1),
     );
     emit(json, &v, &human);
     Ok(())

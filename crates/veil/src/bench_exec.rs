@@ -1,6 +1,7 @@
 //! `veil bench latency` and `veil bench bag`: trivial apps on a local network of real processes
 //! (node, scheduler, workers), from matchOrders to the task's finalize event.
 
+use crate::bench::Stats;
 use crate::cli_io::emit;
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
@@ -225,11 +226,6 @@ fn random_salt() -> B256 {
     B256::from(s)
 }
 
-fn stats(v: &mut [f64]) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    json!({ "p50": crate::bench::percentile(v, 0.5), "p99": crate::bench::percentile(v, 0.99), "min": v[0], "max": v[v.len() - 1] })
-}
-
 fn wasm_bytes() -> Result<Vec<u8>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../veil-wasm/tests/fixtures/hello.wasm");
     std::fs::read(&p).with_context(|| format!("cannot read the trivial WASM app at {}", p.display()))
@@ -294,16 +290,10 @@ pub fn latency(runs: usize, json: bool) -> Result<()> {
             for i in 0..runs {
                 ms.push(deal(&c, app, 1, i as u64, tag).await?.as_secs_f64() * 1000.0);
             }
-            let s = stats(&mut ms);
-            human.push_str(&format!(
-                "\n  {name:<12} p50 {:.1} ms  p99 {:.1} ms  (min {:.1}, max {:.1})",
-                s["p50"].as_f64().unwrap_or(0.0),
-                s["p99"].as_f64().unwrap_or(0.0),
-                s["min"].as_f64().unwrap_or(0.0),
-                s["max"].as_f64().unwrap_or(0.0)
-            ));
-            p50.insert(name, s["p50"].as_f64().unwrap_or(0.0));
-            out.insert(name.into(), s);
+            let s = Stats::of(&ms);
+            human.push_str(&format!("\n  {name:<12} {}", s.human("ms", 1)));
+            p50.insert(name, s.median);
+            out.insert(name.into(), s.json());
         }
         for rt in ["process", "wasm"] {
             let added = p50[format!("{rt}+tee").as_str()] - p50[rt];
@@ -325,7 +315,7 @@ pub fn bag(volume: u64, slots: u32, runs: usize, workers: &[usize], json: bool) 
         let dir = std::env::temp_dir().join(format!("veil-bench-bag-{}-{n}", std::process::id()));
         let mut procs = Procs(vec![], dir.clone());
         let rt = tokio::runtime::Runtime::new()?;
-        let mut rates = rt.block_on(async {
+        let rates = rt.block_on(async {
             let (c, pool) = network(&mut procs, n, slots).await?;
             publish_pool(&c, pool, B256::ZERO).await?;
             let wasm = wasm_app(&c, &dir, B256::ZERO).await?;
@@ -336,18 +326,80 @@ pub fn bag(volume: u64, slots: u32, runs: usize, workers: &[usize], json: bool) 
             }
             Ok::<_, anyhow::Error>(rates)
         })?;
-        let s = stats(&mut rates);
-        let f = |k: &str| s[k].as_f64().unwrap_or(0.0);
-        human.push_str(&format!(
-            "\n  {n} worker(s): median {:.0} tasks/s  (min {:.0}, max {:.0})",
-            f("p50"),
-            f("min"),
-            f("max")
-        ));
-        rows.push(json!({ "workers": n, "tasksPerSecond": s }));
+        let s = Stats::of(&rates);
+        human.push_str(&format!("\n  {n} worker(s): {}", s.human("tasks/s", 0)));
+        rows.push(json!({ "workers": n, "tasksPerSecond": s.json() }));
         drop(procs);
     }
     human.push_str("\n  target  ≥ 200 tasks/s with 2 workers");
     emit(json, &json!({ "scenario": "bag", "volume": volume, "slotsPerWorker": slots, "results": rows }), &human);
     Ok(())
+}
+
+/// `veil bench memory`: resident memory of node, scheduler and workers (separate processes), idle
+/// and while a deal of `volume` trivial WASM tasks runs on 2 workers; over `runs` fresh networks.
+pub fn memory(volume: u64, runs: usize, json: bool) -> Result<()> {
+    let roles = ["node", "scheduler", "worker"];
+    let mut idle: Vec<Vec<f64>> = vec![vec![]; roles.len()];
+    let mut loaded: Vec<Vec<f64>> = vec![vec![]; roles.len()];
+    for run in 0..runs.max(1) {
+        let dir = std::env::temp_dir().join(format!("veil-bench-memory-{}-{run}", std::process::id()));
+        let mut procs = Procs(vec![], dir.clone());
+        let rt = tokio::runtime::Runtime::new()?;
+        let (i, l) = rt.block_on(async {
+            let (c, pool) = network(&mut procs, 2, 8).await?;
+            publish_pool(&c, pool, B256::ZERO).await?;
+            let wasm = wasm_app(&c, &dir, B256::ZERO).await?;
+            // Idle: started, registered, nothing run yet.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let pids: Vec<u32> = procs.0.iter().map(|c| c.id()).collect();
+            let idle = rss_by_role(&pids);
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sampler = {
+                let (stop, pids) = (stop.clone(), pids.clone());
+                tokio::spawn(async move {
+                    let mut peak = vec![0.0f64; 3];
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        for (p, now) in peak.iter_mut().zip(rss_by_role(&pids)) {
+                            *p = p.max(now);
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    peak
+                })
+            };
+            deal(&c, wasm, volume, run as u64, B256::ZERO).await?;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, anyhow::Error>((idle, sampler.await?))
+        })?;
+        for r in 0..roles.len() {
+            idle[r].push(i[r]);
+            loaded[r].push(l[r]);
+        }
+        drop(procs);
+    }
+    let mut human = format!(
+        "memory: resident set (MB) of each process, idle and at its peak during a deal of {volume} WASM tasks on 2 workers × 8 slots, {runs} fresh networks"
+    );
+    let mut out = serde_json::Map::new();
+    for (r, role) in roles.iter().enumerate() {
+        let (i, l) = (Stats::of(&idle[r]), Stats::of(&loaded[r]));
+        human.push_str(&format!(
+            "\n  {role:<10} idle    {}\n  {:<10} loaded  {}",
+            i.human("MB", 1),
+            "",
+            l.human("MB", 1)
+        ));
+        out.insert(role.to_string(), json!({ "idleMb": i.json(), "loadedPeakMb": l.json() }));
+    }
+    human.push_str("\n  (worker: the larger of the two workers; a wasm task runs inside the worker's process)");
+    emit(json, &json!({ "scenario": "memory", "volume": volume, "runs": runs, "rssMb": out }), &human);
+    Ok(())
+}
+
+/// RSS (MB) of node, scheduler, and the largest worker, from their pids in start order.
+fn rss_by_role(pids: &[u32]) -> Vec<f64> {
+    let rss = |p: &u32| crate::bench_ledger::rss_mb(*p).unwrap_or(0.0);
+    let worker = pids.iter().skip(2).map(rss).fold(0.0, f64::max);
+    vec![pids.first().map(rss).unwrap_or(0.0), pids.get(1).map(rss).unwrap_or(0.0), worker]
 }

@@ -53,7 +53,7 @@ fn start_node() -> Result<NodeProc> {
     Ok(NodeProc { child, url, _dir: tempfile_dir::TempDir(dir) })
 }
 
-fn rss_mb(pid: u32) -> Option<f64> {
+pub(crate) fn rss_mb(pid: u32) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kb: f64 = s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
@@ -116,8 +116,6 @@ async fn submit_all(c: &Client, lanes: Vec<Vec<SignedTx>>) -> Result<Vec<f64>> {
     Ok(all)
 }
 
-use crate::bench::percentile as pct;
-
 pub fn run(n: usize, runs: usize, lanes: usize, memory_deals: usize, json: bool) -> Result<()> {
     if n == 0 || runs == 0 || lanes == 0 {
         bail!("--n, --runs and --concurrency must be at least 1");
@@ -152,8 +150,7 @@ pub fn run(n: usize, runs: usize, lanes: usize, memory_deals: usize, json: bool)
         rates.push(rate);
         lat.extend(l);
     }
-    rates.sort_by(f64::total_cmp);
-    lat.sort_by(f64::total_cmp);
+    let (rate_s, lat_s) = (crate::bench::Stats::of(&rates), crate::bench::Stats::of(&lat));
     let deals_so_far = per_lane * lanes * runs;
     let mut loaded = None;
     if memory_deals > deals_so_far {
@@ -172,19 +169,16 @@ pub fn run(n: usize, runs: usize, lanes: usize, memory_deals: usize, json: bool)
         "transactions": per_lane * lanes,
         "runs": runs,
         "concurrency": lanes,
-        "perSecond": { "median": pct(&rates, 0.5), "min": rates[0], "max": rates[rates.len() - 1] },
-        "submitToReceiptMs": { "p50": pct(&lat, 0.5), "p99": pct(&lat, 0.99) },
+        "perSecond": rate_s.json(),
+        "submitToReceiptMs": lat_s.json(),
         "nodeRssMb": { "idle": idle_mb, "loaded": loaded.map(|(d, m)| json!({ "deals": d, "mb": m })) },
         "targets": { "perSecond": 2000, "p50Ms": 5, "rssMbAt100kDeals": 200 },
     });
     let mut human = format!(
-        "ledger: signed matchOrders through HTTP, persistence on, {lanes} concurrent clients, {runs} runs of {}\n  throughput  median {:.0}/s  (min {:.0}, max {:.0})\n  submit → receipt  p50 {:.2} ms  p99 {:.2} ms",
+        "ledger: signed matchOrders through HTTP, persistence on, {lanes} concurrent clients, {runs} runs of {}\n  throughput        {}\n  submit → receipt  {}",
         per_lane * lanes,
-        pct(&rates, 0.5),
-        rates[0],
-        rates[rates.len() - 1],
-        pct(&lat, 0.5),
-        pct(&lat, 0.99)
+        rate_s.human("/s", 0),
+        lat_s.human("ms", 2),
     );
     if let Some(m) = idle_mb {
         human.push_str(&format!("\n  node RSS  idle {m:.0} MB"));

@@ -98,21 +98,22 @@ pub fn bench(size_mb: u64, runs: usize, json: bool) -> Result<()> {
     }
     let _ = node.kill();
     let _ = node.wait();
-    veil_s.sort_by(f64::total_cmp);
-    ref_s.sort_by(f64::total_cmp);
-    let (v, o) = (veil_s[veil_s.len() / 2], ref_s[ref_s.len() / 2]);
+    let (vs, os) = (crate::bench::Stats::of(&veil_s), crate::bench::Stats::of(&ref_s));
+    let (v, o) = (vs.median, os.median);
     let out = json!({
         "scenario": "protect",
         "sizeMiB": size_mb,
         "runs": runs,
-        "veilSeconds": { "median": v, "min": veil_s[0], "max": veil_s[veil_s.len() - 1] },
-        "opensslSha256sumSeconds": { "median": o, "min": ref_s[0], "max": ref_s[ref_s.len() - 1] },
+        "veilSeconds": vs.json(),
+        "opensslSha256sumSeconds": os.json(),
         "ratio": v / o,
         "veilPeakRssMb": peak,
         "targets": { "ratio": 1.5, "peakRssMb": 64 },
     });
     let human = format!(
-        "protect: {size_mb} MiB, {runs} runs, side by side\n  veil data protect (encrypt + upload + register + SMS)  median {v:.2} s\n  openssl enc -aes-256-cbc + sha256sum                  median {o:.2} s\n  ratio {:.2} (target ≤ 1.5)   veil peak RSS {peak:.1} MB (target < 64)",
+        "protect: {size_mb} MiB, {runs} runs, side by side in each run\n  veil data protect (encrypt + upload + register + SMS)  {}\n  openssl enc -aes-256-cbc + sha256sum                  {}\n  ratio of medians {:.2} (target ≤ 1.5)   veil peak RSS {peak:.1} MB (target < 64)",
+        vs.human("s", 2),
+        os.human("s", 2),
         v / o
     );
     emit(json, &out, &human);
