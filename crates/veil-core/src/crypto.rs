@@ -84,9 +84,13 @@ impl<'de> Deserialize<'de> for Signature {
     }
 }
 
-/// A secp256k1 private key. Its `Debug` never shows the key.
+/// A secp256k1 private key. Its `Debug` never shows the key. The address is derived once: services
+/// ask for it on every task, and each derivation is a public-key multiplication.
 #[derive(Clone, PartialEq, Eq)]
-pub struct PrivateKey(SecretKey);
+pub struct PrivateKey {
+    secret: SecretKey,
+    address: Address,
+}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,7 +100,9 @@ impl fmt::Debug for PrivateKey {
 
 impl PrivateKey {
     pub fn from_bytes(b: &[u8; 32]) -> Result<Self, SignatureError> {
-        SecretKey::from_slice(b).map(PrivateKey).map_err(|_| SignatureError::BadKey)
+        let secret = SecretKey::from_slice(b).map_err(|_| SignatureError::BadKey)?;
+        let address = pubkey_address(&PublicKey::from_secret_key(ctx(), &secret));
+        Ok(PrivateKey { secret, address })
     }
 
     /// Parses 64 hex characters, with or without `0x`.
@@ -119,17 +125,17 @@ impl PrivateKey {
     }
 
     pub fn secret_bytes(&self) -> [u8; 32] {
-        self.0.secret_bytes()
+        self.secret.secret_bytes()
     }
 
     pub fn address(&self) -> Address {
-        pubkey_address(&PublicKey::from_secret_key(ctx(), &self.0))
+        self.address
     }
 
     /// Signs a 32-byte digest as is (RFC 6979 deterministic nonce).
     pub fn sign_hash(&self, hash: &B256) -> Signature {
         let msg = Message::from_digest(hash.0);
-        let (rid, rs) = ctx().sign_ecdsa_recoverable(&msg, &self.0).serialize_compact();
+        let (rid, rs) = ctx().sign_ecdsa_recoverable(&msg, &self.secret).serialize_compact();
         let mut out = [0u8; 65];
         out[..64].copy_from_slice(&rs);
         out[64] = 27 + rid.to_i32() as u8;

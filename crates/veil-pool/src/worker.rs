@@ -283,10 +283,15 @@ impl Worker {
                 "this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker",
             ));
         }
-        let (_, bundle) = self.app(a).await?;
+        let (file, bundle) = self.app(a).await?;
         let params = Params::parse(&a.params).map_err(fatal)?;
-        let dirs = TaskDirs::create(dir).map_err(|e| e.to_string())?;
-        bundle.unpack(&dirs.app).map_err(|e| e.to_string())?;
+        let mut dirs = TaskDirs::create(dir).map_err(|e| e.to_string())?;
+        match bundle.manifest.runtime {
+            // A wasm guest never sees its bundle's folder: every task of the app can share one copy.
+            RuntimeKind::Wasm => dirs.app = shared_unpacked(&file, &bundle).map_err(|e| e.to_string())?,
+            // A process may write into its folder: each task gets its own.
+            RuntimeKind::Process => bundle.unpack(&dirs.app).map_err(|e| e.to_string())?,
+        }
         let names = fetch_inputs(&self.http, &params.input_files, &dirs.iexec_in).await?;
         let info = TaskInfo {
             deal_id: format!("{:?}", a.dealid),
@@ -483,6 +488,20 @@ impl Worker {
         tracing::info!(task = %a.taskid, %digest, "contributed and revealed");
         Ok(())
     }
+}
+
+/// The bundle unpacked once beside its cached zip (atomically: concurrent tasks see all or nothing).
+fn shared_unpacked(zip: &Path, bundle: &Bundle) -> Result<PathBuf, veil_exec::bundle::BundleError> {
+    let dir = zip.with_extension("unpacked");
+    if !dir.is_dir() {
+        let tmp = zip.with_extension(format!("{:016x}.unpacking", rand::random::<u64>()));
+        bundle.unpack(&tmp)?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another task got there first.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    Ok(dir)
 }
 
 pub(crate) async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
