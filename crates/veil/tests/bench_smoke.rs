@@ -36,6 +36,7 @@ fn every_scenario_reports_median_p99_and_spread() {
     let v = bench(&["bag", "--volume", "20", "--runs", "1"]);
     for row in v["results"].as_array().unwrap() {
         check(&row["tasksPerSecond"], "bag");
+        check(&row["cpuMsPerTask"], "bag cpu");
     }
     let v = bench(&["memory", "--volume", "20", "--runs", "1"]);
     for role in ["node", "scheduler", "worker"] {
