@@ -1,0 +1,227 @@
+//! Dishonest parties against real processes: a worker that lies in a trust-3 deal (driven by this
+//! test through the scheduler's API and the ledger, as an attacker would), and contributions,
+//! enclave signatures, reveals and replays the node must refuse, each with its reason and no change.
+
+mod common;
+use common::{ok, spawn, spawn_worker};
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use veil_core::tx::{Tx, authorization_hash, enclave_message, result_hash, result_seal};
+use veil_core::{Address, B256, Call, PrivateKey, U256, keccak256};
+use veil_node::dev::dev_key;
+use veil_pool::api::{Assignment, Register, Report, ReportOutcome, Session, register_message};
+use veil_sdk::Client;
+
+const APP: &str = r#"import os, json
+o = os.environ["IEXEC_OUT"]
+open(o + "/result.txt", "w").write("the honest answer")
+json.dump({"deterministic-output-path": o + "/result.txt"}, open(o + "/computed.json", "w"))
+"#;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn addr(v: &Value) -> String {
+    v["address"].as_str().unwrap().to_string()
+}
+
+/// Everything an account holds: wallet + escrow (free and locked), in nRLC.
+fn total(c: &Client, a: Address) -> u128 {
+    let acc = rt().block_on(c.account(&a)).unwrap().account;
+    (acc.wallet.0 + acc.balance.0 + acc.locked.0).to::<u128>()
+}
+
+/// A worker that follows the protocol's messages but contributes `lie` for its first assignment.
+fn lie_once(scheduler: &str, node: &str, key: &PrivateKey, lie: B256) -> Assignment {
+    let http = reqwest::Client::new();
+    let c = Client::new(node);
+    rt().block_on(async {
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let me = key.address();
+        let reg = Register {
+            worker: me,
+            slots: 1,
+            timestamp: ts,
+            signature: key.sign_message_hash(&register_message(&me, 1, ts)),
+        };
+        let s: Session =
+            http.post(format!("{scheduler}/workers/register")).json(&reg).send().await.unwrap().json().await.unwrap();
+        let mut polls = 0;
+        let a: Assignment = loop {
+            let r = http.post(format!("{scheduler}/workers/poll")).bearer_auth(&s.token).send().await.unwrap();
+            if r.status().as_u16() == 200 {
+                break r.json().await.unwrap();
+            }
+            polls += 1;
+            assert!(polls < 3, "the liar never got a replica");
+        };
+        let call = Call::Contribute {
+            taskid: a.taskid,
+            result_hash: result_hash(&a.taskid, &lie),
+            result_seal: result_seal(&me, &a.taskid, &lie),
+            enclave_challenge: a.enclave_challenge,
+            enclave_sign: None,
+            authorization_sign: a.authorization,
+        };
+        c.send(key, call).await.expect("the lie itself is a well-formed contribution");
+        let report = Report { taskid: a.taskid, outcome: ReportOutcome::Contributed { results: "made up".into() } };
+        http.post(format!("{scheduler}/workers/report")).bearer_auth(&s.token).json(&report).send().await.unwrap();
+        a
+    })
+}
+
+#[test]
+fn a_lying_worker_loses_its_stake_and_the_honest_result_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+    let url = node.url.clone();
+    for i in ["1", "3", "4", "5", "6", "7", "8"] {
+        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
+    let sched_dir = d.join("sched");
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
+    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
+    std::fs::create_dir_all(d.join("app")).unwrap();
+    std::fs::write(
+        d.join("app/iapp.toml"),
+        "name = \"h\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("app/app.py"), APP).unwrap();
+    let app = addr(&ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]));
+    ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    ok(
+        &url,
+        &["workerpool", "publish", "--workerpool", &pool, "--price", "1 RLC", "--trust", "3", "--dev-account", "3"],
+    );
+
+    let c = Client::new(&url);
+    let (liar, honest) = (dev_key(7), [dev_key(5), dev_key(6), dev_key(8)]);
+    let everyone: Vec<Address> = (0..10).map(|i| dev_key(i).address()).collect();
+    let sum = |c: &Client| everyone.iter().map(|a| total(c, *a)).sum::<u128>();
+    let (liar_before, all_before) = (total(&c, liar.address()), sum(&c));
+
+    let deal = ok(&url, &["run", &app, "--trust", "3", "--no-watch", "--dev-account", "4"]);
+    let dealid: B256 = deal["dealid"].as_str().unwrap().parse().unwrap();
+    let lie = keccak256(b"a convenient lie");
+    let (sched_url, node_url) = (scheduler.url.clone(), url.clone());
+    let lied = std::thread::spawn(move || lie_once(&sched_url, &node_url, &liar, lie));
+    // The liar gets the first replica; then the honest workers come. With fresh scores at trust 3,
+    // two agreeing workers do not outweigh one liar (PoCo's consensus needs more): the scheduler
+    // keeps adding replicas, and a third honest worker settles it.
+    std::thread::sleep(Duration::from_millis(500));
+    let _workers: Vec<_> =
+        ["5", "6", "8"].iter().map(|acc| spawn_worker(&scheduler.url, &url, acc, &d.join(format!("w{acc}")))).collect();
+    let a = lied.join().unwrap();
+    assert_eq!(a.dealid, dealid);
+
+    let mut task = Value::Null;
+    for _ in 0..300 {
+        task = ok(&url, &["task", "show", &format!("{:?}", a.taskid)]);
+        if task["task"]["status"] == "COMPLETED" || task["status"] == "COMPLETED" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = rt().block_on(c.task(&a.taskid)).unwrap().task;
+    let replicates = common::veil(&url, &["task", "show", &format!("{:?}", a.taskid), "--scheduler", &scheduler.url]);
+    assert_eq!(t.status.to_string(), "COMPLETED", "{task}\nreplicates: {replicates:?}");
+    assert_ne!(t.result_digest, lie, "the lie did not win");
+    assert!(t.contributors.contains(&dev_key(7).address()), "the liar did contribute: {task}");
+    assert_eq!(result_hash(&a.taskid, &t.result_digest), t.consensus_value, "the consensus is the honest digest");
+    let liar_after = total(&c, dev_key(7).address());
+    assert!(liar_after < liar_before, "the liar lost its stake: {liar_before} → {liar_after}");
+    for h in &honest {
+        let score = rt().block_on(c.account(&h.address())).unwrap().account.score;
+        assert!(score >= 1, "honest workers gain score");
+    }
+    assert_eq!(rt().block_on(c.account(&dev_key(7).address())).unwrap().account.score, 0);
+    assert_eq!(sum(&c), all_before, "RLC moved between accounts, none created or lost");
+}
+
+/// A deal of one task on a bare node, initialized by the pool owner; returns the task id.
+fn task_on_bare_node(url: &str, tee: bool) -> B256 {
+    let app = addr(&ok(
+        url,
+        &["app", "deploy", "--name", "a", "--multiaddr", "http://nowhere/app.zip", "--dev-account", "1"],
+    ));
+    let pool = addr(&ok(url, &["workerpool", "deploy", "--name", "p", "--dev-account", "3"]));
+    let tag = if tee { "tee" } else { "0x0" };
+    ok(url, &["app", "publish", "--app", &app, "--tag", tag, "--dev-account", "1"]);
+    ok(url, &["workerpool", "publish", "--workerpool", &pool, "--tag", tag, "--dev-account", "3"]);
+    let run: Vec<&str> =
+        ["run", &app, "--no-watch", "--dev-account", "4"].into_iter().chain(tee.then_some("--tee")).collect();
+    let deal: B256 = ok(url, &run)["dealid"].as_str().unwrap().parse().unwrap();
+    let c = Client::new(url);
+    rt().block_on(c.send(&dev_key(3), Call::Initialize { dealid: deal, idx: U256::ZERO })).unwrap();
+    veil_core::state::task_id(&deal, U256::ZERO)
+}
+
+#[test]
+fn forged_contributions_reveals_and_replays_are_refused_with_their_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = spawn(&["node", "--dev", "--data-dir", tmp.path().join("node").to_str().unwrap()], Stdio::null());
+    let url = node.url.clone();
+    for i in ["1", "3", "4", "5", "6"] {
+        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let c = Client::new(&url);
+    let (owner, worker, other) = (dev_key(3), dev_key(5), dev_key(6));
+    let me = worker.address();
+    let digest = keccak256(b"result");
+    let contribute = |task: B256, challenge: Address, enclave_sign, auth_by: &PrivateKey| Call::Contribute {
+        taskid: task,
+        result_hash: result_hash(&task, &digest),
+        result_seal: result_seal(&me, &task, &digest),
+        enclave_challenge: challenge,
+        enclave_sign,
+        authorization_sign: auth_by.sign_message_hash(&authorization_hash(&me, &task, &challenge)),
+    };
+    let refused = |call: Call| -> String {
+        match rt().block_on(c.send(&worker, call)) {
+            Ok(r) => panic!("accepted: {r:?}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let unchanged = |task: &B256| {
+        let t = rt().block_on(c.task(task)).unwrap().task;
+        assert!(t.contributors.is_empty(), "a refused call changed the task: {t:?}");
+    };
+
+    let task = task_on_bare_node(&url, false);
+    let e = refused(contribute(task, Address::ZERO, None, &other));
+    assert!(e.contains("worker authorization is not signed by the workerpool owner"), "{e}");
+    unchanged(&task);
+
+    let tee_task = task_on_bare_node(&url, true);
+    let e = refused(contribute(tee_task, Address::ZERO, None, &owner));
+    assert!(e.contains("needs a non-zero enclave challenge"), "{e}");
+    let challenge = PrivateKey::from_seed("the SMS's enclave challenge");
+    let forger = PrivateKey::from_seed("not the enclave");
+    let rh = result_hash(&tee_task, &digest);
+    let rs = result_seal(&me, &tee_task, &digest);
+    let forged = forger.sign_message_hash(&enclave_message(&rh, &rs));
+    let e = refused(contribute(tee_task, challenge.address(), Some(forged), &owner));
+    assert!(e.contains("enclave signature missing or not made by the enclave challenge"), "{e}");
+    let e = refused(contribute(tee_task, challenge.address(), None, &owner));
+    assert!(e.contains("enclave signature missing"), "{e}");
+    unchanged(&tee_task);
+
+    // An honest contribution, then a reveal of another digest, then a replay of the contribution.
+    let info = rt().block_on(c.chain()).unwrap();
+    let nonce = rt().block_on(c.account(&me)).unwrap().account.nonce;
+    let stx = Tx { chain_id: info.chain_id, from: me, nonce, call: contribute(task, Address::ZERO, None, &owner) }
+        .sign(&worker);
+    rt().block_on(c.submit(&stx)).unwrap();
+    let e = refused(Call::Reveal { taskid: task, result_digest: keccak256(b"something else") });
+    assert!(e.contains("revealed digest does not match"), "{e}");
+    let replay = rt().block_on(c.submit(&stx)).unwrap_err().to_string();
+    assert!(replay.contains("replayed or out-of-order"), "{replay}");
+    let t = rt().block_on(c.task(&task)).unwrap().task;
+    assert_eq!(t.contributors, vec![me], "one contribution, counted once");
+    assert_eq!(t.reveal_counter, 0, "the wrong reveal left nothing");
+}
