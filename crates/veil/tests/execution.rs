@@ -187,6 +187,13 @@ fn a_silent_workers_task_goes_to_another_worker() {
     let d = dir.path();
     let mut p = pool_with(d, 1, 0, 1, "import time\ntime.sleep(1.5)\n", "2");
     let url = p.node.url.clone();
+    let holdings = |i: usize| -> u128 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let a =
+            rt.block_on(veil_sdk::Client::new(&url).account(&veil_node::dev::dev_key(i).address())).unwrap().account;
+        (a.wallet.0 + a.balance.0 + a.locked.0).to::<u128>()
+    };
+    let before: Vec<u128> = (0..10).map(holdings).collect();
     let deal = ok(&url, &["run", &p.app, "--args", "x", "--no-watch", "--dev-account", "4"]);
     let dealid = deal["dealid"].as_str().unwrap().to_string();
     // Let the first worker take the task, then kill it mid-run.
@@ -202,6 +209,16 @@ fn a_silent_workers_task_goes_to_another_worker() {
         format!("{:?}", veil_node::dev::dev_key(6).address()).to_lowercase(),
         "the second worker finished it"
     );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(t["finalDeadline"].as_u64().unwrap() > now, "completed before its deadline");
+    // Paid exactly once: the requester paid the app (1) and the pool (100) once; the killed worker
+    // neither earned nor lost; the second worker and the pool owner shared the pool's price.
+    let after: Vec<u128> = (0..10).map(holdings).collect();
+    assert_eq!(before[4] - after[4], 101, "the requester paid once");
+    assert_eq!(after[1] - before[1], 1, "the app's owner was paid once");
+    assert_eq!(after[5], before[5], "the killed worker got nothing and lost nothing");
+    assert_eq!((after[6] - before[6]) + (after[3] - before[3]), 100, "the pool's price went out once");
+    assert_eq!(after.iter().sum::<u128>(), before.iter().sum::<u128>());
 }
 
 /// Polls `veil ARGS` until `done` holds for its answer, for at most `limit` seconds.

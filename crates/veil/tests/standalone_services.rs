@@ -47,7 +47,8 @@ fn every_service_as_its_own_process_runs_a_confidential_task() {
     let p = |s: &str| d.join(s).to_str().unwrap().to_string();
     let (_node, node) = spawn(&["node", "--dev", "--no-services", "--data-dir", &p("node")]);
     let (_storage, storage) = spawn(&["storage", "--data-dir", &p("storage")]);
-    let (_sms, sms) = spawn(&["sms", "--dev", "--node", &node, "--data-dir", &p("sms")]);
+    let sms_args = ["sms", "--dev", "--node", &node, "--data-dir", &p("sms")];
+    let (sms_service, sms) = spawn(&sms_args);
     let ok = |args: &[&str]| common::ok_in(d, &node, args);
     for i in ["1", "2", "3", "4", "5"] {
         ok(&["account", "deposit", "100 RLC", "--dev-account", i]);
@@ -90,13 +91,27 @@ fn every_service_as_its_own_process_runs_a_confidential_task() {
 
     std::fs::write(d.join("person.json"), r#"{"name": "Grace"}"#).unwrap();
     let data = ["data", "protect", "--json", &p("person.json"), "--name", "g", "--storage", &storage, "--sms", &sms];
-    let ds = ok(&[&data[..], &["--dev-account", "2"]].concat());
+    let ds = ok(&[&data[..], &["--key-out", &p("dataset.key"), "--dev-account", "2"]].concat());
     let ds = ds["address"].as_str().unwrap().to_string();
     ok(&["data", "grant", "--dataset", &ds, "--app", &app, "--dev-account", "2"]);
-    ok(&["requester", "push-secret", "token", "--value", "xyz", "--sms", &sms, "--dev-account", "4"]);
+    const SECRET: &str = "s3cr3t-value-4f9a1c";
+    ok(&["requester", "push-secret", "token", "--value", SECRET, "--sms", &sms, "--dev-account", "4"]);
     ok(&["result", "generate-keypair", "--out", &p("keys"), "--bits", "2048"]);
     let key_file = p("keys/result-key.pub.pem");
     ok(&["result", "push-key", "--key-file", &key_file, "--sms", &sms, "--dev-account", "4"]);
+
+    // kill -9 the SMS and start it again on the same address and folder: the secrets are still
+    // there (the task below needs all of them), and on disk they are sealed.
+    drop(sms_service);
+    let listen = sms.trim_start_matches("http://").to_string();
+    let _sms_again = common::spawn_at(&sms_args, Stdio::null(), "warn", &listen);
+    let dataset_key = std::fs::read_to_string(d.join("dataset.key")).unwrap();
+    for f in walk(&d.join("sms")) {
+        let bytes = std::fs::read(&f).unwrap();
+        for plain in [SECRET.as_bytes(), dataset_key.trim().as_bytes()] {
+            assert!(!bytes.windows(plain.len()).any(|w| w == plain), "{} holds a secret in clear", f.display());
+        }
+    }
 
     let run = ok(&[
         "run",
@@ -119,7 +134,16 @@ fn every_service_as_its_own_process_runs_a_confidential_task() {
     let task = run["tasks"][0]["taskid"].as_str().unwrap();
     ok(&["result", "get", task, "--key", &p("keys/result-key.pem"), "--out", &p("result")]);
     let text = std::fs::read_to_string(d.join("result/result.txt")).unwrap();
-    assert_eq!(text, "Hello, loopback!\nprotected data: name=Grace\nrequester secret 1: 3 characters\n");
+    assert_eq!(text, "Hello, loopback!\nprotected data: name=Grace\nrequester secret 1: 19 characters\n");
     let logs = ok(&["task", "debug", task, "--scheduler", &scheduler, "--dev-account", "4"]);
     assert!(logs["runs"][0]["stdout"].as_str().unwrap().contains("greeter starts"), "{logs}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
 }
