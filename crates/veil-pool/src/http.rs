@@ -4,6 +4,7 @@ use crate::api::{LogsUpload, Register, Report};
 use crate::scheduler::{Scheduler, SchedulerError};
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,11 +20,13 @@ impl IntoResponse for SchedulerError {
         let status = match &self {
             SchedulerError::Refused(_) => StatusCode::FORBIDDEN,
             SchedulerError::NotFound(_) => StatusCode::NOT_FOUND,
+            SchedulerError::Malformed(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::BAD_GATEWAY,
         };
         let kind = match status {
             StatusCode::FORBIDDEN => "refused",
             StatusCode::NOT_FOUND => "not_found",
+            StatusCode::BAD_REQUEST => "malformed",
             _ => "unavailable",
         };
         (status, Json(serde_json::json!({ "error": self.to_string(), "kind": kind }))).into_response()
@@ -44,7 +47,13 @@ pub fn router(s: Arc<Scheduler>) -> Router {
         .with_state(s)
 }
 
-async fn register(State(s): S, Json(r): Json<Register>) -> Result<Response, SchedulerError> {
+/// A JSON body, or a `{"error": …}` answer saying what is wrong with it.
+fn parsed<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, SchedulerError> {
+    b.map(|Json(v)| v).map_err(|e| SchedulerError::Malformed(e.body_text()))
+}
+
+async fn register(State(s): S, r: Result<Json<Register>, JsonRejection>) -> Result<Response, SchedulerError> {
+    let r = parsed(r)?;
     Ok(Json(s.register(&r).await?).into_response())
 }
 
@@ -68,8 +77,9 @@ async fn heartbeat(State(s): S, h: HeaderMap) -> Result<Response, SchedulerError
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn report(State(s): S, h: HeaderMap, Json(r): Json<Report>) -> Result<Response, SchedulerError> {
+async fn report(State(s): S, h: HeaderMap, r: Result<Json<Report>, JsonRejection>) -> Result<Response, SchedulerError> {
     let w = who(&s, &h).await?;
+    let r = parsed(r)?;
     s.report(w, &r).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -88,8 +98,13 @@ async fn task(State(s): S, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn logs_upload(State(s): S, h: HeaderMap, Json(u): Json<LogsUpload>) -> Result<Response, SchedulerError> {
+async fn logs_upload(
+    State(s): S,
+    h: HeaderMap,
+    u: Result<Json<LogsUpload>, JsonRejection>,
+) -> Result<Response, SchedulerError> {
     let w = who(&s, &h).await?;
+    let u = parsed(u)?;
     s.put_logs(w, u).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -156,6 +156,8 @@ pub enum SchedulerError {
     Refused(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("malformed request: {0}")]
+    Malformed(String),
 }
 
 impl Scheduler {
