@@ -17,6 +17,37 @@ pub enum ResultError {
     NoOutput(String),
     #[error("reading the result: {0}")]
     Io(String),
+    #[error("the app's output is larger than this worker's limit of {limit} bytes ({found} bytes or more): refused")]
+    TooLarge { limit: u64, found: u64 },
+    #[error("the app's output holds a link (`{0}`): refused")]
+    Link(String),
+}
+
+/// Default limit on an app's output (`IEXEC_OUT`), in bytes.
+pub const DEFAULT_MAX_OUTPUT: u64 = 100 << 20;
+
+/// The size of everything in `out`, refusing links and stopping as soon as it passes `max`.
+pub fn check_output(out: &Path, max: u64) -> Result<u64, ResultError> {
+    fn walk(dir: &Path, total: &mut u64, max: u64) -> Result<(), ResultError> {
+        for e in std::fs::read_dir(dir).map_err(|e| ResultError::Io(e.to_string()))? {
+            let e = e.map_err(|e| ResultError::Io(e.to_string()))?;
+            let t = e.file_type().map_err(|e| ResultError::Io(e.to_string()))?;
+            if t.is_symlink() {
+                return Err(ResultError::Link(e.file_name().to_string_lossy().into_owned()));
+            } else if t.is_dir() {
+                walk(&e.path(), total, max)?;
+            } else {
+                *total += e.metadata().map_err(|e| ResultError::Io(e.to_string()))?.len();
+            }
+            if *total > max {
+                return Err(ResultError::TooLarge { limit: max, found: *total });
+            }
+        }
+        Ok(())
+    }
+    let mut total = 0;
+    walk(out, &mut total, max)?;
+    Ok(total)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -39,6 +39,9 @@ pub struct EnclaveRequest {
     pub storage: String,
     pub time_limit_secs: u64,
     pub memory_limit: u64,
+    /// Largest app output the enclave seals and uploads, in bytes.
+    #[serde(default = "default_max_output")]
+    pub max_output: u64,
     /// Interpreters the host already resolved (name → real binary).
     #[serde(default)]
     pub interpreters: std::collections::BTreeMap<String, PathBuf>,
@@ -48,6 +51,10 @@ pub struct EnclaveRequest {
     /// Where the enclave keeps sealed compiled modules between tasks.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+}
+
+fn default_max_output() -> u64 {
+    veil_exec::result::DEFAULT_MAX_OUTPUT
 }
 
 /// What the host gets back: where the (encrypted) result is, its digest and the enclave's signature.
@@ -188,6 +195,7 @@ fn load_or_fill_cache(rt: &veil_wasm::WasmRuntime, wasm: &[u8], measurement: &B2
 }
 
 async fn post_compute(req: &EnclaveRequest, s: &SessionSecrets, out: &Path) -> Result<EnclaveOutcome, String> {
+    veil_exec::result::check_output(out, req.max_output).map_err(|e| e.to_string())?;
     let computed = veil_exec::result::read_computed(out).map_err(|e| e.to_string())?;
     let digest = veil_exec::result::digest(out, &computed).map_err(|e| e.to_string())?;
     let zip = crate::worker::zip_dir(out).map_err(|e| format!("cannot pack the result: {e}"))?;

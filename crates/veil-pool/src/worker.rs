@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub slots: u32,
     pub work_dir: PathBuf,
     pub memory_limit: u64,
+    /// Largest app output (`IEXEC_OUT`) this worker uploads, in bytes.
+    pub max_output: u64,
     /// The SMS that releases TEE tasks' secrets to enclaves (default: the node's embedded one).
     pub sms: String,
     /// The program run as the enclave (`veil`, with the `enclave` subcommand).
@@ -325,6 +327,7 @@ impl Worker {
         for m in &outcome.missing_limits {
             tracing::warn!(task = %a.taskid, "limit not applied: {m}");
         }
+        veil_exec::result::check_output(&out, self.cfg.max_output).map_err(|e| fatal(e.to_string()))?;
         let computed = veil_exec::result::read_computed(&out).map_err(|e| fatal(e.to_string()))?;
         let digest = veil_exec::result::digest(&out, &computed).map_err(|e| fatal(e.to_string()))?;
         let zip = zip_dir(&out).map_err(|e| fatal(format!("cannot pack the result: {e}")))?;
@@ -362,6 +365,7 @@ impl Worker {
             storage: self.cfg.storage.clone(),
             time_limit_secs: a.time_limit_secs,
             memory_limit: self.cfg.memory_limit,
+            max_output: self.cfg.max_output,
             interpreters,
             isolates_network: self.process.isolates_network(),
             cache_dir: Some(self.cfg.work_dir.join("enclave-cache")),

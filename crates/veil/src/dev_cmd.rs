@@ -162,6 +162,7 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
             slots: o.slots,
             work_dir: dir.join(format!("worker-{w}")),
             memory_limit: 2048 << 20,
+            max_output: veil_exec::result::DEFAULT_MAX_OUTPUT,
             sms: node.clone(),
             enclave_program: program.clone(),
         };

@@ -82,6 +82,9 @@ pub struct WorkerArgs {
     /// Memory limit of an app, MiB.
     #[arg(long, default_value_t = 2048)]
     memory_limit_mb: u64,
+    /// Largest app output (IEXEC_OUT) uploaded as a result, MiB; larger ones fail the task.
+    #[arg(long, default_value_t = 100)]
+    max_result_mb: u64,
     /// Where results are stored (default: the node's embedded storage).
     #[arg(long, env = "VEIL_STORAGE")]
     storage: Option<String>,
@@ -106,6 +109,7 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
         slots: a.slots.max(1),
         work_dir: a.work_dir.unwrap_or_else(|| veil_home().join(format!("worker-{address}"))),
         memory_limit: a.memory_limit_mb << 20,
+        max_output: a.max_result_mb << 20,
         sms: a.sms.unwrap_or_else(|| a.conn.node.clone()).trim_end_matches('/').to_string(),
         enclave_program: std::env::current_exe().context("cannot find the veil program to run enclaves")?,
     };

@@ -225,3 +225,83 @@ fn forged_contributions_reveals_and_replays_are_refused_with_their_reason() {
     assert_eq!(t.contributors, vec![me], "one contribution, counted once");
     assert_eq!(t.reveal_counter, 0, "the wrong reveal left nothing");
 }
+
+/// A worker hands the requester a hostile archive (zip-slip and a link) as a trust-1 result;
+/// `veil result get` refuses it and writes nothing outside its folder.
+#[test]
+fn a_hostile_result_archive_is_refused_by_the_requester() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+    let url = node.url.clone();
+    for i in ["1", "3", "4", "7"] {
+        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
+    let scheduler = spawn(&[&args[..], &[d.join("sched").to_str().unwrap()]].concat(), Stdio::null());
+    let app =
+        addr(&ok(&url, &["app", "deploy", "--name", "a", "--multiaddr", "http://nowhere/a.zip", "--dev-account", "1"]));
+    ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    ok(&url, &["workerpool", "publish", "--workerpool", &pool, "--dev-account", "3"]);
+    let c = Client::new(&url);
+    let cases: [(&str, fn(&mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>)); 2] = [
+        ("../escaped.txt", |z| {
+            z.start_file("../escaped.txt", zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(z, b"outside").unwrap();
+        }),
+        ("link", |z| {
+            z.add_symlink("link", "/etc/passwd", zip::write::SimpleFileOptions::default()).unwrap();
+        }),
+    ];
+    for (name, build) in cases {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        build(&mut z);
+        let bytes = z.finish().unwrap().into_inner();
+        let blob = rt().block_on(c.upload_bytes(bytes)).unwrap();
+        let deal = ok(&url, &["run", &app, "--no-watch", "--dev-account", "4"]);
+        let key = dev_key(7);
+        let a = serve_once(&scheduler.url, &key);
+        assert_eq!(format!("{:?}", a.dealid), deal["dealid"].as_str().unwrap());
+        let digest = keccak256(b"whatever");
+        let call = Call::ContributeAndFinalize {
+            taskid: a.taskid,
+            result_digest: digest,
+            results: blob.url.clone().into_bytes().into(),
+            results_callback: Default::default(),
+            enclave_challenge: Address::ZERO,
+            enclave_sign: None,
+            authorization_sign: a.authorization,
+        };
+        rt().block_on(c.send(&key, call)).unwrap();
+        let out = d.join(format!("result-{}", name.replace('/', "_")));
+        let e = common::veil(&url, &["result", "get", &format!("{:?}", a.taskid), "--out", out.to_str().unwrap()])
+            .expect_err("a hostile archive must be refused");
+        assert!(e.contains("refused"), "{name}: {e}");
+        assert!(!d.join("escaped.txt").exists() && !out.join("link").exists(), "{name}: nothing written");
+    }
+}
+
+/// Registers `key` with the scheduler and takes one assignment.
+fn serve_once(scheduler: &str, key: &PrivateKey) -> Assignment {
+    let http = reqwest::Client::new();
+    rt().block_on(async {
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let me = key.address();
+        let reg = Register {
+            worker: me,
+            slots: 1,
+            timestamp: ts,
+            signature: key.sign_message_hash(&register_message(&me, 1, ts)),
+        };
+        let s: Session =
+            http.post(format!("{scheduler}/workers/register")).json(&reg).send().await.unwrap().json().await.unwrap();
+        for _ in 0..3 {
+            let r = http.post(format!("{scheduler}/workers/poll")).bearer_auth(&s.token).send().await.unwrap();
+            if r.status().as_u16() == 200 {
+                return r.json().await.unwrap();
+            }
+        }
+        panic!("no assignment came");
+    })
+}

@@ -331,3 +331,21 @@ fn a_busy_worker_keeps_its_task_past_the_silence_timeout() {
     let t = wait_until(url, &["task", "show", &taskid], 20, |t| t["status"] == "COMPLETED");
     assert_eq!(t["contributors"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn an_output_above_the_workers_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = "import os\nopen(os.environ['IEXEC_OUT'] + '/big.bin', 'wb').write(b'x' * 2_000_000)\n";
+    let p = pool_with(d, 0, 0, 1, big, "10");
+    let url = p.node.url.clone();
+    let _w = common::spawn_worker_with(&p.scheduler.url, &url, "5", &d.join("w5"), &["--max-result-mb", "1"]);
+    let deal = ok(&url, &["run", &p.app, "--no-watch", "--dev-account", "4"]);
+    let taskid = task_of(&url, deal["dealid"].as_str().unwrap(), 0);
+    let t = wait_until(&url, &["task", "show", &taskid, "--scheduler", &p.scheduler.url], 30, |t| {
+        t["replicates"][0]["status"] == "failed"
+    });
+    let cause = t["replicates"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("larger than this worker's limit of 1048576 bytes"), "{cause}");
+    assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
+}

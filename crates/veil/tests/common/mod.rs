@@ -134,3 +134,17 @@ pub fn veil_in(cwd: &Path, url: &str, args: &[&str]) -> Result<Value, String> {
 pub fn ok_in(cwd: &Path, url: &str, args: &[&str]) -> Value {
     veil_in(cwd, url, args).unwrap_or_else(|e| panic!("veil {args:?} in {} failed: {e}", cwd.display()))
 }
+
+/// [`spawn_worker`] with more flags (e.g. `--max-result-mb 1`).
+pub fn spawn_worker_with(scheduler: &str, node: &str, account: &str, dir: &Path, extra: &[&str]) -> Service {
+    let child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["worker", "--json", "--scheduler", scheduler, "--node", node, "--dev-account", account, "--work-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start veil worker");
+    Service { child, url: String::new(), ready: Value::Null }
+}
