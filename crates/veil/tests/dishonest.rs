@@ -245,7 +245,8 @@ fn a_hostile_result_archive_is_refused_by_the_requester() {
     ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
     ok(&url, &["workerpool", "publish", "--workerpool", &pool, "--dev-account", "3"]);
     let c = Client::new(&url);
-    let cases: [(&str, fn(&mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>)); 2] = [
+    type Build = fn(&mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>);
+    let cases: [(&str, Build); 2] = [
         ("../escaped.txt", |z| {
             z.start_file("../escaped.txt", zip::write::SimpleFileOptions::default()).unwrap();
             std::io::Write::write_all(z, b"outside").unwrap();
