@@ -306,3 +306,77 @@ fn serve_once(scheduler: &str, key: &PrivateKey) -> Assignment {
         panic!("no assignment came");
     })
 }
+
+/// An app developer ships a bundle with a zip-slip entry and a link: the worker refuses to unpack
+/// it, says why, and nothing lands outside its folder.
+#[test]
+fn a_hostile_app_bundle_is_refused_by_the_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+    let url = node.url.clone();
+    for i in ["1", "3", "4", "5"] {
+        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
+    }
+    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
+    let scheduler = spawn(&[&args[..], &[d.join("sched").to_str().unwrap()]].concat(), Stdio::null());
+    let _worker = spawn_worker(&scheduler.url, &url, "5", &d.join("w5"));
+    ok(&url, &["workerpool", "publish", "--workerpool", &pool, "--dev-account", "3"]);
+    let c = Client::new(&url);
+    for (name, evil) in [("zip-slip", "../../../evil.sh"), ("absolute", "/tmp/veil-evil.sh")] {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default();
+        z.start_file("iapp.toml", o).unwrap();
+        std::io::Write::write_all(&mut z, b"name = \"evil\"\nruntime = \"process\"\nentrypoint = \"run.sh\"\n")
+            .unwrap();
+        z.start_file("run.sh", o).unwrap();
+        std::io::Write::write_all(&mut z, b"#!/bin/sh\n").unwrap();
+        z.start_file(evil, o).unwrap();
+        std::io::Write::write_all(&mut z, b"#!/bin/sh\necho pwned\n").unwrap();
+        let bytes = z.finish().unwrap().into_inner();
+        let checksum = B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let blob = rt().block_on(c.upload_bytes(bytes)).unwrap();
+        let call = Call::CreateApp {
+            name: name.into(),
+            app_type: "VEIL".into(),
+            multiaddr: blob.url,
+            checksum,
+            mrenclave: String::new(),
+        };
+        let app = rt().block_on(c.send(&dev_key(1), call)).unwrap();
+        let app = match &app.events[0] {
+            veil_core::events::Event::AppCreated { app, .. } => format!("{app:?}"),
+            e => panic!("{e:?}"),
+        };
+        ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+        let deal = ok(&url, &["run", &app, "--no-watch", "--dev-account", "4"]);
+        let task =
+            format!("{:?}", veil_core::state::task_id(&deal["dealid"].as_str().unwrap().parse().unwrap(), U256::ZERO));
+        let mut cause = String::new();
+        for _ in 0..100 {
+            let t = ok(&url, &["task", "show", &task, "--scheduler", &scheduler.url]);
+            if let Some(c) = t["replicates"][0]["cause"].as_str() {
+                cause = c.to_string();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(cause.contains("unsafe archive entry"), "{name}: `{cause}`");
+    }
+    assert!(!std::path::Path::new("/tmp/veil-evil.sh").exists());
+    let escaped: Vec<_> = walk_all(d).into_iter().filter(|p| p.ends_with("evil.sh")).collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
+}
+
+fn walk_all(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk_all(&p));
+        }
+        out.push(p);
+    }
+    out
+}
