@@ -35,28 +35,9 @@ fn total(c: &Client, a: Address) -> u128 {
 
 /// A worker that follows the protocol's messages but contributes `lie` for its first assignment.
 fn lie_once(scheduler: &str, node: &str, key: &PrivateKey, lie: B256) -> Assignment {
-    let http = reqwest::Client::new();
-    let c = Client::new(node);
+    let (a, token) = serve_once(scheduler, key);
+    let me = key.address();
     rt().block_on(async {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let me = key.address();
-        let reg = Register {
-            worker: me,
-            slots: 1,
-            timestamp: ts,
-            signature: key.sign_message_hash(&register_message(&me, 1, ts)),
-        };
-        let s: Session =
-            http.post(format!("{scheduler}/workers/register")).json(&reg).send().await.unwrap().json().await.unwrap();
-        let mut polls = 0;
-        let a: Assignment = loop {
-            let r = http.post(format!("{scheduler}/workers/poll")).bearer_auth(&s.token).send().await.unwrap();
-            if r.status().as_u16() == 200 {
-                break r.json().await.unwrap();
-            }
-            polls += 1;
-            assert!(polls < 3, "the liar never got a replica");
-        };
         let call = Call::Contribute {
             taskid: a.taskid,
             result_hash: result_hash(&a.taskid, &lie),
@@ -65,26 +46,20 @@ fn lie_once(scheduler: &str, node: &str, key: &PrivateKey, lie: B256) -> Assignm
             enclave_sign: None,
             authorization_sign: a.authorization,
         };
-        c.send(key, call).await.expect("the lie itself is a well-formed contribution");
+        Client::new(node).send(key, call).await.expect("the lie itself is a well-formed contribution");
         let report = Report { taskid: a.taskid, outcome: ReportOutcome::Contributed { results: "made up".into() } };
-        http.post(format!("{scheduler}/workers/report")).bearer_auth(&s.token).json(&report).send().await.unwrap();
-        a
-    })
+        let url = format!("{scheduler}/workers/report");
+        reqwest::Client::new().post(url).bearer_auth(&token).json(&report).send().await.unwrap();
+    });
+    a
 }
 
 #[test]
 fn a_lying_worker_loses_its_stake_and_the_honest_result_wins() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
-    let url = node.url.clone();
-    for i in ["1", "3", "4", "5", "6", "7", "8"] {
-        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
-    }
-    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
-    let sched_dir = d.join("sched");
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
+    let net = common::pool_network(d, &["1", "3", "4", "5", "6", "7", "8"], "100 RLC");
+    let (url, pool, scheduler) = (net.url.clone(), net.pool.clone(), &net.scheduler);
     std::fs::create_dir_all(d.join("app")).unwrap();
     std::fs::write(
         d.join("app/iapp.toml"),
@@ -232,14 +207,8 @@ fn forged_contributions_reveals_and_replays_are_refused_with_their_reason() {
 fn a_hostile_result_archive_is_refused_by_the_requester() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
-    let url = node.url.clone();
-    for i in ["1", "3", "4", "7"] {
-        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
-    }
-    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[d.join("sched").to_str().unwrap()]].concat(), Stdio::null());
+    let net = common::pool_network(d, &["1", "3", "4", "7"], "100 RLC");
+    let (url, pool, scheduler) = (net.url.clone(), net.pool.clone(), &net.scheduler);
     let app =
         addr(&ok(&url, &["app", "deploy", "--name", "a", "--multiaddr", "http://nowhere/a.zip", "--dev-account", "1"]));
     ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
@@ -262,7 +231,7 @@ fn a_hostile_result_archive_is_refused_by_the_requester() {
         let blob = rt().block_on(c.upload_bytes(bytes)).unwrap();
         let deal = ok(&url, &["run", &app, "--no-watch", "--dev-account", "4"]);
         let key = dev_key(7);
-        let a = serve_once(&scheduler.url, &key);
+        let (a, _) = serve_once(&scheduler.url, &key);
         assert_eq!(format!("{:?}", a.dealid), deal["dealid"].as_str().unwrap());
         let digest = keccak256(b"whatever");
         let call = Call::ContributeAndFinalize {
@@ -283,8 +252,8 @@ fn a_hostile_result_archive_is_refused_by_the_requester() {
     }
 }
 
-/// Registers `key` with the scheduler and takes one assignment.
-fn serve_once(scheduler: &str, key: &PrivateKey) -> Assignment {
+/// Registers `key` with the scheduler and takes one assignment (with the session's token).
+fn serve_once(scheduler: &str, key: &PrivateKey) -> (Assignment, String) {
     let http = reqwest::Client::new();
     rt().block_on(async {
         let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
@@ -300,10 +269,10 @@ fn serve_once(scheduler: &str, key: &PrivateKey) -> Assignment {
         for _ in 0..3 {
             let r = http.post(format!("{scheduler}/workers/poll")).bearer_auth(&s.token).send().await.unwrap();
             if r.status().as_u16() == 200 {
-                return r.json().await.unwrap();
+                return (r.json().await.unwrap(), s.token);
             }
         }
-        panic!("no assignment came");
+        panic!("the worker never got a replica");
     })
 }
 
@@ -313,14 +282,8 @@ fn serve_once(scheduler: &str, key: &PrivateKey) -> Assignment {
 fn a_hostile_app_bundle_is_refused_by_the_worker() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
-    let url = node.url.clone();
-    for i in ["1", "3", "4", "5"] {
-        ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
-    }
-    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"]));
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[d.join("sched").to_str().unwrap()]].concat(), Stdio::null());
+    let net = common::pool_network(d, &["1", "3", "4", "5"], "100 RLC");
+    let (url, pool, scheduler) = (net.url.clone(), net.pool.clone(), &net.scheduler);
     let _worker = spawn_worker(&scheduler.url, &url, "5", &d.join("w5"));
     ok(&url, &["workerpool", "publish", "--workerpool", &pool, "--dev-account", "3"]);
     let c = Client::new(&url);

@@ -3,11 +3,10 @@
 //! RLC is conserved across every account involved, read back through the node's API.
 
 mod common;
-use common::{ok, spawn, spawn_worker};
+use common::{ok, spawn_worker};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::Duration;
 use veil_core::book::BookQuery;
 use veil_core::events::Event;
@@ -86,15 +85,8 @@ async fn deals(
 fn fifty_requesters_twenty_deals_each_four_workers_every_task_completes_and_rlc_is_conserved() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
-    let url = node.url.clone();
-    for i in ["1", "3", "5", "6", "7", "8"] {
-        ok(&url, &["account", "deposit", "1000 RLC", "--dev-account", i]);
-    }
-    let pool = addr(&ok(&url, &["workerpool", "deploy", "--name", "load", "--dev-account", "3"]));
-    let sched_dir = d.join("sched");
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
+    let net = common::pool_network(d, &["1", "3", "5", "6", "7", "8"], "1000 RLC");
+    let (url, pool, scheduler) = (net.url.clone(), net.pool.clone(), &net.scheduler);
     let _workers: Vec<_> = ["5", "6", "7", "8"]
         .iter()
         .map(|acc| spawn_worker(&scheduler.url, &url, acc, &d.join(format!("w{acc}"))))

@@ -73,15 +73,7 @@ pub fn ok(url: &str, args: &[&str]) -> Value {
 
 /// Starts `veil worker` (its work in `dir`) for the scheduler at `scheduler`.
 pub fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> Service {
-    let child = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["worker", "--json", "--scheduler", scheduler, "--node", node, "--dev-account", account, "--work-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start veil worker");
-    Service { child, url: String::new(), ready: Value::Null }
+    spawn_worker_with(scheduler, node, account, dir, &[])
 }
 
 /// `veil dev` (one worker, ephemeral ports) with its state in `dir`.
@@ -147,4 +139,29 @@ pub fn spawn_worker_with(scheduler: &str, node: &str, account: &str, dir: &Path,
         .spawn()
         .expect("start veil worker");
     Service { child, url: String::new(), ready: Value::Null }
+}
+
+/// A dev node whose `funded` dev accounts deposited `amount` into the escrow, a workerpool of dev
+/// account 3 and its scheduler (data in `dir`).
+pub struct PoolNet {
+    pub node: Service,
+    pub scheduler: Service,
+    pub url: String,
+    pub pool: String,
+}
+
+pub fn pool_network(dir: &Path, funded: &[&str], amount: &str) -> PoolNet {
+    let node = spawn(&["node", "--dev", "--data-dir", dir.join("node").to_str().expect("utf-8 path")], Stdio::null());
+    let url = node.url.clone();
+    for i in funded {
+        ok(&url, &["account", "deposit", amount, "--dev-account", i]);
+    }
+    let pool = ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"])["address"]
+        .as_str()
+        .expect("pool address")
+        .to_string();
+    let sched_dir = dir.join("sched");
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
+    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().expect("utf-8 path")]].concat(), Stdio::null());
+    PoolNet { node, scheduler, url, pool }
 }
