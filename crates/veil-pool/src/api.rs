@@ -184,7 +184,13 @@ pub struct WorkerLogs {
     pub logs: AppLogs,
 }
 
-/// What a requester signs (EIP-191) to read a task's logs at `timestamp` (Unix seconds).
-pub fn logs_message(taskid: &B256, timestamp: u64) -> B256 {
-    keccak256(format!("veil: show me the logs of task {taskid:?} (at {timestamp})").as_bytes())
+/// What a requester signs (EIP-191) to read a task's logs from `workerpool`'s scheduler at
+/// `timestamp` (Unix seconds): bound to that pool, so a request shown to one scheduler is no key to
+/// another.
+pub fn logs_message(workerpool: &Address, taskid: &B256, timestamp: u64) -> B256 {
+    let mut m = b"veil-task-logs-v1".to_vec();
+    m.extend_from_slice(workerpool.as_slice());
+    m.extend_from_slice(taskid.as_slice());
+    m.extend_from_slice(&timestamp.to_be_bytes());
+    keccak256(&m)
 }

@@ -5,8 +5,10 @@
 //! beneficiary, upload, sign with the task's enclave challenge key).
 //!
 //! On the `sim` platform this is an ordinary process: **no hardware protection**. What it keeps is
-//! the protocol: the host sees only the request it sent and the outcome below; plaintext lives only
-//! in the enclave's working folder, which is removed before it answers.
+//! the protocol: the host sees only the request it sent and the outcome below — plus the app's own
+//! stdout and stderr, which it hands to the deal's requester (`veil task debug`), so an app must not
+//! print its secrets; dataset, secrets and result live only in the enclave's working folder, which
+//! is removed before it answers.
 
 use crate::api::AppLogs;
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,7 @@ use crate::api::{LogsUpload, Register, Report};
 use crate::scheduler::{Scheduler, SchedulerError};
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,12 +21,14 @@ impl IntoResponse for SchedulerError {
             SchedulerError::Refused(_) => StatusCode::FORBIDDEN,
             SchedulerError::NotFound(_) => StatusCode::NOT_FOUND,
             SchedulerError::Malformed(_) => StatusCode::BAD_REQUEST,
+            SchedulerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_GATEWAY,
         };
         let kind = match status {
             StatusCode::FORBIDDEN => "refused",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::BAD_REQUEST => "malformed",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
             _ => "unavailable",
         };
         (status, Json(serde_json::json!({ "error": self.to_string(), "kind": kind }))).into_response()
@@ -116,23 +118,21 @@ struct LogsQuery {
 }
 
 /// `GET /tasks/{id}/logs?timestamp=T&signature=0x…`: the requester's signed request.
-async fn task_logs(State(s): S, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Response {
-    let bad = |msg: String| {
-        (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": msg, "kind": "malformed" }))).into_response()
-    };
-    let Ok(id) = id.parse::<veil_core::B256>() else {
-        return bad(format!("`{id}` is not a task id (0x + 64 hex characters)"));
-    };
+async fn task_logs(
+    State(s): S,
+    Path(id): Path<String>,
+    q: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Response, SchedulerError> {
+    let id = id
+        .parse::<veil_core::B256>()
+        .map_err(|_| SchedulerError::Malformed(format!("`{id}` is not a task id (0x + 64 hex characters)")))?;
+    let Query(q) = q.map_err(|e| SchedulerError::Malformed(e.body_text()))?;
     let (Some(ts), Some(sig)) = (q.timestamp, q.signature) else {
-        let msg = "a signed request is needed: ?timestamp=UNIX_SECONDS&signature=0x… (the requester's EIP-191 signature; `veil task debug` makes it)";
-        return (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": msg, "kind": "unauthenticated" })))
-            .into_response();
+        return Err(SchedulerError::Unauthenticated(
+            "a signed request is needed: ?timestamp=UNIX_SECONDS&signature=0x… (the requester's EIP-191 signature; `veil task debug` makes it)".into(),
+        ));
     };
-    let Ok(sig) = veil_core::Signature::parse_hex(&sig) else {
-        return bad("`signature` is not a 65-byte hex signature".into());
-    };
-    match s.task_logs(&id, ts, &sig).await {
-        Ok(l) => Json(l).into_response(),
-        Err(e) => e.into_response(),
-    }
+    let sig = veil_core::Signature::parse_hex(&sig)
+        .map_err(|_| SchedulerError::Malformed("`signature` is not a 65-byte hex signature".into()))?;
+    Ok(Json(s.task_logs(&id, ts, &sig).await?).into_response())
 }

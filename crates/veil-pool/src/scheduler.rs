@@ -158,6 +158,8 @@ pub enum SchedulerError {
     NotFound(String),
     #[error("malformed request: {0}")]
     Malformed(String),
+    #[error("{0}")]
+    Unauthenticated(String),
 }
 
 impl Scheduler {
@@ -592,7 +594,7 @@ impl Scheduler {
                 "the request's timestamp is more than {LOG_REQUEST_WINDOW_SECS} s off: sign a fresh one (and check the clock)"
             )));
         }
-        let signer = crypto::recover_message_hash(&logs_message(taskid, timestamp), signature)
+        let signer = crypto::recover_message_hash(&logs_message(&self.cfg.workerpool, taskid, timestamp), signature)
             .map_err(|e| SchedulerError::Refused(format!("bad signature: {e}")))?;
         let task = match self.client.task(taskid).await {
             Ok(t) => t.task,

@@ -437,7 +437,10 @@ impl Worker {
 
     /// Hands the app's output to the scheduler, where only the requester can read it.
     async fn send_logs(&self, token: &str, a: &Assignment, logs: AppLogs) {
-        let body = LogsUpload { taskid: a.taskid, logs: logs.bounded() };
+        if logs.stdout.is_empty() && logs.stderr.is_empty() {
+            return; // nothing to show: spare the scheduler a write per task
+        }
+        let body = LogsUpload { taskid: a.taskid, logs };
         let url = format!("{}/workers/logs", self.cfg.scheduler);
         match self.http.post(url).bearer_auth(token).json(&body).send().await {
             Ok(r) if r.status().is_success() => {}
@@ -500,15 +503,18 @@ fn shared_unpacked(zip: &Path, bundle: &Bundle) -> Result<PathBuf, veil_exec::bu
     if !dir.is_dir() {
         let tmp = zip.with_extension(format!("{:016x}.unpacking", rand::random::<u64>()));
         bundle.unpack(&tmp)?;
-        if std::fs::rename(&tmp, &dir).is_err() {
-            // Another task got there first.
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
             let _ = std::fs::remove_dir_all(&tmp);
+            // Another task got there first, or something is wrong with the folder.
+            if !dir.is_dir() {
+                return Err(e.into());
+            }
         }
     }
     Ok(dir)
 }
 
-pub(crate) async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+pub async fn download(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     let r = http.get(url).send().await.map_err(|e| format!("download {url}: {e}"))?;
     if !r.status().is_success() {
         return Err(format!("download {url}: HTTP {}", r.status()));

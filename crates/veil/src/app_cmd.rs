@@ -167,19 +167,38 @@ pub fn pack(dir: &Path, json: bool) -> Result<Bundle> {
     Ok(Bundle::pack(dir)?)
 }
 
-/// The app this project was last deployed as (by `veil app deploy` in it).
-pub fn deployed_app(dir: &Path) -> Option<Address> {
+/// The app this project was last deployed as (by `veil app deploy` in it), and on which node.
+fn deployed_app(dir: &Path) -> Option<(Address, String)> {
     let v: Value = serde_json::from_slice(&std::fs::read(dir.join(DEPLOYED)).ok()?).ok()?;
-    v["app"].as_str()?.parse().ok()
+    Some((v["app"].as_str()?.parse().ok()?, v["node"].as_str().unwrap_or_default().to_string()))
 }
 
-/// The app a command is about: the one given, or the one deployed from the current folder.
-pub fn app_or_deployed(app: Option<Address>) -> Result<Address> {
-    match app {
-        Some(a) => Ok(a),
-        None => deployed_app(Path::new(".")).with_context(|| {
-            format!("which app? give its address, or run this in a project folder after `veil app deploy` (it reads {DEPLOYED})")
-        }),
+/// The app a command is about: the one given, or the one deployed from the current folder — if it
+/// was deployed on this node and the node still has it (a fresh `veil dev` forgets it).
+pub fn app_or_deployed(app: Option<Address>, conn: &crate::chain_cmd::Conn) -> Result<Address> {
+    if let Some(a) = app {
+        return Ok(a);
+    }
+    let (app, node) = deployed_app(Path::new(".")).with_context(|| {
+        format!(
+            "which app? give its address, or run this in a project folder after `veil app deploy` (it reads {DEPLOYED})"
+        )
+    })?;
+    let same = |u: &str| u.trim_end_matches('/').to_string();
+    if same(&node) != same(&conn.node) {
+        bail!(
+            "this folder's app {app} was deployed on {node}, not on {}: give the app's address, or run veil app deploy here again",
+            conn.node
+        );
+    }
+    match crate::chain_cmd::runtime()?.block_on(conn.client().app(&app)) {
+        Ok(_) => Ok(app),
+        Err(e) if e.kind() == Some("not_found") => {
+            bail!(
+                "this folder's app {app} is not on the ledger at {node} (a fresh network?): run veil app deploy again"
+            )
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -214,6 +233,9 @@ pub struct TestArgs {
     /// Memory limit of the app, MiB (a worker's default).
     #[arg(long, default_value_t = 2048)]
     pub memory_limit_mb: u64,
+    /// Largest output, MiB (a worker's default): a larger one fails on the network too.
+    #[arg(long, default_value_t = 100)]
+    pub max_result_mb: u64,
 }
 
 fn parse_secret_value(s: &str) -> Result<(u32, String), String> {
@@ -269,13 +291,14 @@ pub fn test(a: TestArgs, json: bool) -> Result<()> {
     let progress = crate::progress::Progress::start(&format!("running {}", bundle.manifest.name), None, json);
     let ran = run_job(&job);
     progress.finish();
-    let logs = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
-    let (stdout, stderr) = (logs(&job.stdout), logs(&job.stderr));
+    // The same tails a worker hands the requester.
+    let veil_pool::api::AppLogs { stdout, stderr, .. } = veil_pool::api::AppLogs::read(&job.stdout, &job.stderr);
     if !json {
         show_log("stdout", &stdout);
         show_log("stderr", &stderr);
     }
     let outcome = ran.map_err(|e| anyhow::anyhow!("{e}: fix the app (logs above) and run veil app test again"))?;
+    veil_exec::result::check_output(&dirs.iexec_out, a.max_result_mb << 20)?;
     let computed = veil_exec::result::read_computed(&dirs.iexec_out)?;
     let digest = veil_exec::result::digest(&dirs.iexec_out, &computed)?;
     let files = list_files(&dirs.iexec_out)?;
@@ -354,9 +377,8 @@ fn place_input(spec: &str, i: usize, iexec_in: &Path) -> Result<String> {
     let name = veil_pool::worker::input_name(spec, i);
     let bytes = if spec.starts_with("http://") || spec.starts_with("https://") {
         crate::chain_cmd::runtime()?
-            .block_on(async { reqwest::get(spec).await?.error_for_status()?.bytes().await })
-            .with_context(|| format!("cannot download the input file {spec}"))?
-            .to_vec()
+            .block_on(veil_pool::worker::download(&reqwest::Client::new(), spec))
+            .map_err(anyhow::Error::msg)?
     } else {
         std::fs::read(spec).with_context(|| format!("cannot read the input file {spec}"))?
     };

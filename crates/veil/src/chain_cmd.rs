@@ -368,9 +368,10 @@ pub fn task_debug(a: TaskDebugArgs, conn: &Conn, json: bool) -> Result<()> {
     let key = a.signer.key()?;
     let rt = runtime()?;
     let task = rt.block_on(conn.client().task(&a.id))?.task;
+    let pool = rt.block_on(conn.client().deal(&task.dealid))?.deal.workerpool.pointer;
     let scheduler = a.scheduler.trim_end_matches('/');
     let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    let signature = key.sign_message_hash(&veil_pool::api::logs_message(&a.id, timestamp));
+    let signature = key.sign_message_hash(&veil_pool::api::logs_message(&pool, &a.id, timestamp));
     let url = format!("{scheduler}/tasks/{}/logs?timestamp={timestamp}&signature={}", a.id, signature.to_hex());
     let logs: veil_pool::api::TaskLogs = rt.block_on(async {
         let r = reqwest::get(&url)

@@ -271,11 +271,11 @@ fn protect(a: ProtectArgs, conn: &Conn, json: bool) -> Result<()> {
                 let zip = veil_protect::payload::zip_json(&v)?;
                 let zip_path = enc_path.with_extension("zip");
                 std::fs::write(&zip_path, &zip)?;
-                let r = crate::dataset_cmd::encrypt_file(&zip_path, &enc_path);
+                let r = crate::dataset_cmd::encrypt_file(&zip_path, &enc_path, json);
                 let _ = std::fs::remove_file(&zip_path);
                 r?
             }
-            (Some(f), None) => crate::dataset_cmd::encrypt_file(f, &enc_path)?,
+            (Some(f), None) => crate::dataset_cmd::encrypt_file(f, &enc_path, json)?,
             (None, None) => bail!("give a FILE to protect, or --json FILE"),
         };
         step("encrypted (AES-256-CBC, iExec format)", &mut t);

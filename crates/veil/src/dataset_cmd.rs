@@ -53,14 +53,13 @@ fn refuse_existing(p: &Path, force: bool) -> Result<()> {
 }
 
 /// Encrypts `file` to `out` (through a temporary file renamed at the end) with a fresh key.
-pub fn encrypt_file(file: &Path, out: &Path) -> Result<(DatasetKey, dataset::EncryptSummary)> {
+pub fn encrypt_file(file: &Path, out: &Path, json: bool) -> Result<(DatasetKey, dataset::EncryptSummary)> {
     let input = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let tmp = out.with_extension(format!("partial{}", std::process::id()));
     let output = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let key = DatasetKey::random();
     let size = input.metadata().map(|m| m.len()).ok();
-    // Terminal only: scripts (and --json callers, which never have stderr on a terminal here) see nothing.
-    let progress = crate::progress::Progress::start(&format!("encrypting {}", file.display()), size, false);
+    let progress = crate::progress::Progress::start(&format!("encrypting {}", file.display()), size, json);
     let reader = progress.reader(BufReader::with_capacity(1 << 20, input));
     let r = dataset::encrypt(&key, reader, BufWriter::with_capacity(1 << 20, &output));
     progress.finish();
@@ -82,7 +81,7 @@ pub fn encrypt(a: EncryptArgs, json: bool) -> Result<()> {
     refuse_existing(&out, a.force)?;
     refuse_existing(&key_out, a.force)?;
     let t = Instant::now();
-    let (key, s) = encrypt_file(&a.file, &out)?;
+    let (key, s) = encrypt_file(&a.file, &out, json)?;
     if key_out.exists() {
         std::fs::remove_file(&key_out)?;
     }

@@ -295,7 +295,10 @@ pub fn logging(json: bool) {
 
 fn main() {
     let wants_json = std::env::args().any(|a| a == "--json");
-    let settings = config::apply().unwrap_or_else(|e| cli_io::fail(&e, wants_json));
+    // An enclave gets everything in its request and runs with a cleared environment in the
+    // worker's folder: no settings file may change (or break) it.
+    let is_enclave = std::env::args().nth(1).as_deref() == Some("enclave");
+    let settings = if is_enclave { vec![] } else { config::apply().unwrap_or_else(|e| cli_io::fail(&e, wants_json)) };
     let cli = match Cli::try_parse_from(data_cmd::rewrite_args(std::env::args().collect())) {
         Ok(c) => c,
         Err(e) if wants_json && e.use_stderr() => {

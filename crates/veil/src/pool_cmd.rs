@@ -124,7 +124,7 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn salt() -> B256 {
+pub(crate) fn salt() -> B256 {
     let mut s = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
     B256::from(s)
@@ -245,7 +245,7 @@ pub struct AppPublishArgs {
 pub fn app_publish(a: AppPublishArgs, conn: &Conn, json: bool) -> Result<()> {
     let z = Address::ZERO;
     let o = AppOrder {
-        app: crate::app_cmd::app_or_deployed(a.app)?,
+        app: crate::app_cmd::app_or_deployed(a.app, conn)?,
         appprice: parse_amount(&a.price)?.0,
         volume: U256::from(a.volume),
         tag: a.tag,
@@ -346,7 +346,7 @@ pub fn run_deal_as(
     quiet: bool,
 ) -> Result<serde_json::Value> {
     let json = json || quiet;
-    let app_address = crate::app_cmd::app_or_deployed(a.app)?;
+    let app_address = crate::app_cmd::app_or_deployed(a.app, conn)?;
     let c = conn.client();
     let rt = tokio::runtime::Runtime::new()?;
     let started = Instant::now();

@@ -13,7 +13,6 @@ use clap::Args;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Instant;
-use veil_core::orders::OrderKind;
 use veil_core::tx::AnyOrder;
 use veil_core::{Address, AppOrder, B256, Call, DatasetOrder, Nrlc, PrivateKey, U256};
 use veil_sdk::{Client, SecretKind};
@@ -259,12 +258,6 @@ async fn balances(c: &Client, parties: &[Party]) -> Result<Vec<Nrlc>> {
     Ok(out)
 }
 
-fn salt() -> B256 {
-    let mut s = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
-    B256::from(s)
-}
-
 async fn protect(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
     let value: Value = serde_json::from_str(SAMPLE_DATA)?;
     let zip = veil_protect::payload::zip_json(&value)?;
@@ -311,7 +304,7 @@ async fn deploy(c: &Client, developer: &PrivateKey, dir: &Path) -> Result<(Addre
         datasetrestrict: z,
         workerpoolrestrict: z,
         requesterrestrict: z,
-        salt: salt(),
+        salt: crate::pool_cmd::salt(),
     };
     sign_and_publish(c, AnyOrder::App(order), developer).await?;
     Ok((app, measurement))
@@ -326,7 +319,7 @@ async fn grant(c: &Client, owner: &PrivateKey, dataset: Address, app: Address, r
         apprestrict: app,
         workerpoolrestrict: Address::ZERO,
         requesterrestrict: requester,
-        salt: salt(),
+        salt: crate::pool_cmd::salt(),
     };
     sign_and_publish(c, AnyOrder::Dataset(order), owner).await
 }
@@ -334,7 +327,6 @@ async fn grant(c: &Client, owner: &PrivateKey, dataset: Address, app: Address, r
 async fn sign_and_publish(c: &Client, order: AnyOrder, key: &PrivateKey) -> Result<()> {
     let domain = c.chain().await?.domain;
     let sign = key.sign_hash(&order.typed_hash(&domain));
-    debug_assert!(matches!(order.kind(), OrderKind::App | OrderKind::Dataset));
     c.publish(order, Some(sign)).await?;
     Ok(())
 }

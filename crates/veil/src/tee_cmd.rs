@@ -57,17 +57,17 @@ fn secret_value(value: Option<String>) -> Result<String> {
     Ok(v)
 }
 
+/// Signs (with `key`, opened once by the caller) and stores one secret.
 fn push(
     kind: SecretKind,
     target: Address,
     name: &str,
     value: &str,
-    signer: &SignerArgs,
+    key: &veil_core::PrivateKey,
     sms: &SmsConn,
     conn: &Conn,
 ) -> Result<()> {
-    let key = signer.key()?;
-    runtime()?.block_on(sms.client(conn).sms_push(kind, &target, name, value, &key))?;
+    runtime()?.block_on(sms.client(conn).sms_push(kind, &target, name, value, key))?;
     Ok(())
 }
 
@@ -86,9 +86,10 @@ pub struct PushSecretArgs {
 
 /// `veil requester push-secret NAME`.
 pub fn requester_push_secret(a: PushSecretArgs, conn: &Conn, json: bool) -> Result<()> {
-    let me = a.signer.key()?.address();
+    let key = a.signer.key()?;
+    let me = key.address();
     let value = secret_value(a.value)?;
-    push(SecretKind::RequesterSecret, me, &a.name, &value, &a.signer, &a.sms, conn)?;
+    push(SecretKind::RequesterSecret, me, &a.name, &value, &key, &a.sms, conn)?;
     let human =
         format!("requester secret `{}` of {me} stored in the SMS (sealed; only enclaves of your deals get it)", a.name);
     emit(json, &json!({ "requester": me, "name": a.name, "stored": true }), &human);
@@ -110,7 +111,7 @@ pub struct AppPushSecretArgs {
 /// `veil app push-secret --app A`: the developer secret every enclave of the app receives.
 pub fn app_push_secret(a: AppPushSecretArgs, conn: &Conn, json: bool) -> Result<()> {
     let value = secret_value(a.value)?;
-    push(SecretKind::AppSecret, a.app, "", &value, &a.signer, &a.sms, conn)?;
+    push(SecretKind::AppSecret, a.app, "", &value, &a.signer.key()?, &a.sms, conn)?;
     emit(
         json,
         &json!({ "app": a.app, "stored": true }),
@@ -172,8 +173,9 @@ pub fn push_key(a: PushKeyArgs, conn: &Conn, json: bool) -> Result<()> {
     let path = a.key_file.unwrap_or_else(|| veil_home().join("result-keys").join("result-key.pub.pem"));
     let pem = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {} (make one with veil result generate-keypair)", path.display()))?;
-    let me = a.signer.key()?.address();
-    push(SecretKind::ResultKey, me, "", &pem, &a.signer, &a.sms, conn)?;
+    let key = a.signer.key()?;
+    let me = key.address();
+    push(SecretKind::ResultKey, me, "", &pem, &key, &a.sms, conn)?;
     emit(
         json,
         &json!({ "beneficiary": me, "stored": true }),
@@ -247,8 +249,9 @@ pub struct ProcessArgs {
 /// for a fresh key pair, waits, downloads, decrypts, prints (or saves) the result.
 pub fn process(a: ProcessArgs, conn: &Conn, json: bool) -> Result<()> {
     let (private, public) = veil_protect::result::generate_keypair(2048)?;
-    let me = a.signer.key()?.address();
-    push(SecretKind::ResultKey, me, "", &public, &a.signer, &a.sms, conn)?;
+    let key = a.signer.key()?;
+    let me = key.address();
+    push(SecretKind::ResultKey, me, "", &public, &key, &a.sms, conn)?;
     let secrets = a
         .secrets
         .iter()
@@ -271,12 +274,12 @@ pub fn process(a: ProcessArgs, conn: &Conn, json: bool) -> Result<()> {
         tee: true,
         secrets,
         encrypt_result: true,
-        signer: a.signer,
+        signer: a.signer.clone(),
     };
     if !json {
         println!("processing {} with app {} in a {}", a.dataset, a.app, veil_tee::SIM_NOTICE);
     }
-    let summary = crate::pool_cmd::run_deal(run, conn, json, true)?;
+    let summary = crate::pool_cmd::run_deal_as(run, &key, conn, json, true)?;
     let task = &summary["tasks"][0];
     let url = task["results"].as_str().context("the task has no result")?.to_string();
     let bytes = runtime()?

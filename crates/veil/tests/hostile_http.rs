@@ -179,6 +179,7 @@ fn every_endpoint_refuses_hostile_requests_with_a_reason_and_changes_nothing() {
         (post("/workers/heartbeat", "{}"), 403, "register"),
         (get("/tasks/xyz"), 400, "task id"),
         (get(format!("/tasks/{zero}/logs")), 401, "signed request"),
+        (get(format!("/tasks/{zero}/logs?timestamp=abc&signature=0x00")), 400, "malformed request"),
     ];
     check(&rt, &scheduler.url, &sched_cases);
 

@@ -169,6 +169,10 @@ fn the_developer_is_told_what_went_wrong() {
     let broken_build = d.join("broken");
     ok_in(d, url, &["app", "init", "broken", "--template", "rust-wasm"]);
     std::fs::write(broken_build.join("src/main.rs"), "fn main() { this is not rust }").unwrap();
+    let elsewhere = d.join("elsewhere");
+    ok_in(d, url, &["app", "init", "elsewhere", "--template", "python"]);
+    let deployed = r#"{"app": "0x0000000000000000000000000000000000000001", "node": "http://127.0.0.1:1"}"#;
+    std::fs::write(elsewhere.join(".veil-deploy.json"), deployed).unwrap();
     let cases: &[(&Path, &[&str], &str)] = &[
         (d, &["app", "init", "Bad Name"], "cannot be an app name"),
         (d, &["app", "init", "good"], "exists and is not empty"),
@@ -180,6 +184,8 @@ fn the_developer_is_told_what_went_wrong() {
         (&failing, &["app", "test"], "the app exited with status 3"),
         (&broken_build, &["app", "test"], "the build command"),
         (d, &["app", "publish", "--dev-account", "1"], "which app?"),
+        (&elsewhere, &["app", "publish", "--dev-account", "1"], "was deployed on http://127.0.0.1:1"),
+        (&d.join("good"), &["app", "test", "--max-result-mb", "0"], "larger than this worker's limit of 0 bytes"),
     ];
     for (cwd, args, needle) in cases {
         let e = veil_in(cwd, url, args).expect_err(&format!("{args:?} should fail"));
