@@ -11,14 +11,8 @@ fn one_process_runs_the_network_and_keeps_its_state() {
     let net = common::dev_network(&d.join("net"), false);
     let url = net.url.clone();
     assert_eq!(net.ready["devAccounts"].as_array().map(Vec::len), Some(10));
-    std::fs::create_dir_all(d.join("app")).unwrap();
-    std::fs::write(d.join("app/iapp.toml"), "name = \"w\"\nruntime = \"wasm\"\nentrypoint = \"hello.wasm\"\n").unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-wasm/tests/fixtures/hello.wasm"),
-        d.join("app/hello.wasm"),
-    )
-    .unwrap();
-    let app = ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]);
+    let bundle = common::wasm_app_dir(&d.join("app"));
+    let app = ok(&url, &["app", "deploy", "--bundle", &bundle, "--dev-account", "1"]);
     let app = app["address"].as_str().unwrap().to_string();
     ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
     ok(&url, &["app", "publish", "--app", &app, "--tag", "tee", "--dev-account", "1"]);

@@ -161,15 +161,8 @@ fn a_wasm_app_runs_through_the_pool() {
     let d = dir.path();
     let p = pool(d, 1, 0, 1);
     let url = &p.node.url;
-    std::fs::create_dir_all(d.join("wapp")).unwrap();
-    std::fs::write(d.join("wapp/iapp.toml"), "name = \"w\"\nruntime = \"wasm\"\nentrypoint = \"hello.wasm\"\n")
-        .unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-wasm/tests/fixtures/hello.wasm"),
-        d.join("wapp/hello.wasm"),
-    )
-    .unwrap();
-    let app = addr(&ok(url, &["app", "deploy", "--bundle", d.join("wapp").to_str().unwrap(), "--dev-account", "1"]));
+    let bundle = common::wasm_app_dir(&d.join("wapp"));
+    let app = addr(&ok(url, &["app", "deploy", "--bundle", &bundle, "--dev-account", "1"]));
     ok(url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
     let r = ok(url, &["run", &app, "--args", "Veil world", "--dev-account", "4", "--timeout", "60"]);
     assert_eq!(r["tasks"][0]["status"], "COMPLETED");

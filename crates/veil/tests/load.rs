@@ -91,14 +91,8 @@ fn fifty_requesters_twenty_deals_each_four_workers_every_task_completes_and_rlc_
         .iter()
         .map(|acc| spawn_worker(&scheduler.url, &url, acc, &d.join(format!("w{acc}"))))
         .collect();
-    std::fs::create_dir_all(d.join("app")).unwrap();
-    std::fs::write(d.join("app/iapp.toml"), "name = \"w\"\nruntime = \"wasm\"\nentrypoint = \"hello.wasm\"\n").unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-wasm/tests/fixtures/hello.wasm"),
-        d.join("app/hello.wasm"),
-    )
-    .unwrap();
-    let app = addr(&ok(&url, &["app", "deploy", "--bundle", d.join("app").to_str().unwrap(), "--dev-account", "1"]));
+    let bundle = common::wasm_app_dir(&d.join("app"));
+    let app = addr(&ok(&url, &["app", "deploy", "--bundle", &bundle, "--dev-account", "1"]));
     ok(&url, &["app", "publish", "--app", &app, "--price", "0.001 RLC", "--volume", "5000", "--dev-account", "1"]);
     let pool_args = ["workerpool", "publish", "--workerpool", &pool, "--price", "0.01 RLC", "--volume", "5000"];
     ok(&url, &[&pool_args[..], &["--dev-account", "3"]].concat());

@@ -165,3 +165,17 @@ pub fn pool_network(dir: &Path, funded: &[&str], amount: &str) -> PoolNet {
     let scheduler = spawn(&[&args[..], &[sched_dir.to_str().expect("utf-8 path")]].concat(), Stdio::null());
     PoolNet { node, scheduler, url, pool }
 }
+
+/// An iApp folder `dir` holding the trivial WASM fixture (`veil-wasm/tests/fixtures/hello.wasm`);
+/// returns its path as text for `--bundle`.
+pub fn wasm_app_dir(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).expect("app folder");
+    std::fs::write(dir.join("iapp.toml"), "name = \"w\"\nruntime = \"wasm\"\nentrypoint = \"hello.wasm\"\n")
+        .expect("iapp.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-wasm/tests/fixtures/hello.wasm"),
+        dir.join("hello.wasm"),
+    )
+    .expect("the WASM fixture");
+    dir.to_str().expect("utf-8 path").to_string()
+}
