@@ -96,7 +96,7 @@ fn a_lying_worker_loses_its_stake_and_the_honest_result_wins() {
 
     let mut task = Value::Null;
     for _ in 0..300 {
-        task = ok(&url, &["task", "show", &format!("{:?}", a.taskid)]);
+        task = common::veil(&url, &["task", "show", &format!("{:?}", a.taskid)]).unwrap_or_default();
         if task["task"]["status"] == "COMPLETED" || task["status"] == "COMPLETED" {
             break;
         }
@@ -318,7 +318,8 @@ fn a_hostile_app_bundle_is_refused_by_the_worker() {
             format!("{:?}", veil_core::state::task_id(&deal["dealid"].as_str().unwrap().parse().unwrap(), U256::ZERO));
         let mut cause = String::new();
         for _ in 0..100 {
-            let t = ok(&url, &["task", "show", &task, "--scheduler", &scheduler.url]);
+            // The task may not be initialized yet: only an answer with a cause ends the wait.
+            let t = common::veil(&url, &["task", "show", &task, "--scheduler", &scheduler.url]).unwrap_or_default();
             if let Some(c) = t["replicates"][0]["cause"].as_str() {
                 cause = c.to_string();
                 break;
