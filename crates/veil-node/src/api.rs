@@ -119,6 +119,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/categories", get(categories))
         .route("/deals/{id}", get(deal))
         .route("/tasks/{id}", get(task))
+        .route("/consumed/{hash}", get(consumed))
         .route("/orders", post(publish))
         .route("/orders/unpublish", post(unpublish))
         .route("/orders/{hash}", get(order))
@@ -278,6 +279,13 @@ async fn deal(State(s): S, Path(id): Path<String>) -> ApiResult<DealView> {
     let l = s.ledger.read().unwrap_or_else(|p| p.into_inner());
     let deal = l.state.deals.get(&id).cloned().ok_or_else(|| ApiErr::not_found(format!("no deal {id}")))?;
     Ok(Json(DealView { dealid: id, deal }))
+}
+
+/// Volume consumed of an order (its EIP-712 typed hash): 0 for an order never matched.
+async fn consumed(State(s): S, Path(hash): Path<String>) -> ApiResult<ConsumedView> {
+    let order_hash = hash32(&hash)?;
+    let l = s.ledger.read().unwrap_or_else(|p| p.into_inner());
+    Ok(Json(ConsumedView { order_hash, consumed: l.state.consumed(&order_hash) }))
 }
 
 async fn task(State(s): S, Path(id): Path<String>) -> ApiResult<TaskView> {

@@ -23,13 +23,16 @@ pub enum SdkError {
     Api { status: u16, kind: String, message: String },
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
+    /// The EVM backend: PoCo reverted, the RPC refused or could not be reached (the message says which).
+    #[error("{message}")]
+    Chain { kind: String, message: String },
 }
 
 impl SdkError {
     /// The API's error kind (`not_found`, `rejected`, …), when the node answered with an error.
     pub fn kind(&self) -> Option<&str> {
         match self {
-            SdkError::Api { kind, .. } => Some(kind),
+            SdkError::Api { kind, .. } | SdkError::Chain { kind, .. } => Some(kind),
             _ => None,
         }
     }
@@ -154,6 +157,10 @@ impl Client {
 
     pub async fn task(&self, id: &B256) -> Result<TaskView, SdkError> {
         self.get(&format!("/tasks/{id}")).await
+    }
+
+    pub async fn consumed(&self, order_hash: &B256) -> Result<ConsumedView, SdkError> {
+        self.get(&format!("/consumed/{order_hash}")).await
     }
 
     pub async fn publish(&self, order: AnyOrder, sign: Option<Signature>) -> Result<BookEntry, SdkError> {

@@ -8,8 +8,12 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod ledger;
 pub mod types;
 
 #[cfg(feature = "client")]
 pub use client::{Client, NonceSender, SdkError};
+#[cfg(feature = "client")]
+pub use ledger::{BlockEvents, Ledger};
 pub use types::*;

@@ -71,6 +71,15 @@ pub struct TaskView {
     pub task: veil_core::state::Task,
 }
 
+/// `GET /consumed/{hash}`: how much of an order's volume deals have used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumedView {
+    pub order_hash: B256,
+    #[serde(with = "veil_core::uint")]
+    pub consumed: veil_core::U256,
+}
+
 /// Body of `POST /orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishRequest {

@@ -1,0 +1,428 @@
+//! Veil's calls and orders as PoCo calls, and PoCo's logs as Veil's events.
+
+use crate::abi::{self, IHub, IRegistry, IRlc, IWorkerpool};
+use crate::deploy::Deployment;
+use crate::rpc::Outgoing;
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::rpc::types::Log;
+use alloy::sol_types::{SolCall, SolEvent};
+use veil_core::events::Event;
+use veil_core::orders::{AppOrder, DatasetOrder, RequestOrder, Signed, WorkerpoolOrder};
+use veil_core::tx::AnyOrder;
+use veil_core::{Call, Nrlc, Signature};
+
+fn sig(s: &Option<Signature>) -> Bytes {
+    s.map(|s| Bytes::from(s.0.to_vec())).unwrap_or_default()
+}
+
+pub fn app_order(o: &AppOrder, s: &Option<Signature>) -> abi::AppOrder {
+    abi::AppOrder {
+        app: o.app,
+        appprice: o.appprice,
+        volume: o.volume,
+        tag: o.tag,
+        datasetrestrict: o.datasetrestrict,
+        workerpoolrestrict: o.workerpoolrestrict,
+        requesterrestrict: o.requesterrestrict,
+        salt: o.salt,
+        sign: sig(s),
+    }
+}
+
+pub fn dataset_order(o: &DatasetOrder, s: &Option<Signature>) -> abi::DatasetOrder {
+    abi::DatasetOrder {
+        dataset: o.dataset,
+        datasetprice: o.datasetprice,
+        volume: o.volume,
+        tag: o.tag,
+        apprestrict: o.apprestrict,
+        workerpoolrestrict: o.workerpoolrestrict,
+        requesterrestrict: o.requesterrestrict,
+        salt: o.salt,
+        sign: sig(s),
+    }
+}
+
+pub fn workerpool_order(o: &WorkerpoolOrder, s: &Option<Signature>) -> abi::WorkerpoolOrder {
+    abi::WorkerpoolOrder {
+        workerpool: o.workerpool,
+        workerpoolprice: o.workerpoolprice,
+        volume: o.volume,
+        tag: o.tag,
+        category: o.category,
+        trust: o.trust,
+        apprestrict: o.apprestrict,
+        datasetrestrict: o.datasetrestrict,
+        requesterrestrict: o.requesterrestrict,
+        salt: o.salt,
+        sign: sig(s),
+    }
+}
+
+pub fn request_order(o: &RequestOrder, s: &Option<Signature>) -> abi::RequestOrder {
+    abi::RequestOrder {
+        app: o.app,
+        appmaxprice: o.appmaxprice,
+        dataset: o.dataset,
+        datasetmaxprice: o.datasetmaxprice,
+        workerpool: o.workerpool,
+        workerpoolmaxprice: o.workerpoolmaxprice,
+        requester: o.requester,
+        volume: o.volume,
+        tag: o.tag,
+        category: o.category,
+        trust: o.trust,
+        beneficiary: o.beneficiary,
+        callback: o.callback,
+        params: o.params.clone(),
+        salt: o.salt,
+        sign: sig(s),
+    }
+}
+
+/// An empty dataset order: what PoCo takes for "no dataset".
+fn no_dataset() -> abi::DatasetOrder {
+    abi::DatasetOrder {
+        dataset: Address::ZERO,
+        datasetprice: U256::ZERO,
+        volume: U256::ZERO,
+        tag: B256::ZERO,
+        apprestrict: Address::ZERO,
+        workerpoolrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: B256::ZERO,
+        sign: Bytes::new(),
+    }
+}
+
+/// PoCo's `OrderOperationEnum`.
+const SIGN: u8 = 0;
+const CLOSE: u8 = 1;
+
+fn manage(order: &AnyOrder, operation: u8) -> Vec<u8> {
+    let sign = Bytes::new();
+    match order {
+        AnyOrder::App(o) => {
+            IHub::manageAppOrderCall { op: abi::AppOrderOperation { order: app_order(o, &None), operation, sign } }
+                .abi_encode()
+        }
+        AnyOrder::Dataset(o) => IHub::manageDatasetOrderCall {
+            op: abi::DatasetOrderOperation { order: dataset_order(o, &None), operation, sign },
+        }
+        .abi_encode(),
+        AnyOrder::Workerpool(o) => IHub::manageWorkerpoolOrderCall {
+            op: abi::WorkerpoolOrderOperation { order: workerpool_order(o, &None), operation, sign },
+        }
+        .abi_encode(),
+        AnyOrder::Request(o) => IHub::manageRequestOrderCall {
+            op: abi::RequestOrderOperation { order: request_order(o, &None), operation, sign },
+        }
+        .abi_encode(),
+    }
+}
+
+pub fn match_orders(
+    app: &Signed<AppOrder>,
+    dataset: &Option<Signed<DatasetOrder>>,
+    workerpool: &Signed<WorkerpoolOrder>,
+    request: &Signed<RequestOrder>,
+) -> Vec<u8> {
+    IHub::matchOrdersCall {
+        app: app_order(&app.order, &app.sign),
+        dataset: dataset.as_ref().map_or_else(no_dataset, |d| dataset_order(&d.order, &d.sign)),
+        workerpool: workerpool_order(&workerpool.order, &workerpool.sign),
+        request: request_order(&request.order, &request.sign),
+    }
+    .abi_encode()
+}
+
+/// Which registry holds an asset, for ownership transfers.
+pub enum AssetKind {
+    App,
+    Dataset,
+    Workerpool,
+}
+
+/// Gas limits for pipelined sends (no estimate possible when an earlier call of the same batch
+/// changes the state the next one needs). Above PoCo 6.1.0's measured costs with a margin.
+fn gas_for(call: &Call) -> u64 {
+    match call {
+        Call::Deposit { .. } | Call::Withdraw { .. } | Call::Transfer { .. } => 200_000,
+        Call::MatchOrders { .. } => 1_500_000,
+        Call::ContributeAndFinalize { .. } | Call::Finalize { .. } => 1_200_000,
+        Call::Contribute { .. } => 800_000,
+        Call::CreateApp { .. } | Call::CreateDataset { .. } | Call::CreateWorkerpool { .. } => 1_500_000,
+        _ => 600_000,
+    }
+}
+
+/// The transaction that performs `call` on PoCo, sent by `from`. `kind_of` says which registry
+/// holds an asset (for ownership transfers).
+pub fn outgoing(d: &Deployment, from: Address, call: &Call, kind_of: Option<AssetKind>) -> Result<Outgoing, String> {
+    let hub = d.hub;
+    let (to, data, what): (Address, Vec<u8>, &str) = match call {
+        Call::Deposit { amount } => (
+            d.rlc,
+            IRlc::approveAndCallCall { spender: hub, amount: amount.0, extraData: Bytes::new() }.abi_encode(),
+            "deposit (RLC approveAndCall)",
+        ),
+        Call::Withdraw { amount } => (hub, IHub::withdrawCall { amount: amount.0 }.abi_encode(), "withdraw"),
+        Call::Transfer { to, amount } => {
+            (hub, IHub::transferCall { to: *to, amount: amount.0 }.abi_encode(), "transfer")
+        }
+        Call::CreateApp { name, app_type, multiaddr, checksum, mrenclave } => (
+            d.app_registry,
+            IRegistry::createAppCall {
+                owner: from,
+                name: name.clone(),
+                appType: app_type.clone(),
+                multiaddr: Bytes::from(multiaddr.clone().into_bytes()),
+                checksum: *checksum,
+                mrenclave: Bytes::from(mrenclave.clone().into_bytes()),
+            }
+            .abi_encode(),
+            "createApp",
+        ),
+        Call::CreateDataset { name, multiaddr, checksum } => (
+            d.dataset_registry,
+            IRegistry::createDatasetCall {
+                owner: from,
+                name: name.clone(),
+                multiaddr: Bytes::from(multiaddr.clone().into_bytes()),
+                checksum: *checksum,
+            }
+            .abi_encode(),
+            "createDataset",
+        ),
+        Call::CreateWorkerpool { description } => (
+            d.workerpool_registry,
+            IRegistry::createWorkerpoolCall { owner: from, description: description.clone() }.abi_encode(),
+            "createWorkerpool",
+        ),
+        Call::SetWorkerpoolPolicy { workerpool, worker_stake_ratio, scheduler_reward_ratio } => (
+            *workerpool,
+            IWorkerpool::changePolicyCall {
+                workerStakeRatio: U256::from(*worker_stake_ratio),
+                schedulerRewardRatio: U256::from(*scheduler_reward_ratio),
+            }
+            .abi_encode(),
+            "changePolicy",
+        ),
+        Call::TransferOwnership { asset, to } => {
+            let registry = match kind_of {
+                Some(AssetKind::App) => d.app_registry,
+                Some(AssetKind::Dataset) => d.dataset_registry,
+                Some(AssetKind::Workerpool) => d.workerpool_registry,
+                None => return Err(format!("{asset} is not a registered app, dataset or workerpool")),
+            };
+            let token = U256::from_be_slice(asset.as_slice());
+            (registry, IRegistry::transferFromCall { from, to: *to, tokenId: token }.abi_encode(), "transferFrom")
+        }
+        Call::CreateCategory { name, description, work_clock_time_ref } => (
+            hub,
+            IHub::createCategoryCall {
+                name: name.clone(),
+                description: description.clone(),
+                workClockTimeRef: U256::from(*work_clock_time_ref),
+            }
+            .abi_encode(),
+            "createCategory",
+        ),
+        Call::PresignOrder { order } => (hub, manage(order, SIGN), "presign order"),
+        Call::CancelOrder { order } => (hub, manage(order, CLOSE), "cancel order"),
+        Call::MatchOrders { app_order, dataset_order, workerpool_order, request_order } => {
+            (hub, match_orders(app_order, dataset_order, workerpool_order, request_order), "matchOrders")
+        }
+        Call::Initialize { dealid, idx } => {
+            (hub, IHub::initializeCall { dealid: *dealid, idx: *idx }.abi_encode(), "initialize")
+        }
+        Call::Contribute { taskid, result_hash, result_seal, enclave_challenge, enclave_sign, authorization_sign } => (
+            hub,
+            IHub::contributeCall {
+                taskid: *taskid,
+                resultHash: *result_hash,
+                resultSeal: *result_seal,
+                enclaveChallenge: *enclave_challenge,
+                enclaveSign: sig(enclave_sign),
+                authorizationSign: sig(&Some(*authorization_sign)),
+            }
+            .abi_encode(),
+            "contribute",
+        ),
+        Call::Reveal { taskid, result_digest } => {
+            (hub, IHub::revealCall { taskid: *taskid, resultDigest: *result_digest }.abi_encode(), "reveal")
+        }
+        Call::Reopen { taskid } => (hub, IHub::reopenCall { taskid: *taskid }.abi_encode(), "reopen"),
+        Call::Finalize { taskid, results, results_callback } => (
+            hub,
+            IHub::finalizeCall { taskid: *taskid, results: results.clone(), resultsCallback: results_callback.clone() }
+                .abi_encode(),
+            "finalize",
+        ),
+        Call::ContributeAndFinalize {
+            taskid,
+            result_digest,
+            results,
+            results_callback,
+            enclave_challenge,
+            enclave_sign,
+            authorization_sign,
+        } => (
+            hub,
+            IHub::contributeAndFinalizeCall {
+                taskid: *taskid,
+                resultDigest: *result_digest,
+                results: results.clone(),
+                resultsCallback: results_callback.clone(),
+                enclaveChallenge: *enclave_challenge,
+                enclaveSign: sig(enclave_sign),
+                authorizationSign: sig(&Some(*authorization_sign)),
+            }
+            .abi_encode(),
+            "contributeAndFinalize",
+        ),
+        Call::Claim { taskid } => (hub, IHub::claimCall { taskid: *taskid }.abi_encode(), "claim"),
+    };
+    Ok(Outgoing { to: Some(to), data: data.into(), gas: gas_for(call), what: what.to_string() })
+}
+
+fn n(v: U256) -> Nrlc {
+    Nrlc(v)
+}
+
+fn addr_of_token(id: U256) -> Address {
+    Address::from_slice(&id.to_be_bytes::<32>()[12..])
+}
+
+/// PoCo's log as Veil's event; `sender` is the transaction's sender (presigned orders' signer).
+/// Logs of other contracts (RLC's own transfers) and unknown topics give `None`.
+pub fn event(d: &Deployment, sender: Address, log: &Log) -> Option<Event> {
+    let topics = log.topics();
+    let data = &log.data().data;
+    let t0 = *topics.first()?;
+    let at = log.address();
+    if at == d.app_registry || at == d.dataset_registry || at == d.workerpool_registry {
+        let e = IRegistry::Transfer::decode_raw_log(topics.iter().copied(), data).ok()?;
+        let asset = addr_of_token(e.tokenId);
+        return Some(if e.from == Address::ZERO {
+            match at {
+                a if a == d.app_registry => Event::AppCreated { app: asset, owner: e.to },
+                a if a == d.dataset_registry => Event::DatasetCreated { dataset: asset, owner: e.to },
+                _ => Event::WorkerpoolCreated { workerpool: asset, owner: e.to },
+            }
+        } else {
+            Event::OwnershipTransferred { asset, from: e.from, to: e.to }
+        });
+    }
+    if at != d.hub {
+        if t0 == IWorkerpool::PolicyUpdate::SIGNATURE_HASH {
+            let e = IWorkerpool::PolicyUpdate::decode_raw_log(topics.iter().copied(), data).ok()?;
+            return Some(Event::WorkerpoolPolicyUpdate {
+                workerpool: at,
+                worker_stake_ratio: e.newWorkerStakeRatioPolicy.saturating_to(),
+                scheduler_reward_ratio: e.newSchedulerRewardRatioPolicy.saturating_to(),
+            });
+        }
+        return None;
+    }
+    macro_rules! dec {
+        ($t:ty) => {
+            <$t>::decode_raw_log(topics.iter().copied(), data).ok()?
+        };
+    }
+    use IHub as H;
+    Some(match t0 {
+        x if x == H::Transfer::SIGNATURE_HASH => {
+            let e = dec!(H::Transfer);
+            match (e.from, e.to) {
+                (Address::ZERO, to) => Event::Deposit { owner: to, amount: n(e.value) },
+                (from, Address::ZERO) => Event::Withdraw { owner: from, amount: n(e.value) },
+                (from, to) => Event::Transfer { from, to, amount: n(e.value) },
+            }
+        }
+        x if x == H::Lock::SIGNATURE_HASH => {
+            let e = dec!(H::Lock);
+            Event::Lock { owner: e.owner, amount: n(e.amount) }
+        }
+        x if x == H::Unlock::SIGNATURE_HASH => {
+            let e = dec!(H::Unlock);
+            Event::Unlock { owner: e.owner, amount: n(e.amount) }
+        }
+        x if x == H::Reward::SIGNATURE_HASH => {
+            let e = dec!(H::Reward);
+            Event::Reward { owner: e.owner, amount: n(e.amount), taskid: e.r#ref }
+        }
+        x if x == H::Seize::SIGNATURE_HASH => {
+            let e = dec!(H::Seize);
+            Event::Seize { owner: e.owner, amount: n(e.amount), taskid: e.r#ref }
+        }
+        x if x == H::CreateCategory::SIGNATURE_HASH => {
+            let e = dec!(H::CreateCategory);
+            Event::CategoryCreated {
+                id: e.catid.saturating_to(),
+                name: e.name,
+                work_clock_time_ref: e.workClockTimeRef.saturating_to(),
+            }
+        }
+        x if x == H::SignedAppOrder::SIGNATURE_HASH
+            || x == H::SignedDatasetOrder::SIGNATURE_HASH
+            || x == H::SignedWorkerpoolOrder::SIGNATURE_HASH
+            || x == H::SignedRequestOrder::SIGNATURE_HASH =>
+        {
+            Event::OrderPresigned { hash: B256::from_slice(data.get(..32)?), signer: sender }
+        }
+        x if x == H::ClosedAppOrder::SIGNATURE_HASH
+            || x == H::ClosedDatasetOrder::SIGNATURE_HASH
+            || x == H::ClosedWorkerpoolOrder::SIGNATURE_HASH
+            || x == H::ClosedRequestOrder::SIGNATURE_HASH =>
+        {
+            Event::OrderCancelled { hash: B256::from_slice(data.get(..32)?) }
+        }
+        x if x == H::OrdersMatched::SIGNATURE_HASH => {
+            let e = dec!(H::OrdersMatched);
+            Event::OrdersMatched {
+                dealid: e.dealid,
+                app_hash: e.appHash,
+                dataset_hash: e.datasetHash,
+                workerpool_hash: e.workerpoolHash,
+                request_hash: e.requestHash,
+                volume: e.volume,
+            }
+        }
+        x if x == H::SchedulerNotice::SIGNATURE_HASH => {
+            let e = dec!(H::SchedulerNotice);
+            Event::SchedulerNotice { workerpool: e.workerpool, dealid: e.dealid }
+        }
+        x if x == H::TaskInitialize::SIGNATURE_HASH => {
+            let e = dec!(H::TaskInitialize);
+            Event::TaskInitialize { taskid: e.taskid, workerpool: e.workerpool }
+        }
+        x if x == H::TaskContribute::SIGNATURE_HASH => {
+            let e = dec!(H::TaskContribute);
+            Event::TaskContribute { taskid: e.taskid, worker: e.worker, hash: e.hash }
+        }
+        x if x == H::TaskConsensus::SIGNATURE_HASH => {
+            let e = dec!(H::TaskConsensus);
+            Event::TaskConsensus { taskid: e.taskid, consensus: e.consensus }
+        }
+        x if x == H::TaskReveal::SIGNATURE_HASH => {
+            let e = dec!(H::TaskReveal);
+            Event::TaskReveal { taskid: e.taskid, worker: e.worker, digest: e.digest }
+        }
+        x if x == H::TaskReopen::SIGNATURE_HASH => Event::TaskReopen { taskid: dec!(H::TaskReopen).taskid },
+        x if x == H::TaskFinalize::SIGNATURE_HASH => {
+            let e = dec!(H::TaskFinalize);
+            Event::TaskFinalize { taskid: e.taskid, results: e.results }
+        }
+        x if x == H::TaskClaimed::SIGNATURE_HASH => Event::TaskClaimed { taskid: dec!(H::TaskClaimed).taskid },
+        x if x == H::AccurateContribution::SIGNATURE_HASH => {
+            let e = dec!(H::AccurateContribution);
+            Event::AccurateContribution { worker: e.worker, taskid: e.taskid }
+        }
+        x if x == H::FaultyContribution::SIGNATURE_HASH => {
+            let e = dec!(H::FaultyContribution);
+            Event::FaultyContribution { worker: e.worker, taskid: e.taskid }
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,55 @@
+//! What can go wrong talking to an EVM chain, each saying what to do.
+
+use alloy::primitives::B256;
+use alloy::transports::{RpcError, TransportErrorKind};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EvmError {
+    #[error(
+        "cannot reach the EVM RPC at {url}: {reason} (is the chain running? `veil evm anvil` starts one; set --rpc or VEIL_RPC)"
+    )]
+    Unreachable { url: String, reason: String },
+    #[error("PoCo refused {what}: {reason}")]
+    Reverted { what: String, reason: String },
+    #[error("the RPC at {url} refused {what}: {reason}")]
+    Refused { url: String, what: String, reason: String },
+    #[error("{what} was sent as {tx} but not mined within 120 s: check the chain, then the transaction")]
+    Timeout { what: String, tx: B256 },
+    #[error("{0}")]
+    Setup(String),
+    #[error("iExec's PoCo package: {0}")]
+    Package(String),
+    #[error("unexpected answer from PoCo: {0}")]
+    Decode(String),
+}
+
+impl EvmError {
+    pub fn unreachable(url: &str, e: impl std::fmt::Display) -> EvmError {
+        EvmError::Unreachable { url: url.to_string(), reason: e.to_string() }
+    }
+
+    /// Sorts an RPC error: a revert (with PoCo's reason decoded), a refusal by the node (nonce,
+    /// funds), or an unreachable endpoint.
+    pub fn from_rpc(url: &str, what: &str, e: RpcError<TransportErrorKind>) -> EvmError {
+        match e {
+            RpcError::ErrorResp(payload) => {
+                if let Some(data) = payload.as_revert_data() {
+                    return EvmError::Reverted { what: what.to_string(), reason: crate::rpc::decode_revert(&data) };
+                }
+                let msg = payload.message.to_string();
+                if msg.contains("revert") {
+                    return EvmError::Reverted { what: what.to_string(), reason: msg };
+                }
+                let hint = if msg.contains("insufficient funds") {
+                    " (the sender has no ETH for gas: fund it first)"
+                } else if msg.contains("nonce") {
+                    " (another program sent from this account: retry)"
+                } else {
+                    ""
+                };
+                EvmError::Refused { url: url.to_string(), what: what.to_string(), reason: format!("{msg}{hint}") }
+            }
+            other => EvmError::unreachable(url, other),
+        }
+    }
+}

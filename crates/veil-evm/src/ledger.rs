@@ -1,0 +1,431 @@
+//! [`EvmLedger`]: the [`Ledger`] trait on iExec's PoCo contracts. Veil's calls become PoCo
+//! transactions, PoCo's views become Veil's, PoCo's logs become Veil's events.
+
+use crate::abi::{IHub, IRegistry, IRlc};
+use crate::convert::{self, AssetKind};
+use crate::deploy::Deployment;
+use crate::error::EvmError;
+use crate::rpc::{Outgoing, Rpc};
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolCall;
+use std::collections::BTreeMap;
+use veil_core::block::Receipt;
+use veil_core::eip712::{Domain, known_verifying_contract};
+use veil_core::events::Event;
+use veil_core::state::{
+    Account, App, Category, Contribution, ContributionStatus, Dataset, Deal, DealAsset, Task, TaskStatus, Workerpool,
+};
+use veil_core::{Call, Nrlc, PrivateKey};
+use veil_sdk::ledger::{BlockEvents, MAX_EVENT_BLOCKS};
+use veil_sdk::{AccountView, AssetView, ChainInfo, DealView, Ledger, SdkError, TaskView};
+
+/// PoCo on an EVM chain, through one RPC endpoint.
+pub struct EvmLedger {
+    pub rpc: Rpc,
+    pub deployment: Deployment,
+}
+
+impl From<EvmError> for SdkError {
+    fn from(e: EvmError) -> SdkError {
+        let kind = match &e {
+            EvmError::Reverted { .. } => "rejected",
+            EvmError::Unreachable { .. } => "unreachable",
+            EvmError::Refused { .. } => "refused",
+            EvmError::Timeout { .. } => "timeout",
+            EvmError::Setup(_) | EvmError::Package(_) => "setup",
+            EvmError::Decode(_) => "decode",
+        };
+        SdkError::Chain { kind: kind.into(), message: e.to_string() }
+    }
+}
+
+fn not_found(what: String) -> SdkError {
+    SdkError::Api { status: 404, kind: "not_found".into(), message: what }
+}
+
+async fn view<C: SolCall>(rpc: &Rpc, to: Address, call: C) -> Result<C::Return, EvmError> {
+    let out = rpc.call(to, call.abi_encode().into(), None).await?;
+    C::abi_decode_returns(&out).map_err(|e| EvmError::Decode(format!("{}: {e}", C::SIGNATURE)))
+}
+
+/// Checks that `hub` runs PoCo with iExec's EIP-712 domain (iExecODB 5.0.0, this chain, this hub).
+pub async fn check_domain(rpc: &Rpc, hub: Address) -> Result<(), EvmError> {
+    if rpc.code_at(hub).await?.is_empty() {
+        return Err(EvmError::Setup(format!(
+            "no contract at {hub} on chain {} ({}): check --hub (`veil evm anvil` prints the hub)",
+            rpc.chain_id, rpc.url
+        )));
+    }
+    let sep = view(rpc, hub, IHub::eip712domain_separatorCall {}).await.map_err(|_| {
+        EvmError::Setup(format!(
+            "{hub} on chain {} is not iExec's PoCo hub (it has no eip712domain_separator)",
+            rpc.chain_id
+        ))
+    })?;
+    let expected = Domain { chain_id: rpc.chain_id, verifying_contract: hub }.separator();
+    if sep != expected {
+        return Err(EvmError::Setup(format!(
+            "the hub at {hub} signs orders for another domain ({sep}, expected iExecODB 5.0.0 on chain {} = {expected}): wrong chain or not PoCo v5+",
+            rpc.chain_id
+        )));
+    }
+    Ok(())
+}
+
+impl EvmLedger {
+    /// Connects to PoCo at `hub` (or iExec's own hub for chain ids 42161 and 421614).
+    pub async fn connect(url: &str, hub: Option<Address>) -> Result<EvmLedger, EvmError> {
+        let rpc = Rpc::connect(url).await?;
+        let hub = match hub.or_else(|| known_verifying_contract(rpc.chain_id).filter(|_| rpc.chain_id != 134)) {
+            Some(h) => h,
+            None => {
+                return Err(EvmError::Setup(format!(
+                    "chain {} has no known PoCo hub: pass --hub ADDRESS (or VEIL_HUB; `veil evm anvil` prints it)",
+                    rpc.chain_id
+                )));
+            }
+        };
+        check_domain(&rpc, hub).await?;
+        let deployment = Deployment {
+            chain_id: rpc.chain_id,
+            hub,
+            rlc: view(&rpc, hub, IHub::tokenCall {}).await?,
+            app_registry: view(&rpc, hub, IHub::appregistryCall {}).await?,
+            dataset_registry: view(&rpc, hub, IHub::datasetregistryCall {}).await?,
+            workerpool_registry: view(&rpc, hub, IHub::workerpoolregistryCall {}).await?,
+            deployer: view(&rpc, hub, IHub::ownerCall {}).await?,
+            poco_version: String::new(),
+            transactions: 0,
+            gas_used: 0,
+        };
+        Ok(EvmLedger { rpc, deployment })
+    }
+
+    async fn hub<C: SolCall>(&self, call: C) -> Result<C::Return, EvmError> {
+        view(&self.rpc, self.deployment.hub, call).await
+    }
+
+    async fn kind_of(&self, asset: Address) -> Result<Option<AssetKind>, EvmError> {
+        let d = &self.deployment;
+        for (reg, kind) in [
+            (d.app_registry, AssetKind::App),
+            (d.dataset_registry, AssetKind::Dataset),
+            (d.workerpool_registry, AssetKind::Workerpool),
+        ] {
+            if view(&self.rpc, reg, IRegistry::isRegisteredCall { entry: asset }).await? {
+                return Ok(Some(kind));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn registered(&self, registry: Address, a: Address, what: &str) -> Result<(), SdkError> {
+        if view(&self.rpc, registry, IRegistry::isRegisteredCall { entry: a }).await? {
+            Ok(())
+        } else {
+            Err(not_found(format!("no {what} {a} in PoCo's {what} registry")))
+        }
+    }
+
+    fn outgoing_for(&self, from: Address, call: &Call, kind: Option<AssetKind>) -> Result<Outgoing, EvmError> {
+        convert::outgoing(&self.deployment, from, call, kind).map_err(EvmError::Setup)
+    }
+
+    /// Sends raw transactions (deployment, RLC funding) through this ledger's nonce manager.
+    pub async fn send_raw(&self, key: &PrivateKey, txs: Vec<Outgoing>) -> Vec<Result<crate::rpc::Mined, EvmError>> {
+        self.rpc.send(key, txs).await
+    }
+
+    /// Moves the chain's clock (anvil, hardhat): `evm_increaseTime` then `evm_mine`.
+    pub async fn increase_time(&self, seconds: u64) -> Result<(), EvmError> {
+        self.rpc.raw("evm_increaseTime", serde_json::json!([seconds])).await?;
+        self.rpc.raw("evm_mine", serde_json::json!([])).await?;
+        Ok(())
+    }
+
+    /// The RLC a key holds outside the escrow.
+    pub async fn rlc_balance(&self, a: Address) -> Result<U256, EvmError> {
+        view(&self.rpc, self.deployment.rlc, IRlc::balanceOfCall { owner: a }).await
+    }
+
+    async fn categories(&self) -> Result<Vec<(u64, Category)>, EvmError> {
+        let count: u64 = self.hub(IHub::countCategoryCall {}).await?.saturating_to();
+        let mut out = Vec::new();
+        for id in 0..count.min(1_000) {
+            let c = self.hub(IHub::viewCategoryCall { id: U256::from(id) }).await?;
+            out.push((
+                id,
+                Category {
+                    name: c.name,
+                    description: c.description,
+                    work_clock_time_ref: c.workClockTimeRef.saturating_to(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn receipt(&self, from: Address, mined: crate::rpc::Mined) -> Receipt {
+        let r = &mined.receipt;
+        let events = r.inner.logs().iter().filter_map(|l| convert::event(&self.deployment, from, l)).collect();
+        Receipt {
+            tx_hash: r.transaction_hash,
+            block: r.block_number.unwrap_or_default(),
+            index: r.transaction_index.unwrap_or_default() as u32,
+            events,
+        }
+    }
+
+    /// Gas used by the last receipts, for benchmarks: sends like [`Ledger::send_batch`] and also
+    /// returns each transaction's gas.
+    pub async fn send_with_gas(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<(Receipt, u64), SdkError>> {
+        let from = key.address();
+        let mut outs = Vec::with_capacity(calls.len());
+        for call in &calls {
+            let kind = match call {
+                Call::TransferOwnership { asset, .. } => match self.kind_of(*asset).await {
+                    Ok(k) => k,
+                    Err(e) => {
+                        outs.push(Err(e));
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            outs.push(self.outgoing_for(from, call, kind));
+        }
+        if let [Ok(single)] = outs.as_mut_slice() {
+            // One call: estimate first, so a refusal costs nothing and says PoCo's reason.
+            match self.rpc.estimate(from, single).await {
+                Ok(g) => single.gas = g.saturating_mul(13) / 10 + 20_000,
+                Err(e) => return vec![Err(e.into())],
+            }
+        }
+        let (ok, idx): (Vec<Outgoing>, Vec<usize>) =
+            outs.iter().enumerate().filter_map(|(i, o)| o.as_ref().ok().map(|o| (o.clone(), i))).unzip();
+        let mut sent = self.rpc.send(key, ok).await.into_iter();
+        let mut answers: Vec<Result<(Receipt, u64), SdkError>> = Vec::with_capacity(outs.len());
+        for (i, o) in outs.into_iter().enumerate() {
+            answers.push(match o {
+                Err(e) => Err(e.into()),
+                Ok(_) if idx.contains(&i) => match sent.next() {
+                    Some(Ok(m)) => {
+                        let gas = m.receipt.gas_used;
+                        Ok((self.receipt(from, m), gas))
+                    }
+                    Some(Err(e)) => Err(e.into()),
+                    None => Err(SdkError::Decode("no answer".into())),
+                },
+                Ok(_) => Err(SdkError::Decode("no answer".into())),
+            });
+        }
+        answers
+    }
+}
+
+fn task_status(s: u8) -> TaskStatus {
+    match s {
+        1 => TaskStatus::Active,
+        2 => TaskStatus::Revealing,
+        3 => TaskStatus::Completed,
+        4 => TaskStatus::Failed,
+        _ => TaskStatus::Unset,
+    }
+}
+
+fn contribution_status(s: u8) -> ContributionStatus {
+    match s {
+        1 => ContributionStatus::Contributed,
+        2 => ContributionStatus::Proved,
+        3 => ContributionStatus::Rejected,
+        _ => ContributionStatus::Unset,
+    }
+}
+
+fn asset(r: &crate::abi::Resource) -> DealAsset {
+    DealAsset { pointer: r.pointer, owner: r.owner, price: Nrlc(r.price) }
+}
+
+fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[async_trait::async_trait]
+impl Ledger for EvmLedger {
+    fn describe(&self) -> String {
+        format!("PoCo hub {} on chain {} ({})", self.deployment.hub, self.rpc.chain_id, self.rpc.url)
+    }
+
+    async fn chain(&self) -> Result<ChainInfo, SdkError> {
+        let (head, head_hash, timestamp) = self.rpc.latest().await?;
+        Ok(ChainInfo {
+            chain_id: self.rpc.chain_id,
+            domain: Domain { chain_id: self.rpc.chain_id, verifying_contract: self.deployment.hub },
+            head,
+            head_hash,
+            state_digest: B256::ZERO,
+            timestamp,
+            dev: self.rpc.chain_id == 31337,
+            categories: self.categories().await?,
+        })
+    }
+
+    async fn send_batch(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<Receipt, SdkError>> {
+        self.send_with_gas(key, calls).await.into_iter().map(|r| r.map(|(r, _)| r)).collect()
+    }
+
+    async fn account(&self, a: &Address) -> Result<AccountView, SdkError> {
+        let acc = self.hub(IHub::viewAccountCall { account: *a }).await?;
+        let account = Account {
+            wallet: Nrlc(self.rlc_balance(*a).await?),
+            balance: Nrlc(acc.stake),
+            locked: Nrlc(acc.locked),
+            nonce: self.rpc.nonce_of(*a).await?,
+            score: self.hub(IHub::viewScoreCall { worker: *a }).await?.saturating_to(),
+        };
+        Ok(AccountView { address: *a, account })
+    }
+
+    async fn app(&self, a: &Address) -> Result<AssetView<App>, SdkError> {
+        self.registered(self.deployment.app_registry, *a, "app").await?;
+        let v = self.hub(IHub::viewAppCall { app: *a }).await?;
+        let asset = App {
+            owner: v.owner,
+            name: v.name,
+            app_type: v.appType,
+            multiaddr: text(&v.multiaddr),
+            checksum: v.checksum,
+            mrenclave: text(&v.mrenclave),
+        };
+        Ok(AssetView { address: *a, asset })
+    }
+
+    async fn dataset(&self, a: &Address) -> Result<AssetView<Dataset>, SdkError> {
+        self.registered(self.deployment.dataset_registry, *a, "dataset").await?;
+        let v = self.hub(IHub::viewDatasetCall { dataset: *a }).await?;
+        Ok(AssetView {
+            address: *a,
+            asset: Dataset { owner: v.owner, name: v.name, multiaddr: text(&v.multiaddr), checksum: v.checksum },
+        })
+    }
+
+    async fn workerpool(&self, a: &Address) -> Result<AssetView<Workerpool>, SdkError> {
+        self.registered(self.deployment.workerpool_registry, *a, "workerpool").await?;
+        let v = self.hub(IHub::viewWorkerpoolCall { workerpool: *a }).await?;
+        let asset = Workerpool {
+            owner: v.owner,
+            description: v.description,
+            worker_stake_ratio: v.workerStakeRatio.saturating_to(),
+            scheduler_reward_ratio: v.schedulerRewardRatio.saturating_to(),
+        };
+        Ok(AssetView { address: *a, asset })
+    }
+
+    async fn deal(&self, id: &B256) -> Result<DealView, SdkError> {
+        let d = self.hub(IHub::viewDealCall { id: *id }).await?;
+        if d.requester == Address::ZERO {
+            return Err(not_found(format!("no deal {id} on PoCo")));
+        }
+        let deal = Deal {
+            app: asset(&d.app),
+            dataset: asset(&d.dataset),
+            workerpool: asset(&d.workerpool),
+            trust: d.trust,
+            category: d.category.saturating_to(),
+            tag: d.tag,
+            requester: d.requester,
+            beneficiary: d.beneficiary,
+            callback: d.callback,
+            params: d.params,
+            start_time: d.startTime.saturating_to(),
+            bot_first: d.botFirst,
+            bot_size: d.botSize,
+            worker_stake: Nrlc(d.workerStake),
+            scheduler_reward_ratio: d.schedulerRewardRatio.saturating_to(),
+            sponsor: d.sponsor,
+            // PoCo keeps no order hashes in a deal (its OrdersMatched event has them).
+            app_order_hash: B256::ZERO,
+            dataset_order_hash: B256::ZERO,
+            workerpool_order_hash: B256::ZERO,
+            request_order_hash: B256::ZERO,
+        };
+        Ok(DealView { dealid: *id, deal })
+    }
+
+    async fn task(&self, id: &B256) -> Result<TaskView, SdkError> {
+        let t = self.hub(IHub::viewTaskCall { id: *id }).await?;
+        if t.status == 0 && t.dealid == B256::ZERO {
+            return Err(not_found(format!("no task {id} on PoCo (not initialized yet?)")));
+        }
+        let mut contributions = BTreeMap::new();
+        for w in &t.contributors {
+            let c = self.hub(IHub::viewContributionCall { taskid: *id, worker: *w }).await?;
+            contributions.insert(
+                *w,
+                Contribution {
+                    status: contribution_status(c.status),
+                    result_hash: c.resultHash,
+                    result_seal: c.resultSeal,
+                    enclave_challenge: c.enclaveChallenge,
+                    weight: c.weight.saturating_to(),
+                },
+            );
+        }
+        let task = Task {
+            status: task_status(t.status),
+            dealid: t.dealid,
+            idx: t.idx,
+            timeref: t.timeref.saturating_to(),
+            contribution_deadline: t.contributionDeadline.saturating_to(),
+            reveal_deadline: t.revealDeadline.saturating_to(),
+            final_deadline: t.finalDeadline.saturating_to(),
+            consensus_value: t.consensusValue,
+            reveal_counter: t.revealCounter.saturating_to(),
+            winner_counter: t.winnerCounter.saturating_to(),
+            contributors: t.contributors,
+            contributions,
+            // PoCo keeps the consensus groups private.
+            groups: BTreeMap::new(),
+            total: U256::ZERO,
+            result_digest: t.resultDigest,
+            results: t.results,
+            results_callback: t.resultsCallback,
+        };
+        Ok(TaskView { taskid: *id, task })
+    }
+
+    async fn consumed(&self, order_hash: &B256) -> Result<U256, SdkError> {
+        Ok(self.hub(IHub::viewConsumedCall { hash: *order_hash }).await?)
+    }
+
+    async fn events(&self, from: u64) -> Result<Vec<BlockEvents>, SdkError> {
+        let (head, _, _) = self.rpc.latest().await?;
+        if from > head {
+            return Ok(Vec::new());
+        }
+        let to = head.min(from.saturating_add(MAX_EVENT_BLOCKS - 1));
+        let d = &self.deployment;
+        let filter = Filter::new()
+            .address(vec![d.hub, d.app_registry, d.dataset_registry, d.workerpool_registry])
+            .from_block(from)
+            .to_block(to);
+        let logs = self.rpc.provider.get_logs(&filter).await.map_err(|e| EvmError::unreachable(&self.rpc.url, e))?;
+        let mut blocks: BTreeMap<u64, BlockEvents> = BTreeMap::new();
+        for log in &logs {
+            let Some(mut e) = convert::event(d, Address::ZERO, log) else { continue };
+            if let Event::OrderPresigned { hash, signer } = &mut e {
+                *signer = self.hub(IHub::viewPresignedCall { hash: *hash }).await?;
+            }
+            let n = log.block_number.unwrap_or_default();
+            let entry = blocks.entry(n).or_insert_with(|| BlockEvents {
+                block: n,
+                timestamp: log.block_timestamp.unwrap_or_default(),
+                events: Vec::new(),
+            });
+            entry.events.push(e);
+        }
+        Ok(blocks.into_values().collect())
+    }
+}

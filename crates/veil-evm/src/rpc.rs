@@ -1,0 +1,246 @@
+//! JSON-RPC transport: signs EIP-1559 transactions with Veil's keys, sends them pipelined with
+//! nonces managed here, waits for receipts by polling (alloy's default 250 ms interval would dominate
+//! a task's latency on anvil), and decodes revert reasons.
+
+use crate::error::EvmError;
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::{TransactionBuilder, TxSignerSync};
+use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy::providers::{Provider, RootProvider};
+use alloy::rpc::types::{BlockId, BlockNumberOrTag, TransactionReceipt, TransactionRequest};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolError;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use veil_core::PrivateKey;
+
+/// One transaction to send: where (None: create a contract), what, and at most how much gas.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub to: Option<Address>,
+    pub data: Bytes,
+    pub gas: u64,
+    /// What it does, for error messages ("matchOrders", "deploy IexecPoco1Facet", …).
+    pub what: String,
+}
+
+/// A mined transaction.
+#[derive(Debug, Clone)]
+pub struct Mined {
+    pub receipt: TransactionReceipt,
+}
+
+/// How long a sent transaction may wait for its receipt.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Rpc {
+    pub(crate) provider: RootProvider,
+    pub url: String,
+    pub chain_id: u64,
+    /// Next nonce per sender, once known; forgotten after any failure so it is read again.
+    nonces: tokio::sync::Mutex<HashMap<Address, u64>>,
+}
+
+pub fn signer_of(key: &PrivateKey) -> Result<PrivateKeySigner, EvmError> {
+    PrivateKeySigner::from_bytes(&B256::from(key.secret_bytes()))
+        .map_err(|e| EvmError::Setup(format!("the key cannot sign EVM transactions: {e}")))
+}
+
+impl Rpc {
+    pub async fn connect(url: &str) -> Result<Rpc, EvmError> {
+        let parsed = url.parse().map_err(|e| EvmError::Setup(format!("`{url}` is not an RPC URL: {e}")))?;
+        let provider = RootProvider::new_http(parsed);
+        let chain_id = provider.get_chain_id().await.map_err(|e| EvmError::unreachable(url, e))?;
+        Ok(Rpc { provider, url: url.to_string(), chain_id, nonces: Default::default() })
+    }
+
+    /// `eth_call` of `data` at `to`, at the latest block or at `block`.
+    pub async fn call(&self, to: Address, data: Bytes, block: Option<u64>) -> Result<Bytes, EvmError> {
+        let tx = TransactionRequest::default().to(to).input(data.into());
+        let mut c = self.provider.call(tx);
+        if let Some(b) = block {
+            c = c.block(BlockId::Number(BlockNumberOrTag::Number(b)));
+        }
+        c.await.map_err(|e| EvmError::from_rpc(&self.url, "a read", e))
+    }
+
+    pub async fn code_at(&self, a: Address) -> Result<Bytes, EvmError> {
+        self.provider.get_code_at(a).await.map_err(|e| EvmError::unreachable(&self.url, e))
+    }
+
+    pub async fn latest(&self) -> Result<(u64, B256, u64), EvmError> {
+        let b = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| EvmError::unreachable(&self.url, e))?
+            .ok_or_else(|| EvmError::Setup("the chain has no latest block".into()))?;
+        Ok((b.header.number, b.header.hash, b.header.timestamp))
+    }
+
+    pub async fn block_timestamp(&self, n: u64) -> Result<u64, EvmError> {
+        let b = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(n))
+            .await
+            .map_err(|e| EvmError::unreachable(&self.url, e))?
+            .ok_or_else(|| EvmError::Decode(format!("no block {n}")))?;
+        Ok(b.header.timestamp)
+    }
+
+    pub async fn nonce_of(&self, a: Address) -> Result<u64, EvmError> {
+        self.provider.get_transaction_count(a).await.map_err(|e| EvmError::unreachable(&self.url, e))
+    }
+
+    pub async fn eth_balance(&self, a: Address) -> Result<U256, EvmError> {
+        self.provider.get_balance(a).await.map_err(|e| EvmError::unreachable(&self.url, e))
+    }
+
+    /// Gas needed by one call, or why the chain would revert it (nothing is sent).
+    pub async fn estimate(&self, from: Address, out: &Outgoing) -> Result<u64, EvmError> {
+        let mut tx = TransactionRequest::default().from(from).input(out.data.clone().into());
+        tx = match out.to {
+            Some(to) => tx.to(to),
+            None => tx.into_create(),
+        };
+        self.provider.estimate_gas(tx).await.map_err(|e| EvmError::from_rpc(&self.url, &out.what, e))
+    }
+
+    /// Signs and sends `txs` from `key` with consecutive nonces, without waiting between them,
+    /// then waits for every receipt. A reverted transaction is replayed as a call on the block
+    /// before it to read PoCo's reason. One answer per transaction, in order.
+    pub async fn send(&self, key: &PrivateKey, txs: Vec<Outgoing>) -> Vec<Result<Mined, EvmError>> {
+        let n = txs.len();
+        let signer = match signer_of(key) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e); n],
+        };
+        let from = signer.address();
+        let fee = match self.provider.get_gas_price().await {
+            Ok(p) => p.saturating_mul(2).max(1),
+            Err(e) => return vec![Err(EvmError::unreachable(&self.url, e)); n],
+        };
+        let mut nonces = self.nonces.lock().await;
+        let start = match nonces.get(&from) {
+            Some(n) => *n,
+            None => match self.nonce_of(from).await {
+                Ok(n) => n,
+                Err(e) => return vec![Err(e); n],
+            },
+        };
+        let mut hashes = Vec::with_capacity(n);
+        let mut next = start;
+        for out in &txs {
+            let r = self.sign_and_send(&signer, next, fee, out).await;
+            if r.is_ok() {
+                next += 1;
+            }
+            hashes.push(r);
+        }
+        if hashes.iter().any(|h| h.is_err()) {
+            nonces.remove(&from);
+        } else {
+            nonces.insert(from, next);
+        }
+        drop(nonces);
+        let mut answers = Vec::with_capacity(n);
+        for (h, out) in hashes.into_iter().zip(&txs) {
+            answers.push(match h {
+                Ok(h) => self.wait(h, from, out).await,
+                Err(e) => Err(e),
+            });
+        }
+        answers
+    }
+
+    async fn sign_and_send(
+        &self,
+        signer: &PrivateKeySigner,
+        nonce: u64,
+        fee: u128,
+        out: &Outgoing,
+    ) -> Result<B256, EvmError> {
+        let mut tx = TxEip1559 {
+            chain_id: self.chain_id,
+            nonce,
+            gas_limit: out.gas,
+            max_fee_per_gas: fee,
+            max_priority_fee_per_gas: fee.min(1_000_000_000),
+            to: out.to.map_or(TxKind::Create, TxKind::Call),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input: out.data.clone(),
+        };
+        let sig = signer.sign_transaction_sync(&mut tx).map_err(|e| EvmError::Setup(format!("signing failed: {e}")))?;
+        let envelope: TxEnvelope = tx.into_signed(sig).into();
+        let raw = envelope.encoded_2718();
+        let pending =
+            self.provider.send_raw_transaction(&raw).await.map_err(|e| EvmError::from_rpc(&self.url, &out.what, e))?;
+        Ok(*pending.tx_hash())
+    }
+
+    async fn wait(&self, hash: B256, from: Address, out: &Outgoing) -> Result<Mined, EvmError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.provider.get_transaction_receipt(hash).await {
+                Ok(Some(receipt)) => return self.mined(receipt, from, out).await,
+                Ok(None) => {}
+                Err(e) => return Err(EvmError::unreachable(&self.url, e)),
+            }
+            if started.elapsed() > RECEIPT_TIMEOUT {
+                return Err(EvmError::Timeout { what: out.what.clone(), tx: hash });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn mined(&self, receipt: TransactionReceipt, from: Address, out: &Outgoing) -> Result<Mined, EvmError> {
+        let block = receipt.block_number.unwrap_or_default();
+        if receipt.status() {
+            return Ok(Mined { receipt });
+        }
+        let reason = self.replay_reason(from, out, block.saturating_sub(1)).await;
+        Err(EvmError::Reverted { what: out.what.clone(), reason })
+    }
+
+    /// Runs a reverted transaction again as a call on the state it saw, to read its reason.
+    async fn replay_reason(&self, from: Address, out: &Outgoing, block: u64) -> String {
+        let mut tx = TransactionRequest::default().from(from).input(out.data.clone().into()).gas_limit(out.gas);
+        tx = match out.to {
+            Some(to) => tx.to(to),
+            None => tx.into_create(),
+        };
+        match self.provider.call(tx).block(BlockId::Number(BlockNumberOrTag::Number(block))).await {
+            Ok(_) => format!("out of gas or reverted by state that changed in the same block (gas limit {})", out.gas),
+            Err(e) => match EvmError::from_rpc(&self.url, &out.what, e) {
+                EvmError::Reverted { reason, .. } => reason,
+                other => other.to_string(),
+            },
+        }
+    }
+
+    /// Raw JSON-RPC for methods alloy has no helper for (anvil's `evm_increaseTime`, …).
+    pub async fn raw(&self, method: &'static str, params: serde_json::Value) -> Result<serde_json::Value, EvmError> {
+        self.provider.raw_request(method.into(), params).await.map_err(|e| EvmError::unreachable(&self.url, e))
+    }
+}
+
+/// Decodes revert data: `Error(string)`, PoCo's `IncompatibleDatasetOrder(string)`, or raw bytes.
+pub fn decode_revert(data: &[u8]) -> String {
+    if data.is_empty() {
+        return "reverted without a reason (PoCo gives none for this check)".into();
+    }
+    if let Ok(e) = alloy::sol_types::Revert::abi_decode(data) {
+        return e.reason;
+    }
+    if let Ok(e) = crate::abi::IHub::IncompatibleDatasetOrder::abi_decode(data) {
+        return format!("incompatible dataset order: {}", e.reason);
+    }
+    if let Ok(p) = alloy::sol_types::Panic::abi_decode(data) {
+        return format!("panic {}", p.code);
+    }
+    format!("reverted with data 0x{}", hex::encode(data))
+}
