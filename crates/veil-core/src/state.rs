@@ -368,6 +368,26 @@ impl State {
         self.tasks.rollback();
     }
 
+    /// Moves a registered asset to another address. Differential tests need it: PoCo's registries
+    /// place assets by CREATE2 where Veil derives them from (kind, owner, nonce), and orders, deal ids
+    /// and task ids only agree when the addresses do. Returns whether an asset was moved.
+    pub fn move_asset(&mut self, from: &Address, to: Address) -> bool {
+        let moved = if let Some(v) = self.apps.remove(from) {
+            self.apps.insert(to, v);
+            true
+        } else if let Some(v) = self.datasets.remove(from) {
+            self.datasets.insert(to, v);
+            true
+        } else if let Some(v) = self.workerpools.remove(from) {
+            self.workerpools.insert(to, v);
+            true
+        } else {
+            false
+        };
+        self.commit();
+        moved
+    }
+
     pub(crate) fn commit(&mut self) {
         self.accounts.commit();
         self.apps.commit();

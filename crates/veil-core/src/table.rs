@@ -48,6 +48,13 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         self.undo.push((k, old));
     }
 
+    /// Removes an entry (remembered, like every change).
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        let old = self.map.remove(k)?;
+        self.undo.push((k.clone(), Some(old.clone())));
+        Some(old)
+    }
+
     /// A mutable reference to an existing entry; its previous value is remembered.
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         let old = self.map.get(k)?.clone();
