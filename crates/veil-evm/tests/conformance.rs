@@ -292,3 +292,64 @@ async fn each_failing_match_orders_check_gives_pocos_code() {
     assert_eq!((code(&core), code(&poco)), ("0x60".to_string(), "0x60".to_string()), "\n core: {core}\n PoCo: {poco}");
     t.compare_accounts().await;
 }
+
+/// Escrow moves, presigned and cancelled orders, a workerpool policy, an ownership transfer, and
+/// the task calls PoCo refuses (double contribution, a wrong reveal, early finalize).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escrow_presign_cancel_policy_and_ownership() {
+    let mut t = start().await;
+    let w = world(&mut t).await;
+    let rlc = |n: u64| veil_core::Nrlc(U256::from(n) * U256::from(1_000_000_000u64));
+    t.ok(OTHER, Call::Withdraw { amount: rlc(10) }).await;
+    t.refused(OTHER, Call::Withdraw { amount: rlc(1_000_000) }).await;
+    t.ok(OTHER, Call::Transfer { to: addr(REQUESTER), amount: rlc(5) }).await;
+    t.refused(DEV, Call::Deposit { amount: rlc(10_000_000) }).await;
+    t.ok(POOL, Call::SetWorkerpoolPolicy { workerpool: w.pool, worker_stake_ratio: 50, scheduler_reward_ratio: 20 })
+        .await;
+    t.refused(
+        DEV,
+        Call::SetWorkerpoolPolicy { workerpool: w.pool, worker_stake_ratio: 10, scheduler_reward_ratio: 10 },
+    )
+    .await;
+    t.compare_accounts().await;
+
+    // A presigned app order needs no signature; a cancelled workerpool order has no volume left.
+    let o = orders(&w, 0xe0, false);
+    t.ok(DEV, Call::PresignOrder { order: veil_core::tx::AnyOrder::App(o.app.clone()) }).await;
+    let mut call = sign(&o, &t.domain(), REQUESTER);
+    if let Call::MatchOrders { app_order, .. } = &mut call {
+        app_order.sign = None;
+    }
+    let dealid = t.ok(REQUESTER, call).await.dealid();
+    let cancelled = orders(&w, 0xe1, false);
+    t.ok(POOL, Call::CancelOrder { order: veil_core::tx::AnyOrder::Workerpool(cancelled.pool.clone()) }).await;
+    let (core, poco) = t.refused(REQUESTER, sign(&cancelled, &t.domain(), REQUESTER)).await;
+    assert_eq!((code(&core), code(&poco)), ("0x60".to_string(), "0x60".to_string()), "{core} / {poco}");
+
+    // The policy shows in the deal (worker stake, scheduler ratio) and in the rewards.
+    t.ok(POOL, Call::Initialize { dealid, idx: U256::ZERO }).await;
+    let taskid = task_id(dealid, 0);
+    t.refused(POOL, Call::Initialize { dealid, idx: U256::ZERO }).await;
+    t.refused(POOL, Call::Initialize { dealid, idx: U256::from(1) }).await;
+    t.ok(WORKERS[0], contribute(WORKERS[0], taskid, digest(2))).await;
+    t.refused(WORKERS[0], contribute(WORKERS[0], taskid, digest(2))).await;
+    t.refused(POOL, finalize(taskid)).await;
+    t.refused(WORKERS[0], reveal(taskid, digest(3))).await;
+    t.refused(WORKERS[1], reveal(taskid, digest(2))).await;
+    t.ok(WORKERS[0], reveal(taskid, digest(2))).await;
+    t.refused(WORKERS[0], finalize(taskid)).await;
+    t.ok(POOL, finalize(taskid)).await;
+    t.compare_all(&[dealid], &[taskid]).await;
+
+    // The app changes hands: the old owner's orders no longer verify, the new owner's do.
+    t.ok(DEV, Call::TransferOwnership { asset: w.app, to: addr(OTHER) }).await;
+    let o = orders(&w, 0xe2, false);
+    let (core, poco) = t.refused(REQUESTER, sign(&o, &t.domain(), REQUESTER)).await;
+    assert_eq!((code(&core), code(&poco)), ("0x21".to_string(), "0x21".to_string()), "{core} / {poco}");
+    let mut call = sign(&o, &t.domain(), REQUESTER);
+    if let Call::MatchOrders { app_order, .. } = &mut call {
+        *app_order = veil_core::Signed::new(app_order.order.clone(), &key(OTHER), &t.domain());
+    }
+    let d2 = t.ok(REQUESTER, call).await.dealid();
+    t.compare_all(&[dealid, d2], &[taskid]).await;
+}
