@@ -10,7 +10,40 @@ use std::path::PathBuf;
 use veil_core::book::BookQuery;
 use veil_core::orders::OrderKind;
 use veil_core::{Address, B256, Call, Nrlc, PrivateKey, U256};
-use veil_sdk::Client;
+use veil_sdk::{Client, Ledger};
+
+/// The EVM chain the command line chose (`--rpc`, `--hub`), if any: set once by `main`.
+static EVM: std::sync::OnceLock<Option<(String, Option<Address>)>> = std::sync::OnceLock::new();
+
+/// Called by `main` once the arguments are parsed: with an RPC URL, every ledger command talks to
+/// PoCo on that chain and `--dev-account N` is anvil's account N.
+pub fn choose_ledger(rpc: Option<String>, hub: Option<Address>) {
+    let _ = EVM.set(rpc.map(|r| (r, hub)));
+}
+
+/// The RPC URL given with `--rpc`, if any.
+pub fn chosen_rpc() -> Option<String> {
+    evm_target().map(|(r, _)| r.clone())
+}
+
+fn evm_target() -> Option<&'static (String, Option<Address>)> {
+    EVM.get().and_then(|t| t.as_ref())
+}
+
+/// With `--rpc`, the EIP-712 domain of the chosen hub (its chain id and address).
+pub fn evm_domain() -> Result<Option<veil_core::Domain>> {
+    let Some((rpc, hub)) = evm_target() else { return Ok(None) };
+    let l = runtime()?.block_on(veil_evm::EvmLedger::connect(rpc, *hub))?;
+    Ok(Some(veil_core::Domain { chain_id: l.rpc.chain_id, verifying_contract: l.deployment.hub }))
+}
+
+/// The ledger the command line chose: PoCo on an EVM chain (`--rpc`), else the Veil node.
+pub async fn ledger(conn: &Conn) -> Result<Box<dyn Ledger>> {
+    Ok(match evm_target() {
+        Some((rpc, hub)) => Box::new(veil_evm::EvmLedger::connect(rpc, *hub).await?),
+        None => Box::new(conn.client()),
+    })
+}
 
 /// Which node to talk to.
 #[derive(Args, Clone)]
@@ -61,13 +94,14 @@ impl SignerArgs {
             (w, d) => (w.clone(), d),
         };
         match (wallet, dev) {
+            (_, Some(i)) if evm_target().is_some() => Ok(veil_evm::anvil::dev_key(i)?),
             (_, Some(i)) if i >= veil_node::dev::DEV_ACCOUNTS => {
                 bail!("--dev-account must be below {}", veil_node::dev::DEV_ACCOUNTS)
             }
             (_, Some(i)) => Ok(veil_node::dev::dev_key(i)),
             (Some(w), None) => load_key(&w, self.password_file.as_deref()),
             (None, None) => bail!(
-                "no signer: pass --wallet FILE (with --password-file) or --dev-account N, or set one in veil.toml (veil config)"
+                "no signer: pass --wallet FILE (with --password-file) or --dev-account N (a dev node's, or anvil's with --rpc), or set one in veil.toml (veil config)"
             ),
         }
     }
@@ -138,8 +172,8 @@ pub enum AccountCmd {
 }
 
 pub fn account(cmd: AccountCmd, conn: &Conn, json: bool) -> Result<()> {
-    let c = conn.client();
     let rt = runtime()?;
+    let c = rt.block_on(ledger(conn))?;
     let (call, signer) = match cmd {
         AccountCmd::Show { address, signer } => {
             let a = match address {
@@ -214,8 +248,9 @@ pub fn deploy(kind: &str, a: DeployArgs, conn: &Conn, json: bool) -> Result<()> 
         _ => Call::CreateWorkerpool { description: a.name.clone() },
     };
     let key = a.signer.key()?;
-    let c = conn.client();
-    let r = runtime()?.block_on(c.send(&key, call))?;
+    let rt = runtime()?;
+    let c = rt.block_on(ledger(conn))?;
+    let r = rt.block_on(c.send(&key, call))?;
     let address = crate::local::created(&r.events)?;
     show(
         json,
@@ -230,14 +265,16 @@ pub fn deploy(kind: &str, a: DeployArgs, conn: &Conn, json: bool) -> Result<()> 
 }
 
 pub fn deal_show(id: B256, conn: &Conn, json: bool) -> Result<()> {
-    let v = runtime()?.block_on(conn.client().deal(&id))?;
+    let rt = runtime()?;
+    let v = rt.block_on(async { ledger(conn).await?.deal(&id).await.map_err(anyhow::Error::from) })?;
     let j = serde_json::to_value(&v)?;
     show(json, &v, &format!("deal {id}\n{}", pretty(&j)))
 }
 
 pub fn task_show(id: B256, scheduler: Option<String>, conn: &Conn, json: bool) -> Result<()> {
     let rt = runtime()?;
-    let v = rt.block_on(conn.client().task(&id))?;
+    let l = rt.block_on(ledger(conn))?;
+    let v = rt.block_on(l.task(&id))?;
     let t = &v.task;
     let mut human = format!(
         "task {id}\n  status        {}\n  deal          {}  index {}\n  deadlines     contribution {}  reveal {}  final {}\n  contributors  {}\n  result digest {}",
@@ -251,7 +288,7 @@ pub fn task_show(id: B256, scheduler: Option<String>, conn: &Conn, json: bool) -
         t.result_digest
     );
     let mut out = serde_json::to_value(&v)?;
-    let deal = rt.block_on(conn.client().deal(&t.dealid))?.deal;
+    let deal = rt.block_on(l.deal(&t.dealid))?.deal;
     if veil_core::tag::has_tee(&deal.tag) {
         // Only the `sim` platform exists in this build.
         human.push_str(&format!("\n  enclave       sim: {}", veil_tee::SIM_NOTICE));
@@ -367,8 +404,9 @@ pub struct TaskDebugArgs {
 pub fn task_debug(a: TaskDebugArgs, conn: &Conn, json: bool) -> Result<()> {
     let key = a.signer.key()?;
     let rt = runtime()?;
-    let task = rt.block_on(conn.client().task(&a.id))?.task;
-    let pool = rt.block_on(conn.client().deal(&task.dealid))?.deal.workerpool.pointer;
+    let l = rt.block_on(ledger(conn))?;
+    let task = rt.block_on(l.task(&a.id))?.task;
+    let pool = rt.block_on(l.deal(&task.dealid))?.deal.workerpool.pointer;
     let scheduler = a.scheduler.trim_end_matches('/');
     let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let signature = key.sign_message_hash(&veil_pool::api::logs_message(&pool, &a.id, timestamp));

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 /// Key in `veil.toml` → environment variable, and whether its value is a path.
 pub const KEYS: &[(&str, &str, bool)] = &[
     ("node", "VEIL_NODE", false),
+    ("rpc", "VEIL_RPC", false),
+    ("hub", "VEIL_HUB", false),
     ("scheduler", "VEIL_SCHEDULER", false),
     ("sms", "VEIL_SMS", false),
     ("storage", "VEIL_STORAGE", false),

@@ -158,7 +158,8 @@ pub fn run(cmd: DataCmd, conn: &Conn, json: bool) -> Result<()> {
                 requesterrestrict: any(&requester, "requester")?,
                 salt: B256::from(salt),
             };
-            let domain = rt.block_on(c.chain())?.domain;
+            let domain = rt.block_on(crate::chain_cmd::ledger(conn))?;
+            let domain = rt.block_on(domain.chain())?.domain;
             let any_order = AnyOrder::Dataset(order);
             let sign = key.sign_hash(&any_order.typed_hash(&domain));
             let e = rt.block_on(c.publish(any_order, Some(sign)))?;
@@ -179,11 +180,12 @@ pub fn run(cmd: DataCmd, conn: &Conn, json: bool) -> Result<()> {
                 (None, false) => bail!("say which grant: --order HASH, or --all"),
             };
             let mut revoked = vec![];
+            let l = rt.block_on(crate::chain_cmd::ledger(conn))?;
             for e in targets {
                 if e.order.asset() != dataset {
                     bail!("order {} is not a grant of {dataset}", e.order_hash);
                 }
-                rt.block_on(c.send(&key, Call::CancelOrder { order: e.order.clone() }))?;
+                rt.block_on(l.send(&key, Call::CancelOrder { order: e.order.clone() }))?;
                 revoked.push(e.order_hash);
             }
             let human = format!("{} grant(s) of {dataset} revoked on the ledger", revoked.len());
@@ -223,7 +225,8 @@ pub fn run(cmd: DataCmd, conn: &Conn, json: bool) -> Result<()> {
             Ok(())
         }
         DataCmd::Transfer { dataset, to, signer } => {
-            let r = rt.block_on(c.send(&signer.key()?, Call::TransferOwnership { asset: dataset, to }))?;
+            let l = rt.block_on(crate::chain_cmd::ledger(conn))?;
+            let r = rt.block_on(l.send(&signer.key()?, Call::TransferOwnership { asset: dataset, to }))?;
             emit(json, &serde_json::to_value(&r)?, &format!("{dataset} now belongs to {to} (block {})", r.block));
             Ok(())
         }
@@ -284,7 +287,7 @@ fn protect(a: ProtectArgs, conn: &Conn, json: bool) -> Result<()> {
             bail!("storage answered with blob id {} but the file's sha256 is {}", blob.id, summary.checksum_hex());
         }
         step("uploaded to storage", &mut t);
-        let c = conn.client();
+        let c = rt.block_on(crate::chain_cmd::ledger(conn))?;
         let call = Call::CreateDataset {
             name: a.name.clone(),
             multiaddr: blob.url.clone(),

@@ -14,6 +14,7 @@ mod config;
 mod data_cmd;
 mod dataset_cmd;
 mod dev_cmd;
+mod evm_cmd;
 mod local;
 mod node_cmd;
 mod order_cmd;
@@ -47,8 +48,10 @@ The lifecycle, and the commands for each step:
   8. Follow        veil deal show | veil task show | veil task debug (the app's logs, requester only)
   9. Orders        veil order hash | sign | publish | cancel | match, veil orderbook <kind>
  10. Measure       veil bench core | ledger | protect | latency | bag
+ 11. PoCo on EVM   veil evm anvil | deploy-poco, then any ledger command with --rpc URL --hub ADDRESS
 
-Settings: a flag beats its environment variable (VEIL_NODE, VEIL_SCHEDULER, VEIL_WALLET, …), which
+Ledgers: Veil's own node (default, --node), or iExec's PoCo on an EVM chain (--rpc URL --hub ADDRESS).
+Settings: a flag beats its environment variable (VEIL_NODE, VEIL_RPC, VEIL_WALLET, …), which
 beats ./veil.toml, then $VEIL_HOME/veil.toml (default ~/.veil); `veil config` shows what applies.
 Every command takes --json for machine-readable output.";
 
@@ -58,6 +61,14 @@ struct Cli {
     /// Print machine-readable JSON instead of human text.
     #[arg(long, global = true)]
     json: bool,
+    /// Use iExec's PoCo contracts on this EVM chain (JSON-RPC URL) as the ledger, instead of a Veil
+    /// node [env: VEIL_RPC; `rpc` in veil.toml].
+    #[arg(long, global = true, env = "VEIL_RPC", hide_env = true)]
+    rpc: Option<String>,
+    /// The PoCo hub on that chain (optional for chain ids 42161 and 421614: iExec's own hubs)
+    /// [env: VEIL_HUB; `hub` in veil.toml].
+    #[arg(long, global = true, env = "VEIL_HUB", hide_env = true)]
+    hub: Option<veil_core::Address>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -145,6 +156,9 @@ enum Cmd {
     /// Measure Veil's performance.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// iExec's PoCo contracts on an EVM chain: deploy them, or start anvil with them.
+    #[command(subcommand)]
+    Evm(evm_cmd::EvmCmd),
 }
 
 #[derive(Subcommand)]
@@ -308,6 +322,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     let json = cli.json;
+    chain_cmd::choose_ledger(cli.rpc.filter(|r| !r.is_empty()), cli.hub);
     let result = match cli.cmd {
         Cmd::Wallet(c) => wallet_cmd::run(c, json),
         Cmd::Order { cmd, conn } => order_cmd::run_online(cmd, &conn, json),
@@ -352,6 +367,7 @@ fn main() {
         Cmd::Quickstart(a) => quickstart::run(a, json),
         Cmd::Bench(c) => bench::run(c, json),
         Cmd::Config => config::show(&settings, json),
+        Cmd::Evm(c) => evm_cmd::run(c, json),
     };
     if let Err(e) = result {
         cli_io::fail(&e, json);

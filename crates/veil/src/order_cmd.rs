@@ -79,8 +79,8 @@ pub enum OrderCmd {
 
 #[derive(Args)]
 pub struct DomainArgs {
-    /// EIP-712 chain id (default: Veil's dev ledger, 65535). Known iExec chains (134, 42161,
-    /// 421614) also set their verifying contract.
+    /// EIP-712 chain id (default: the hub's with --rpc, else Veil's dev ledger, 65535). Known iExec
+    /// chains (134, 42161, 421614) also set their verifying contract.
     #[arg(long)]
     chain_id: Option<u64>,
     /// EIP-712 verifying contract: the PoCo hub address.
@@ -90,6 +90,12 @@ pub struct DomainArgs {
 
 impl DomainArgs {
     fn domain(&self) -> Result<Domain> {
+        if self.chain_id.is_none() && self.verifying_contract.is_none() {
+            // With --rpc, the domain is the hub's: its chain id and address.
+            if let Some(d) = crate::chain_cmd::evm_domain()? {
+                return Ok(d);
+            }
+        }
         let dev = eip712::veil_dev_domain();
         let chain_id = self.chain_id.unwrap_or(dev.chain_id);
         let verifying_contract = match (self.verifying_contract, self.chain_id) {
@@ -156,6 +162,7 @@ fn load_signed<O: Order>(file: &Path) -> Result<Signed<O>> {
 pub fn run_online(cmd: OrderCmd, conn: &Conn, json: bool) -> Result<()> {
     let c = conn.client();
     let rt = runtime()?;
+
     match cmd {
         OrderCmd::Publish { kind, file, signer } => {
             let (order, mut sign) = load_any(kind, &file)?;
@@ -173,7 +180,8 @@ pub fn run_online(cmd: OrderCmd, conn: &Conn, json: bool) -> Result<()> {
         }
         OrderCmd::Cancel { kind, file, signer } => {
             let (order, _) = load_any(kind, &file)?;
-            let r = rt.block_on(c.send(&signer.key()?, Call::CancelOrder { order }))?;
+            let l = rt.block_on(crate::chain_cmd::ledger(conn))?;
+            let r = rt.block_on(l.send(&signer.key()?, Call::CancelOrder { order }))?;
             emit(
                 json,
                 &serde_json::to_value(&r)?,
@@ -187,7 +195,8 @@ pub fn run_online(cmd: OrderCmd, conn: &Conn, json: bool) -> Result<()> {
                 workerpool_order: load_signed(&workerpool)?,
                 request_order: load_signed(&request)?,
             };
-            let r = rt.block_on(c.send(&signer.key()?, call))?;
+            let l = rt.block_on(crate::chain_cmd::ledger(conn))?;
+            let r = rt.block_on(l.send(&signer.key()?, call))?;
             let dealid = crate::local::dealid(&r.events)?;
             emit(json, &json!({ "dealid": dealid, "receipt": r }), &format!("deal {dealid} (block {})", r.block));
         }
