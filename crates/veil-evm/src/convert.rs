@@ -143,6 +143,48 @@ pub enum AssetKind {
     Workerpool,
 }
 
+/// What PoCo checks when it refuses `call` without a reason (most of its task checks are bare
+/// `require`s), so the user knows where to look.
+pub fn refusal_hint(call: &Call) -> &'static str {
+    match call {
+        Call::Deposit { .. } => "PoCo checks that the wallet holds that much RLC",
+        Call::Withdraw { .. } | Call::Transfer { .. } => {
+            "PoCo checks that the escrow balance (not locked) covers the amount"
+        }
+        Call::CreateApp { .. } | Call::CreateDataset { .. } | Call::CreateWorkerpool { .. } => {
+            "PoCo refuses a second asset with the same owner and fields (change the name)"
+        }
+        Call::SetWorkerpoolPolicy { .. } => {
+            "only the workerpool's owner may change its policy, with ratios of at most 100"
+        }
+        Call::TransferOwnership { .. } => "only the asset's owner may transfer it",
+        Call::CreateCategory { .. } => "only the hub's owner may create categories",
+        Call::PresignOrder { .. } | Call::CancelOrder { .. } => {
+            "only the asset's owner (or the requester) may presign or cancel an order"
+        }
+        Call::MatchOrders { .. } => {
+            "an order names an address without code (not an asset contract), or the sponsor's escrow does not cover the deal"
+        }
+        Call::Initialize { .. } => "PoCo checks: the task is not initialized yet and its index is inside the deal",
+        Call::Contribute { .. } => {
+            "PoCo checks: task ACTIVE, before the contribution deadline, no contribution yet from this worker, an enclave challenge on TEE deals, the scheduler's authorization and the enclave's signature, and an escrow covering the worker stake"
+        }
+        Call::Reveal { .. } => {
+            "PoCo checks: task REVEALING, before the reveal deadline, this worker contributed the consensus hash, and the digest matches its result hash and seal"
+        }
+        Call::Reopen { .. } => {
+            "PoCo checks: the workerpool owner sends it, task REVEALING, the reveal deadline passed, no reveal, before the final deadline"
+        }
+        Call::Finalize { .. } => {
+            "PoCo checks: the workerpool owner sends it, task REVEALING, before the final deadline, every winner revealed (or the reveal deadline passed with one reveal)"
+        }
+        Call::ContributeAndFinalize { .. } => {
+            "PoCo checks: task ACTIVE with no contribution, trust 1, before the contribution deadline, the scheduler's authorization and the enclave's signature"
+        }
+        Call::Claim { .. } => "PoCo checks: task ACTIVE or REVEALING and its final deadline passed",
+    }
+}
+
 /// Gas limits for pipelined sends (no estimate possible when an earlier call of the same batch
 /// changes the state the next one needs). Above PoCo 6.1.0's measured costs with a margin.
 fn gas_for(call: &Call) -> u64 {

@@ -200,7 +200,7 @@ impl EvmLedger {
             // One call: estimate first, so a refusal costs nothing and says PoCo's reason.
             match self.rpc.estimate(from, single).await {
                 Ok(g) => single.gas = g.saturating_mul(13) / 10 + 20_000,
-                Err(e) => return vec![Err(e.into())],
+                Err(e) => return vec![Err(explain(e, &calls[0]).into())],
             }
         }
         let (ok, idx): (Vec<Outgoing>, Vec<usize>) =
@@ -215,13 +215,23 @@ impl EvmLedger {
                         let gas = m.receipt.gas_used;
                         Ok((self.receipt(from, m), gas))
                     }
-                    Some(Err(e)) => Err(e.into()),
+                    Some(Err(e)) => Err(explain(e, &calls[i]).into()),
                     None => Err(SdkError::Decode("no answer".into())),
                 },
                 Ok(_) => Err(SdkError::Decode("no answer".into())),
             });
         }
         answers
+    }
+}
+
+/// Adds what PoCo checks to a revert that came without a reason.
+fn explain(e: EvmError, call: &Call) -> EvmError {
+    match e {
+        EvmError::Reverted { what, reason } if reason.starts_with(crate::rpc::NO_REASON) => {
+            EvmError::Reverted { what, reason: format!("{reason}: {}", convert::refusal_hint(call)) }
+        }
+        other => other,
     }
 }
 

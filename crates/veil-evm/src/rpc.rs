@@ -228,10 +228,13 @@ impl Rpc {
     }
 }
 
+/// What a revert without data says.
+pub const NO_REASON: &str = "reverted without a reason";
+
 /// Decodes revert data: `Error(string)`, PoCo's `IncompatibleDatasetOrder(string)`, or raw bytes.
 pub fn decode_revert(data: &[u8]) -> String {
     if data.is_empty() {
-        return "reverted without a reason (PoCo gives none for this check)".into();
+        return NO_REASON.into();
     }
     if let Ok(e) = alloy::sol_types::Revert::abi_decode(data) {
         return e.reason;

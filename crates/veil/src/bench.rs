@@ -34,6 +34,13 @@ pub enum BenchCmd {
         /// Fill the node up to this many deals and report its memory (0: skip).
         #[arg(long, default_value_t = 100_000)]
         memory_deals: usize,
+        /// `anvil`: matchOrders through the ledger trait on iExec's PoCo on anvil, side by side with
+        /// the embedded ledger in the same run, and PoCo's gas per call.
+        #[arg(long)]
+        chain: Option<BenchChain>,
+        /// With --chain: matchOrders sent per backend.
+        #[arg(long, default_value_t = 400)]
+        chain_n: usize,
     },
     /// Trivial app, matchOrders → finalized, on a local network of real processes (process, wasm).
     Latency {
@@ -70,6 +77,12 @@ pub enum BenchCmd {
     },
 }
 
+/// A chain to compare the embedded ledger with.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BenchChain {
+    Anvil,
+}
+
 pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Core { n, runs } => core(n, runs, json),
@@ -77,7 +90,10 @@ pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
         BenchCmd::Memory { volume, runs } => crate::bench_exec::memory(volume, runs, json),
         BenchCmd::Latency { runs } => crate::bench_exec::latency(runs, json),
         BenchCmd::Bag { volume, slots, runs } => crate::bench_exec::bag(volume, slots, runs, &[1, 2], json),
-        BenchCmd::Ledger { n, runs, concurrency, memory_deals } => {
+        BenchCmd::Ledger { chain: Some(BenchChain::Anvil), chain_n, concurrency, runs, .. } => {
+            crate::bench_chain::run(chain_n, concurrency, runs, json)
+        }
+        BenchCmd::Ledger { n, runs, concurrency, memory_deals, chain: None, .. } => {
             crate::bench_ledger::run(n, runs, concurrency, memory_deals, json)
         }
     }
@@ -163,8 +179,24 @@ impl BenchMarket {
         }
     }
 
+    /// Puts `tag` on the app, dataset and workerpool orders and signs them again.
+    pub(crate) fn set_tag(&mut self, tag: B256, keys: &[&PrivateKey; 3]) {
+        self.app.order.tag = tag;
+        self.dataset.order.tag = tag;
+        self.pool.order.tag = tag;
+        self.app = Signed::new(self.app.order.clone(), keys[0], &self.domain);
+        self.dataset = Signed::new(self.dataset.order.clone(), keys[1], &self.domain);
+        self.pool = Signed::new(self.pool.order.clone(), keys[2], &self.domain);
+    }
+
     /// A matchOrders from `requester` with its own request order (salt `i`), at `nonce`.
     pub(crate) fn match_tx(&self, requester: &PrivateKey, nonce: u64, i: u64) -> SignedTx {
+        let call = self.match_call(requester, i);
+        Tx { chain_id: self.domain.chain_id, from: requester.address(), nonce, call }.sign(requester)
+    }
+
+    /// The matchOrders call of `requester`'s own request order (salt `i`).
+    pub(crate) fn match_call(&self, requester: &PrivateKey, i: u64) -> Call {
         let r = RequestOrder {
             app: self.app.order.app,
             appmaxprice: U256::from(1),
@@ -182,13 +214,12 @@ impl BenchMarket {
             params: "bench".into(),
             salt: B256::from(U256::from(i)),
         };
-        let call = Call::MatchOrders {
+        Call::MatchOrders {
             app_order: self.app.clone(),
             dataset_order: Some(self.dataset.clone()),
             workerpool_order: self.pool.clone(),
             request_order: Signed::new(r, requester, &self.domain),
-        };
-        Tx { chain_id: self.domain.chain_id, from: requester.address(), nonce, call }.sign(requester)
+        }
     }
 }
 

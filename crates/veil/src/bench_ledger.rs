@@ -11,9 +11,9 @@ use veil_core::*;
 use veil_node::dev::dev_key;
 use veil_sdk::Client;
 
-struct NodeProc {
-    child: Child,
-    url: String,
+pub(crate) struct NodeProc {
+    pub(crate) child: Child,
+    pub(crate) url: String,
     _dir: tempfile_dir::TempDir,
 }
 
@@ -34,7 +34,7 @@ mod tempfile_dir {
     }
 }
 
-fn start_node() -> Result<NodeProc> {
+pub(crate) fn start_node() -> Result<NodeProc> {
     let dir =
         std::env::temp_dir().join(format!("veil-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
     std::fs::create_dir_all(&dir)?;

@@ -5,6 +5,7 @@
 
 mod app_cmd;
 mod bench;
+mod bench_chain;
 mod bench_exec;
 mod bench_ledger;
 mod bench_protect;
