@@ -179,10 +179,10 @@ pub async fn fixture(anvil: &Path, poco: &Path, progress: crate::deploy::Progres
     let dir = cache_dir().join(format!("fixture-poco-{POCO_VERSION}-anvil-{ANVIL_VERSION}"));
     let state = dir.join("state.json");
     let dep_file = dir.join("deployment.json");
-    if let (true, Ok(text)) = (state.is_file(), std::fs::read_to_string(&dep_file)) {
-        if let Ok(deployment) = serde_json::from_str(&text) {
-            return Ok(Fixture { state, deployment });
-        }
+    if let (true, Ok(text)) = (state.is_file(), std::fs::read_to_string(&dep_file))
+        && let Ok(deployment) = serde_json::from_str(&text)
+    {
+        return Ok(Fixture { state, deployment });
     }
     progress("building the PoCo fixture (once): deploying PoCo 6.1.0 on a fresh anvil");
     let io = |e: std::io::Error| EvmError::Setup(format!("cannot write the fixture in {}: {e}", dir.display()));

@@ -185,6 +185,7 @@ fn code(text: &str) -> String {
 }
 
 type Mutation = fn(&mut Orders, &World);
+type Forgery = fn(&mut Call, &PrivateKey, &veil_core::Domain);
 
 /// One failing matchOrders per check family: the code PoCo reverts with equals Veil's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +253,7 @@ async fn each_failing_match_orders_check_gives_pocos_code() {
     // Signatures: each order signed by someone else (0x21, 0x31, 0x41, 0x50).
     let domain = t.domain();
     let wrong = key(OTHER);
-    let forged: [(&str, fn(&mut Call, &PrivateKey, &veil_core::Domain)); 4] = [
+    let forged: [(&str, Forgery); 4] = [
         ("0x21", |c, k, d| {
             if let Call::MatchOrders { app_order, .. } = c {
                 *app_order = veil_core::Signed::new(app_order.order.clone(), k, d)
