@@ -174,6 +174,8 @@ pub(crate) fn match_orders(
     let pool_lock = pool_price.percentage(WORKERPOOL_STAKE_RATIO)?.checked_mul(volume)?;
     ctx.lock(pool_owner, pool_lock)?;
     ctx.s.deals.insert(dealid, deal);
+    // PoCo's order: the scheduler's notice, then the match (found by the differential test).
+    ctx.events.push(Event::SchedulerNotice { workerpool: w.workerpool, dealid });
     ctx.events.push(Event::OrdersMatched {
         dealid,
         app_hash,
@@ -182,7 +184,6 @@ pub(crate) fn match_orders(
         request_hash: req_hash,
         volume,
     });
-    ctx.events.push(Event::SchedulerNotice { workerpool: w.workerpool, dealid });
     Ok(())
 }
 

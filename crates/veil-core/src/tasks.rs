@@ -319,16 +319,16 @@ pub(crate) fn contribute_and_finalize(
     task.result_digest = *digest;
     task.results = results.clone();
     task.results_callback = callback.clone();
-    ctx.events.push(Event::TaskContribute { taskid: *taskid, worker, hash: rhash });
-    ctx.events.push(Event::TaskConsensus { taskid: *taskid, consensus: rhash });
-    ctx.events.push(Event::TaskReveal { taskid: *taskid, worker, digest: *digest });
-
     success_work(ctx, &deal, taskid)?;
     let price = deal.workerpool.price;
     let worker_share = price.percentage(100 - deal.scheduler_reward_ratio.min(100))?;
     ctx.reward(worker, worker_share, *taskid)?;
     ctx.reward(deal.workerpool.owner, price.checked_sub(worker_share)?, *taskid)?;
     ctx.s.tasks.insert(*taskid, task);
+    // PoCo's order: the payments first, then the task's four events (found by the differential test).
+    ctx.events.push(Event::TaskContribute { taskid: *taskid, worker, hash: rhash });
+    ctx.events.push(Event::TaskConsensus { taskid: *taskid, consensus: rhash });
+    ctx.events.push(Event::TaskReveal { taskid: *taskid, worker, digest: *digest });
     ctx.events.push(Event::TaskFinalize { taskid: *taskid, results: results.clone() });
     Ok(())
 }

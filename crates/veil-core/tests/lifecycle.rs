@@ -67,6 +67,19 @@ fn trust_1_single_worker_contribute_reveal_finalize() {
     assert_eq!(w.state.tasks.get(&t).unwrap().result_digest, digest(7));
 }
 
+fn event_names(events: &[veil_core::Event]) -> Vec<String> {
+    events.iter().map(|e| format!("{e:?}").split([' ', '{']).next().unwrap_or_default().to_string()).collect()
+}
+
+#[test]
+fn match_orders_events_come_in_pocos_order() {
+    let mut w = World::new();
+    let o = w.orders();
+    let call = w.match_call(&o);
+    let events = w.ok(&w.requester.clone(), call);
+    assert_eq!(event_names(&events), ["Lock", "Lock", "SchedulerNotice", "OrdersMatched"]);
+}
+
 #[test]
 fn trust_1_contribute_and_finalize() {
     let mut w = World::new();
@@ -76,7 +89,7 @@ fn trust_1_contribute_and_finalize() {
     let t = w.init_task(dealid, 0);
     let worker = w.workers[0].clone();
     let auth = w.authorization(&worker.address(), &t, &Address::ZERO);
-    w.ok(
+    let events = w.ok(
         &worker,
         Call::ContributeAndFinalize {
             taskid: t,
@@ -89,6 +102,23 @@ fn trust_1_contribute_and_finalize() {
         },
     );
     assert_eq!(task_status(&w, &t), TaskStatus::Completed);
+    // PoCo's order (checked against PoCo 6.1.0 by veil-evm's conformance tests): payments, then
+    // the task's contribute, consensus, reveal and finalize events.
+    assert_eq!(
+        event_names(&events),
+        [
+            "Seize",
+            "Reward",
+            "Reward",
+            "Unlock",
+            "Reward",
+            "Reward",
+            "TaskContribute",
+            "TaskConsensus",
+            "TaskReveal",
+            "TaskFinalize"
+        ]
+    );
     let after = balances(&w);
     assert_eq!(after[4].0, plus(before[4].0, 990_000_000));
     assert_eq!(after[2], (plus(before[2].0, 10_000_000), Nrlc::ZERO));

@@ -376,6 +376,11 @@ pub fn event(d: &Deployment, sender: Address, log: &Log) -> Option<Event> {
     Some(match t0 {
         x if x == H::Transfer::SIGNATURE_HASH => {
             let e = dec!(H::Transfer);
+            // PoCo moves locked RLC to and from the hub's own balance: the Lock, Unlock, Reward or
+            // Seize event beside it says what happened.
+            if e.from == d.hub || e.to == d.hub {
+                return None;
+            }
             match (e.from, e.to) {
                 (Address::ZERO, to) => Event::Deposit { owner: to, amount: n(e.value) },
                 (from, Address::ZERO) => Event::Withdraw { owner: from, amount: n(e.value) },

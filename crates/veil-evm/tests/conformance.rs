@@ -9,6 +9,7 @@ use alloy::primitives::{Address, B256, U256};
 use common::*;
 use veil_core::state::TaskStatus;
 use veil_core::{Call, PrivateKey};
+use veil_sdk::Ledger;
 
 fn digest(n: u8) -> B256 {
     B256::repeat_byte(n)
@@ -35,7 +36,35 @@ async fn trust_1_standard_task() {
     t.ok(POOL, finalize(taskid)).await;
     t.compare_all(&[dealid], &[taskid]).await;
     assert_eq!(t.core.tasks.get(&taskid).unwrap().status, TaskStatus::Completed);
-    t.compare_consumed(&[]).await;
+    // Following the chain from its first block gives the task's whole story, in order.
+    let mut names = vec![];
+    let mut from = 0;
+    loop {
+        let blocks = t.evm.events(from).await.expect("events");
+        let Some(last) = blocks.last() else { break };
+        from = last.block + 1;
+        for b in &blocks {
+            assert!(b.timestamp > 0, "block {} has its time", b.block);
+            names.extend(b.events.iter().map(|e| format!("{e:?}").split([' ', '{']).next().unwrap_or("").to_string()));
+        }
+    }
+    let story: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.starts_with("Task") || *n == "OrdersMatched" || *n == "SchedulerNotice")
+        .collect();
+    assert_eq!(
+        story,
+        [
+            "SchedulerNotice",
+            "OrdersMatched",
+            "TaskInitialize",
+            "TaskContribute",
+            "TaskConsensus",
+            "TaskReveal",
+            "TaskFinalize"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Property: random scenario sequences (deals with random prices, trust, volume and datasets;
 //! contributions honest or not, reveals, finalizes, reopens, claims, time jumps, escrow moves) give
-//! the same accept/refuse answer at every step on `veil-core` and on PoCo, and the same balances,
+//! the same accept/refuse answer and the same events at every step on `veil-core` and on PoCo, and the same balances,
 //! locked amounts, scores, deals and tasks at the end.
 
 mod common;
@@ -90,6 +90,7 @@ async fn run(ops: Vec<Op>) {
         let matching = matches!(call, Call::MatchOrders { .. });
         let b = t.step(who, call).await;
         assert_eq!(b.core.is_ok(), b.evm.is_ok(), "core and PoCo disagree on step {i}:\n{}", t.log.join("\n"));
+        t.compare_events(&b);
         if matching && b.core.is_ok() {
             let dealid = b.dealid();
             let deal = t.core.deals.get(&dealid).cloned().expect("deal");

@@ -200,7 +200,9 @@ impl Ledger {
             let events = apply_verified(&mut self.state, &vtx, block.header.timestamp)
                 .map_err(|e| broken(format!("transaction {i}: {e}")))?;
             if block.receipts.get(i).map(|r| &r.events) != Some(&events) {
-                return Err(broken(format!("transaction {i}: events differ from the stored receipt")));
+                return Err(broken(format!(
+                    "transaction {i}: events differ from the stored receipt (tampering, or a ledger written by an older Veil: events now come in PoCo's order; start a fresh ledger)"
+                )));
             }
         }
         if self.state.seal() != block.header.state_digest {

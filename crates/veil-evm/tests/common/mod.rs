@@ -120,7 +120,17 @@ impl Twin {
         if b.core.is_err() || b.evm.is_err() {
             panic!("a step that both must accept diverged:\n{}", self.log.join("\n"));
         }
+        self.compare_events(&b);
         b
+    }
+
+    /// The events of an accepted step, in order: Veil's, and PoCo's logs read back as Veil's events.
+    pub fn compare_events(&self, b: &Both) {
+        let (Ok(core), Ok(evm)) = (&b.core, &b.evm) else { return };
+        let norm = |evs: &[Event]| -> Vec<String> {
+            evs.iter().filter(|e| comparable(e)).map(|e| format!("{e:?}")).collect::<Vec<String>>()
+        };
+        assert_eq!(norm(core), norm(&evm.events), "events differ\n{}", self.log.join("\n"));
     }
 
     /// A step both must refuse; returns (core's error, PoCo's reason).
@@ -217,6 +227,11 @@ impl Twin {
         evm_total += self.evm.account(&KITTY).await.expect("kitty").account.locked.0;
         assert_eq!(total.0, evm_total, "RLC in all accounts");
     }
+}
+
+/// Events both ledgers emit. Asset creation names an address each ledger picks differently.
+fn comparable(e: &Event) -> bool {
+    !matches!(e, Event::AppCreated { .. } | Event::DatasetCreated { .. } | Event::WorkerpoolCreated { .. })
 }
 
 pub fn call_name(c: &Call) -> String {
