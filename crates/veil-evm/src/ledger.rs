@@ -10,7 +10,10 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
 use alloy::sol_types::SolCall;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use veil_core::block::Receipt;
 use veil_core::eip712::{Domain, known_verifying_contract};
 use veil_core::events::Event;
@@ -21,7 +24,8 @@ use veil_core::{Call, Nrlc, PrivateKey};
 use veil_sdk::ledger::{BlockEvents, MAX_EVENT_BLOCKS};
 use veil_sdk::{AccountView, AssetView, ChainInfo, DealView, Ledger, SdkError, TaskView};
 
-/// PoCo on an EVM chain, through one RPC endpoint.
+/// PoCo on an EVM chain, through one RPC endpoint. Cloning shares the connection and nonces.
+#[derive(Clone)]
 pub struct EvmLedger {
     pub rpc: Rpc,
     pub deployment: Deployment,
@@ -410,10 +414,46 @@ impl Ledger for EvmLedger {
         Ok(self.hub(IHub::viewConsumedCall { hash: *order_hash }).await?)
     }
 
+    async fn follow(&self, from: u64) -> Result<BoxStream<'static, Result<BlockEvents, SdkError>>, SdkError> {
+        // Polled: a plain HTTP endpoint has no subscriptions. Every few ms while blocks come, backing
+        // off to 100 ms when the chain is idle.
+        let me = self.clone();
+        let state = (me, from, std::collections::VecDeque::<BlockEvents>::new(), Duration::from_millis(2));
+        Ok(futures_util::stream::unfold(state, |(me, mut from, mut ready, mut pause)| async move {
+            loop {
+                if let Some(b) = ready.pop_front() {
+                    return Some((Ok(b), (me, from, ready, pause)));
+                }
+                match me.events_and_head(from).await {
+                    Ok((blocks, head)) => {
+                        if head >= from {
+                            from = head + 1;
+                            pause = Duration::from_millis(2);
+                        }
+                        ready.extend(blocks);
+                        if ready.is_empty() {
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_millis(100));
+                        }
+                    }
+                    Err(e) => return Some((Err(e), (me, from, ready, pause))),
+                }
+            }
+        })
+        .boxed())
+    }
+
     async fn events(&self, from: u64) -> Result<Vec<BlockEvents>, SdkError> {
+        Ok(self.events_and_head(from).await?.0)
+    }
+}
+
+impl EvmLedger {
+    /// The events of blocks `from..=last` and `last` (at most [`MAX_EVENT_BLOCKS`], up to the head).
+    async fn events_and_head(&self, from: u64) -> Result<(Vec<BlockEvents>, u64), SdkError> {
         let (head, _, _) = self.rpc.latest().await?;
         if from > head {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), head));
         }
         let to = head.min(from.saturating_add(MAX_EVENT_BLOCKS - 1));
         let d = &self.deployment;
@@ -436,6 +476,6 @@ impl Ledger for EvmLedger {
             });
             entry.events.push(e);
         }
-        Ok(blocks.into_values().collect())
+        Ok((blocks.into_values().collect(), to))
     }
 }

@@ -34,12 +34,13 @@ pub struct Mined {
 /// How long a sent transaction may wait for its receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
+#[derive(Clone)]
 pub struct Rpc {
     pub(crate) provider: RootProvider,
     pub url: String,
     pub chain_id: u64,
     /// Next nonce per sender, once known; forgotten after any failure so it is read again.
-    nonces: tokio::sync::Mutex<HashMap<Address, u64>>,
+    nonces: std::sync::Arc<tokio::sync::Mutex<HashMap<Address, u64>>>,
 }
 
 pub fn signer_of(key: &PrivateKey) -> Result<PrivateKeySigner, EvmError> {

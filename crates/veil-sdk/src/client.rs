@@ -185,6 +185,14 @@ impl Client {
 
     /// Blocks from `from` on, then live blocks as they are made (server-sent events).
     pub async fn events(&self, from: u64) -> Result<impl Stream<Item = Result<StreamBlock, SdkError>>, SdkError> {
+        self.clone().into_events(from).await
+    }
+
+    /// [`Client::events`] owning the client, so the stream outlives the caller's borrow.
+    pub async fn into_events(
+        self,
+        from: u64,
+    ) -> Result<impl Stream<Item = Result<StreamBlock, SdkError>> + Send + 'static, SdkError> {
         let resp = self
             .http
             .get(self.url(&format!("/events?from={from}")))

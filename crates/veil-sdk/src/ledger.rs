@@ -6,6 +6,8 @@
 
 use crate::client::{Client, SdkError};
 use crate::types::{AccountView, AssetView, ChainInfo, DealView, TaskView};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use veil_core::block::Receipt;
 use veil_core::events::Event;
 use veil_core::state::{App, Dataset, Workerpool};
@@ -44,6 +46,9 @@ pub trait Ledger: Send + Sync {
     /// The events of blocks `from..` (at most [`MAX_EVENT_BLOCKS`], up to the head), oldest first;
     /// blocks without events are left out.
     async fn events(&self, from: u64) -> Result<Vec<BlockEvents>, SdkError>;
+    /// The events of blocks `from..` and then of every new block, as they come (Veil's node pushes
+    /// them; an EVM chain is polled). Blocks without events may be left out.
+    async fn follow(&self, from: u64) -> Result<BoxStream<'static, Result<BlockEvents, SdkError>>, SdkError>;
 }
 
 #[async_trait::async_trait]
@@ -77,6 +82,18 @@ impl Ledger for Client {
     }
     async fn consumed(&self, order_hash: &B256) -> Result<U256, SdkError> {
         Ok(Client::consumed(self, order_hash).await?.consumed)
+    }
+    async fn follow(&self, from: u64) -> Result<BoxStream<'static, Result<BlockEvents, SdkError>>, SdkError> {
+        let stream = self.clone().into_events(from).await?;
+        Ok(stream
+            .map(|b| {
+                b.map(|b| BlockEvents {
+                    block: b.number,
+                    timestamp: b.timestamp,
+                    events: b.receipts.into_iter().flat_map(|r| r.events).collect(),
+                })
+            })
+            .boxed())
     }
     async fn events(&self, from: u64) -> Result<Vec<BlockEvents>, SdkError> {
         let head = Client::chain(self).await?.head;

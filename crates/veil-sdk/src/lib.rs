@@ -9,6 +9,8 @@
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "client")]
+pub mod flows;
+#[cfg(feature = "client")]
 pub mod ledger;
 pub mod types;
 

@@ -5,18 +5,15 @@ use crate::chain_cmd::{Conn, SignerArgs, parse_amount, runtime};
 use crate::cli_io::{emit, veil_home};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use futures_util::StreamExt;
 use serde_json::json;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use veil_core::book::BookQuery;
-use veil_core::events::Event;
-use veil_core::orders::OrderKind;
-use veil_core::state::{TaskStatus, task_id};
+use std::time::Duration;
+use veil_core::state::TaskStatus;
 use veil_core::tx::AnyOrder;
-use veil_core::{Address, AppOrder, B256, Call, RequestOrder, Signed, U256, WorkerpoolOrder};
+use veil_core::{Address, AppOrder, B256, Call, U256, WorkerpoolOrder};
+use veil_sdk::flows::RunProgress;
 
 #[derive(Args)]
 pub struct SchedulerArgs {
@@ -176,9 +173,8 @@ pub fn workerpool_publish(a: PoolPublishArgs, conn: &Conn, json: bool) -> Result
     runtime()?.block_on(keep_pool_order(&conn.client(), &key, order, Some(json), None))
 }
 
-/// Publishes the order `order` makes, then a fresh one whenever deals bring the current one below a
-/// quarter of its volume (or out of the book), until the event stream ends. `print`: show each
-/// publication (as JSON lines when `Some(true)`).
+/// Keeps a workerpool order published ([`veil_sdk::flows::keep_pool_order`]). `print`: show each
+/// publication (as JSON lines when `Some(true)`); `published` hears of the first one.
 pub async fn keep_pool_order(
     c: &veil_sdk::Client,
     key: &veil_core::PrivateKey,
@@ -186,45 +182,16 @@ pub async fn keep_pool_order(
     print: Option<bool>,
     published: Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<()> {
-    let publish_one = || async {
-        let o = order();
-        let low_mark = o.volume.div_ceil(U256::from(4));
-        let any = AnyOrder::Workerpool(o);
-        let hash = match print {
-            Some(json) => publish_async(c, any, key, json).await?,
-            None => {
-                let domain = c.chain().await?.domain;
-                let sign = key.sign_hash(&any.typed_hash(&domain));
-                c.publish(any, Some(sign)).await?.order_hash
-            }
-        };
-        Ok::<_, anyhow::Error>((hash, low_mark))
+    let mut published = published;
+    let mut on_publish = |e: &veil_core::book::BookEntry| {
+        if let Some(json) = print {
+            show_published(e, json);
+        }
+        if let Some(tell) = published.take() {
+            let _ = tell.send(());
+        }
     };
-    let from = c.chain().await?.head + 1;
-    let (mut current, mut low_mark) = publish_one().await?;
-    if let Some(tell) = published {
-        let _ = tell.send(());
-    }
-    let mut events = Box::pin(c.events(from).await?);
-    while let Some(b) = events.next().await {
-        let used = b?
-            .receipts
-            .iter()
-            .flat_map(|r| r.events.iter())
-            .any(|e| matches!(e, Event::OrdersMatched { workerpool_hash, .. } if *workerpool_hash == current));
-        if !used {
-            continue;
-        }
-        let low = match c.order(&current).await {
-            Ok(e) => e.remaining < low_mark,
-            Err(e) if e.kind() == Some("not_found") => true,
-            Err(e) => return Err(e.into()),
-        };
-        if low {
-            (current, low_mark) = publish_one().await?;
-        }
-    }
-    bail!("the node's event stream ended; run the command again to keep publishing")
+    Ok(veil_sdk::flows::keep_pool_order(c, c, key, order, &mut on_publish).await?)
 }
 
 #[derive(Args)]
@@ -264,18 +231,19 @@ fn publish(order: AnyOrder, signer: &SignerArgs, conn: &Conn, json: bool) -> Res
 }
 
 async fn publish_async(c: &veil_sdk::Client, order: AnyOrder, key: &veil_core::PrivateKey, json: bool) -> Result<B256> {
-    let domain = c.chain().await?.domain;
-    let sign = key.sign_hash(&order.typed_hash(&domain));
-    let kind = order.kind();
-    let e = c.publish(order, Some(sign)).await?;
-    // One line per order, so `--keep --json` is a stream of JSON lines.
+    let e = veil_sdk::flows::publish(c, key, order).await?;
+    show_published(&e, json);
+    Ok(e.order_hash)
+}
+
+/// One line per order, so `--keep --json` is a stream of JSON lines.
+fn show_published(e: &veil_core::book::BookEntry, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(&e)?);
+        println!("{}", serde_json::to_string(e).unwrap_or_default());
     } else {
-        println!("{kind} order published: {} (volume {})", e.order_hash, e.remaining);
+        println!("{} order published: {} (volume {})", e.kind, e.order_hash, e.remaining);
     }
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    Ok(e.order_hash)
 }
 
 #[derive(Args)]
@@ -337,7 +305,7 @@ pub fn run_deal(a: RunArgs, conn: &Conn, json: bool, quiet: bool) -> Result<serd
     run_deal_as(a, &key, conn, json, quiet)
 }
 
-/// [`run_deal`] signed by `key`.
+/// [`run_deal`] signed by `key`: [`veil_sdk::flows::run_deal`] on the chosen ledger, printed.
 pub fn run_deal_as(
     a: RunArgs,
     key: &veil_core::PrivateKey,
@@ -346,196 +314,66 @@ pub fn run_deal_as(
     quiet: bool,
 ) -> Result<serde_json::Value> {
     let json = json || quiet;
-    let app_address = crate::app_cmd::app_or_deployed(a.app, conn)?;
-    let c = conn.client();
+    let req = veil_sdk::flows::RunRequest {
+        app: crate::app_cmd::app_or_deployed(a.app, conn)?,
+        dataset: a.dataset,
+        args: a.args,
+        input_files: a.input_files,
+        trust: a.trust,
+        category: a.category,
+        volume: a.volume,
+        tee: a.tee,
+        secrets: a.secrets,
+        encrypt_result: a.encrypt_result,
+        watch: !a.no_watch,
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let book = conn.client();
     let rt = tokio::runtime::Runtime::new()?;
-    let started = Instant::now();
-    rt.block_on(async {
-        let info = c.chain().await?;
-        let d = info.domain;
-        let best = |kind: OrderKind, q: BookQuery| {
-            let c = c.clone();
-            async move { c.orderbook(kind, &q).await.map(|p| p.orders.into_iter().next()) }
-        };
-        let me = key.address();
-        // A TEE deal needs a TEE app order (PoCo check 0x07).
-        let app_tag = a.tee.then(|| B256::with_last_byte(1));
-        let app = best(
-            OrderKind::App,
-            BookQuery { app: Some(app_address), requester: Some(me), min_tag: app_tag, ..Default::default() },
-        )
-        .await?
-        .with_context(|| {
-            format!("no app order for {} in the orderbook: its owner must publish one (veil app publish)", app_address)
-        })?;
-        let dataset = match a.dataset {
-            Some(ds) => Some(
-                best(
-                    OrderKind::Dataset,
-                    BookQuery { dataset: Some(ds), app: Some(app_address), requester: Some(me), ..Default::default() },
-                )
-                .await?
-                .with_context(|| {
-                    format!("no dataset order of {ds} lets this app and requester use it (veil data grant)")
-                })?,
-            ),
-            None => None,
-        };
-        let tee_tag = if a.tee { B256::with_last_byte(1) } else { B256::ZERO };
-        let min_tag = veil_core::tag::or(
-            &veil_core::tag::or(&app.order.tag(), &tee_tag),
-            &dataset.as_ref().map(|d| veil_core::tag::dataset_mask(&d.order.tag())).unwrap_or_default(),
-        );
-        if (a.dataset.is_some() || !a.secrets.is_empty() || a.encrypt_result) && !veil_core::tag::has_tee(&min_tag) {
-            bail!("protected data, secrets and result encryption need an enclave: add --tee");
+    let mut progress = |p: RunProgress| {
+        if json {
+            return;
         }
-        let pool = best(
-            OrderKind::Workerpool,
-            BookQuery {
-                category: Some(a.category),
-                min_trust: Some(a.trust),
-                min_tag: Some(min_tag),
-                app: Some(app_address),
-                dataset: a.dataset,
-                requester: Some(me),
-                min_volume: Some(a.volume),
-                ..Default::default()
-            },
-        )
-        .await?
-        .with_context(|| {
-            format!(
-                "no workerpool offers category {}, trust ≥ {} and volume ≥ {} now: is a scheduler publishing orders?",
-                a.category, a.trust, a.volume
-            )
-        })?;
-        let mut params = json!({ "iexec_args": a.args });
-        if !a.input_files.is_empty() {
-            params["iexec_input_files"] = json!(a.input_files);
-        }
-        if !a.secrets.is_empty() {
-            params["iexec_secrets"] = a.secrets.iter().map(|(i, n)| (i.to_string(), json!(n))).collect();
-        }
-        if a.encrypt_result {
-            params["iexec_result_encryption"] = json!(true);
-        }
-        if veil_core::tag::has_tee(&min_tag) && !json {
-            println!("TEE task: on this network's `sim` platform it runs in a {}", veil_tee::SIM_NOTICE);
-        }
-        let request = RequestOrder {
-            app: app_address,
-            appmaxprice: app.order.price(),
-            dataset: a.dataset.unwrap_or(Address::ZERO),
-            datasetmaxprice: dataset.as_ref().map(|d| d.order.price()).unwrap_or_default(),
-            workerpool: Address::ZERO,
-            workerpoolmaxprice: pool.order.price(),
-            requester: me,
-            volume: U256::from(a.volume),
-            tag: min_tag,
-            category: U256::from(a.category),
-            trust: U256::from(a.trust),
-            beneficiary: me,
-            callback: Address::ZERO,
-            params: params.to_string(),
-            salt: salt(),
-        };
-        let as_signed = |e: &veil_core::book::BookEntry| e.sign;
-        let call = Call::MatchOrders {
-            app_order: Signed {
-                order: match &app.order {
-                    AnyOrder::App(o) => o.clone(),
-                    _ => bail!("not an app order"),
-                },
-                sign: as_signed(&app),
-            },
-            dataset_order: match &dataset {
-                Some(e) => Some(Signed {
-                    order: match &e.order {
-                        AnyOrder::Dataset(o) => o.clone(),
-                        _ => bail!("not a dataset order"),
-                    },
-                    sign: as_signed(e),
-                }),
-                None => None,
-            },
-            workerpool_order: Signed {
-                order: match &pool.order {
-                    AnyOrder::Workerpool(o) => o.clone(),
-                    _ => bail!("not a workerpool order"),
-                },
-                sign: as_signed(&pool),
-            },
-            request_order: Signed::new(request, key, &d),
-        };
-        // Listen first, so no task event is missed.
-        let events = c.events(info.head + 1).await?;
-        let r = c.send(key, call).await?;
-        let dealid = crate::local::dealid(&r.events)?;
-        if !json {
-            println!("deal {dealid}: {} task(s) on workerpool {}", a.volume, pool.order.asset());
-        }
-        if a.no_watch {
-            let v = json!({ "dealid": dealid, "block": r.block });
-            if !quiet {
-                emit(json, &v, &format!("deal {dealid} made"));
+        match p {
+            RunProgress::Tee => {
+                println!("TEE task: on this network's `sim` platform it runs in a {}", veil_tee::SIM_NOTICE)
             }
-            return Ok(v);
-        }
-        let deal = c.deal(&dealid).await?.deal;
-        let first: u64 = deal.bot_first.to();
-        let tasks: Vec<B256> = (first..first + a.volume).map(|i| task_id(&dealid, U256::from(i))).collect();
-        let mut pending: std::collections::BTreeSet<B256> = tasks.iter().copied().collect();
-        let mut events = Box::pin(events);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(a.timeout);
-        while !pending.is_empty() {
-            let next = tokio::time::timeout_at(deadline, events.next()).await;
-            let Ok(Some(b)) = next else {
-                bail!("gave up after {} s with {} task(s) unfinished (see veil task show)", a.timeout, pending.len())
-            };
-            for e in b?.receipts.iter().flat_map(|r| r.events.iter()) {
-                let (t, what) = match e {
-                    Event::TaskInitialize { taskid, .. } => (taskid, "initialized"),
-                    Event::TaskContribute { taskid, .. } => (taskid, "contribution"),
-                    Event::TaskConsensus { taskid, .. } => (taskid, "consensus"),
-                    Event::TaskReveal { taskid, .. } => (taskid, "revealed"),
-                    Event::TaskFinalize { taskid, .. } => (taskid, "COMPLETED"),
-                    Event::TaskClaimed { taskid } => (taskid, "FAILED (claimed)"),
-                    _ => continue,
-                };
-                if pending.contains(t) {
-                    if !json {
-                        println!("  {:>8.0} ms  task {t}  {what}", started.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    if matches!(e, Event::TaskFinalize { .. } | Event::TaskClaimed { .. }) {
-                        pending.remove(t);
-                    }
-                }
+            RunProgress::DealMade { dealid, volume, workerpool } => {
+                println!("deal {dealid}: {volume} task(s) on workerpool {workerpool}")
+            }
+            RunProgress::Task { taskid, what, elapsed } => {
+                println!("  {:>8.0} ms  task {taskid}  {what}", elapsed.as_secs_f64() * 1000.0)
             }
         }
-        let mut out = vec![];
-        for t in &tasks {
-            let task = c.task(t).await?.task;
-            let results = String::from_utf8_lossy(&task.results).to_string();
-            out.push(
-                json!({ "taskid": t, "status": task.status, "resultDigest": task.result_digest, "results": results }),
-            );
-            if !json {
-                println!("task {t}: {}  result {results}", task.status);
-            }
+    };
+    let outcome = rt.block_on(async {
+        let ledger = crate::chain_cmd::ledger(conn).await?;
+        Ok::<_, anyhow::Error>(veil_sdk::flows::run_deal(&*ledger, &book, key, &req, &mut progress).await?)
+    })?;
+    let dealid = outcome.dealid;
+    if !req.watch {
+        let v = json!({ "dealid": dealid, "block": outcome.block });
+        if !quiet {
+            emit(json, &v, &format!("deal {dealid} made"));
         }
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let summary = json!({ "dealid": dealid, "tasks": out, "ms": ms });
-        if json && !quiet {
-            emit(true, &summary, "");
-        } else if !json {
-            println!("done in {ms:.0} ms; fetch a result with: veil result get TASKID");
+        return Ok(v);
+    }
+    if !json {
+        for t in &outcome.tasks {
+            println!("task {}: {}  result {}", t.taskid, t.status, t.results);
         }
-        let failed = tasks.len() - out.iter().filter(|v| v["status"] == json!(TaskStatus::Completed)).count();
-        if failed > 0 {
-            bail!("{failed} task(s) did not complete");
-        }
-        Ok(summary)
-    })
+    }
+    let summary = json!({ "dealid": dealid, "tasks": outcome.tasks, "ms": outcome.ms });
+    if json && !quiet {
+        emit(true, &summary, "");
+    } else if !json {
+        println!("done in {:.0} ms; fetch a result with: veil result get TASKID", outcome.ms);
+    }
+    let failed = outcome.tasks.iter().filter(|t| t.status != TaskStatus::Completed).count();
+    if failed > 0 {
+        bail!("{failed} task(s) did not complete");
+    }
+    Ok(summary)
 }
 
 #[derive(Args)]
