@@ -108,6 +108,8 @@ sol! {
         function setBaseURI(string baseUri) external;
         function isRegistered(address entry) external view returns (bool);
         function ownerOf(uint256 tokenId) external view returns (address);
+        function balanceOf(address owner) external view returns (uint256);
+        function tokenOfOwnerByIndex(address owner, uint256 index) external view returns (uint256);
         function transferFrom(address from, address to, uint256 tokenId) external;
         function createApp(address owner, string name, string appType, bytes multiaddr, bytes32 checksum, bytes mrenclave) external returns (address);
         function createDataset(address owner, string name, bytes multiaddr, bytes32 checksum) external returns (address);

@@ -337,6 +337,19 @@ impl Ledger for EvmLedger {
         Ok(AssetView { address: *a, asset })
     }
 
+    async fn datasets_of(&self, owner: &Address) -> Result<Vec<AssetView<Dataset>>, SdkError> {
+        // The registry is an enumerable ERC-721 whose token ids are the assets' addresses.
+        let reg = self.deployment.dataset_registry;
+        let n: u64 = view(&self.rpc, reg, IRegistry::balanceOfCall { owner: *owner }).await?.saturating_to();
+        let mut out = Vec::new();
+        for i in 0..n.min(10_000) {
+            let id = view(&self.rpc, reg, IRegistry::tokenOfOwnerByIndexCall { owner: *owner, index: U256::from(i) })
+                .await?;
+            out.push(self.dataset(&Address::from_slice(&id.to_be_bytes::<32>()[12..])).await?);
+        }
+        Ok(out)
+    }
+
     async fn deal(&self, id: &B256) -> Result<DealView, SdkError> {
         let d = self.hub(IHub::viewDealCall { id: *id }).await?;
         if d.requester == Address::ZERO {

@@ -76,6 +76,7 @@ pub fn document() -> Value {
             "/categories": { "get": op("Task categories", &[]) },
             "/deals/{id}": { "get": op("A deal", &[("id", "path")]) },
             "/tasks/{id}": { "get": op("A task", &[("id", "path")]) },
+            "/consumed/{hash}": { "get": op("Volume consumed of an order (its EIP-712 hash); 0 if never matched", &[("hash", "path")]) },
             "/orders": { "post": op("Publish a signed order in the orderbook", &[]) },
             "/orders/unpublish": { "post": op("Remove an order (signed by its signer)", &[]) },
             "/orders/{hash}": { "get": op("A published order", &[("hash", "path")]) },

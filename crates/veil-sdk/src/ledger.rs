@@ -39,6 +39,8 @@ pub trait Ledger: Send + Sync {
     async fn app(&self, a: &Address) -> Result<AssetView<App>, SdkError>;
     async fn dataset(&self, a: &Address) -> Result<AssetView<Dataset>, SdkError>;
     async fn workerpool(&self, a: &Address) -> Result<AssetView<Workerpool>, SdkError>;
+    /// The datasets `owner` holds now.
+    async fn datasets_of(&self, owner: &Address) -> Result<Vec<AssetView<Dataset>>, SdkError>;
     async fn deal(&self, id: &B256) -> Result<DealView, SdkError>;
     async fn task(&self, id: &B256) -> Result<TaskView, SdkError>;
     /// Volume consumed of the order with this typed hash.
@@ -73,6 +75,9 @@ impl Ledger for Client {
     }
     async fn workerpool(&self, a: &Address) -> Result<AssetView<Workerpool>, SdkError> {
         Client::workerpool(self, a).await
+    }
+    async fn datasets_of(&self, owner: &Address) -> Result<Vec<AssetView<Dataset>>, SdkError> {
+        Client::datasets_of(self, owner).await
     }
     async fn deal(&self, id: &B256) -> Result<DealView, SdkError> {
         Client::deal(self, id).await

@@ -216,7 +216,8 @@ pub fn run(cmd: DataCmd, conn: &Conn, json: bool) -> Result<()> {
                 Some(o) => o,
                 None => signer.key()?.address(),
             };
-            let list = rt.block_on(c.datasets_of(&owner))?;
+            let l = rt.block_on(crate::chain_cmd::ledger(conn))?;
+            let list = rt.block_on(l.datasets_of(&owner))?;
             let mut human = format!("{} protected data owned by {owner}", list.len());
             for d in &list {
                 human.push_str(&format!("\n  {}  {}  {}", d.address, d.asset.name, d.asset.multiaddr));

@@ -449,7 +449,7 @@ pub fn deploy_bundle(
     let key = args.signer.key()?;
     let bundle = crate::app_cmd::pack(dir, json)?;
     let rt = runtime()?;
-    let c = conn.client();
+    let c = rt.block_on(crate::chain_cmd::ledger(conn))?;
     let store = veil_sdk::Client::new(storage.as_deref().unwrap_or(&conn.node));
     let blob = rt.block_on(store.upload_bytes(bundle.bytes.clone()))?;
     let measurement: String = bundle.measurement().iter().map(|b| format!("{b:02x}")).collect();

@@ -236,8 +236,11 @@ fn session(b: &Backend, dir: &Path) -> Vec<(String, Value)> {
     note("overdraw refused", json!(!err.is_empty()));
     let v = b.ok(&["account", "withdraw", "10 RLC", "--dev-account", "4"]);
     note("withdraw", json!([v["account"]["balance"], v["account"]["locked"]]));
+    let owned = |who: &str| b.ok(&["data", "list", "--dev-account", who]).as_array().map(Vec::len);
+    note("datasets before transfer", json!([owned("2"), owned("4")]));
     let v = b.ok(&["data", "transfer", "--dataset", dataset, "--to", &requester, "--dev-account", "2"]);
     note("transfer", json!(v.is_object()));
+    note("datasets after transfer", json!([owned("2"), owned("4")]));
     seen
 }
 
@@ -251,4 +254,8 @@ fn the_ledger_commands_give_the_same_results_on_both_ledgers() {
     for ((what, v), (_, p)) in on_veil.iter().zip(&on_poco) {
         assert_eq!(v, p, "{what}: embedded ledger {v} / PoCo {p}");
     }
+    let seen = |what: &str| on_poco.iter().find(|(w, _)| w == what).map(|(_, v)| v.clone());
+    assert_eq!(seen("datasets before transfer"), Some(json!([1, 0])));
+    assert_eq!(seen("datasets after transfer"), Some(json!([0, 1])));
+    assert_eq!(seen("match again"), Some(json!(true)));
 }
