@@ -80,16 +80,7 @@ pub(crate) fn match_orders(
     proofs: Option<&MatchProofs>,
 ) -> Result<(), CoreError> {
     bounded("params", &req.order.params, MAX_PARAMS)?;
-    let empty_dataset = Signed::presigned(DatasetOrder {
-        dataset: Address::ZERO,
-        datasetprice: U256::ZERO,
-        volume: U256::ZERO,
-        tag: B256::ZERO,
-        apprestrict: Address::ZERO,
-        workerpoolrestrict: Address::ZERO,
-        requesterrestrict: Address::ZERO,
-        salt: B256::ZERO,
-    });
+    let empty_dataset = Signed::presigned(DatasetOrder::none());
     let ds = dataset.unwrap_or(&empty_dataset);
     let has_dataset = ds.order.dataset != Address::ZERO;
     let (a, d, w, r) = (&app.order, &ds.order, &pool.order, &req.order);

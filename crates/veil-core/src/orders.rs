@@ -182,6 +182,22 @@ impl Order for AppOrder {
     }
 }
 
+impl DatasetOrder {
+    /// The all-zero dataset order: what `matchOrders` takes when a deal has no dataset.
+    pub fn none() -> DatasetOrder {
+        DatasetOrder {
+            dataset: Address::ZERO,
+            datasetprice: U256::ZERO,
+            volume: U256::ZERO,
+            tag: B256::ZERO,
+            apprestrict: Address::ZERO,
+            workerpoolrestrict: Address::ZERO,
+            requesterrestrict: Address::ZERO,
+            salt: B256::ZERO,
+        }
+    }
+}
+
 impl Order for DatasetOrder {
     const KIND: OrderKind = OrderKind::Dataset;
     fn struct_hash(&self) -> B256 {

@@ -80,21 +80,6 @@ pub fn request_order(o: &RequestOrder, s: &Option<Signature>) -> abi::RequestOrd
     }
 }
 
-/// An empty dataset order: what PoCo takes for "no dataset".
-fn no_dataset() -> abi::DatasetOrder {
-    abi::DatasetOrder {
-        dataset: Address::ZERO,
-        datasetprice: U256::ZERO,
-        volume: U256::ZERO,
-        tag: B256::ZERO,
-        apprestrict: Address::ZERO,
-        workerpoolrestrict: Address::ZERO,
-        requesterrestrict: Address::ZERO,
-        salt: B256::ZERO,
-        sign: Bytes::new(),
-    }
-}
-
 /// PoCo's `OrderOperationEnum`.
 const SIGN: u8 = 0;
 const CLOSE: u8 = 1;
@@ -129,7 +114,9 @@ pub fn match_orders(
 ) -> Vec<u8> {
     IHub::matchOrdersCall {
         app: app_order(&app.order, &app.sign),
-        dataset: dataset.as_ref().map_or_else(no_dataset, |d| dataset_order(&d.order, &d.sign)),
+        dataset: dataset
+            .as_ref()
+            .map_or_else(|| dataset_order(&DatasetOrder::none(), &None), |d| dataset_order(&d.order, &d.sign)),
         workerpool: workerpool_order(&workerpool.order, &workerpool.sign),
         request: request_order(&request.order, &request.sign),
     }

@@ -37,12 +37,17 @@ impl EvmError {
                     return EvmError::Reverted { what: what.to_string(), reason: crate::rpc::decode_revert(&data) };
                 }
                 let msg = payload.message.to_string();
-                if msg.contains("revert") {
-                    return EvmError::Reverted { what: what.to_string(), reason: msg };
+                let lower = msg.to_ascii_lowercase();
+                if lower.contains("revert") || lower.contains("evm error") {
+                    // An old-style assert (RLC's invalid opcode) or a revert the node did not decode.
+                    return EvmError::Reverted {
+                        what: what.to_string(),
+                        reason: format!("{} ({msg})", crate::rpc::NO_REASON),
+                    };
                 }
-                let hint = if msg.contains("insufficient funds") {
+                let hint = if lower.contains("insufficient funds") {
                     " (the sender has no ETH for gas: fund it first)"
-                } else if msg.contains("nonce") {
+                } else if lower.contains("nonce") {
                     " (another program sent from this account: retry)"
                 } else {
                     ""

@@ -1,0 +1,70 @@
+//! Bad input and failures on the EVM backend: each gives one error naming the cause and what to
+//! do, and nothing is sent (a refused call is estimated first, so the chain does not change).
+
+mod common;
+
+use alloy::primitives::{Address, U256};
+use common::*;
+use veil_core::{Call, Nrlc, PrivateKey};
+use veil_evm::EvmLedger;
+use veil_sdk::Ledger;
+
+fn check(what: &str, got: String, needles: &[&str]) {
+    for n in needles {
+        assert!(got.contains(n), "{what}: `{got}` should say `{n}`");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_input_is_one_clear_error() {
+    let t = start().await;
+    let url = t.evm.rpc.url.clone();
+    let hub = t.evm.deployment.hub;
+    let err = |r: Result<EvmLedger, veil_evm::EvmError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+
+    check(
+        "unreachable RPC",
+        err(EvmLedger::connect("http://127.0.0.1:1", Some(hub)).await),
+        &["cannot reach", "veil evm anvil"],
+    );
+    check("not a URL", err(EvmLedger::connect("not a url", Some(hub)).await), &["not an RPC URL"]);
+    check(
+        "no code at the hub",
+        err(EvmLedger::connect(&url, Some(Address::repeat_byte(1))).await),
+        &["no contract at", "--hub"],
+    );
+    let rlc = t.evm.deployment.rlc;
+    check("a contract that is not PoCo", err(EvmLedger::connect(&url, Some(rlc)).await), &["not iExec's PoCo hub"]);
+    check("no hub on an unknown chain", err(EvmLedger::connect(&url, None).await), &["no known PoCo hub", "--hub"]);
+
+    let head = t.evm.rpc.latest().await.unwrap().0;
+    let stranger = PrivateKey::from_seed("no ETH, no RLC");
+    let r = t.evm.send(&stranger, Call::CreateWorkerpool { description: "x".into() }).await;
+    check("a sender without ETH", r.err().map(|e| e.to_string()).unwrap_or_default(), &["no ETH for gas"]);
+    let rich = key(OTHER);
+    let amount = Nrlc(U256::from(10u64).pow(U256::from(30u64)));
+    let r = t.evm.send(&rich, Call::Deposit { amount }).await;
+    check(
+        "more RLC than the wallet holds",
+        r.err().map(|e| e.to_string()).unwrap_or_default(),
+        &["PoCo refused deposit", "wallet holds"],
+    );
+    let r = t.evm.send(&rich, Call::Withdraw { amount }).await;
+    check(
+        "more than the escrow",
+        r.err().map(|e| e.to_string()).unwrap_or_default(),
+        &["PoCo refused withdraw", "escrow balance"],
+    );
+    let r = t.evm.send(&rich, Call::Claim { taskid: Default::default() }).await;
+    check(
+        "claim of an unknown task",
+        r.err().map(|e| e.to_string()).unwrap_or_default(),
+        &["PoCo refused claim", "final deadline"],
+    );
+    assert_eq!(t.evm.rpc.latest().await.unwrap().0, head, "refused calls are never mined");
+    check(
+        "unknown deal",
+        t.evm.deal(&Default::default()).await.err().map(|e| e.to_string()).unwrap_or_default(),
+        &["no deal"],
+    );
+}
