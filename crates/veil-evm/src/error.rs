@@ -24,8 +24,18 @@ pub enum EvmError {
 }
 
 impl EvmError {
-    pub fn unreachable(url: &str, e: impl std::fmt::Display) -> EvmError {
-        EvmError::Unreachable { url: url.to_string(), reason: e.to_string() }
+    pub fn unreachable(url: &str, e: impl std::error::Error) -> EvmError {
+        // The innermost causes say what really failed (refused, certificate, DNS).
+        let mut reason = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !reason.contains(&text) {
+                reason = format!("{reason}: {text}");
+            }
+            source = s.source();
+        }
+        EvmError::Unreachable { url: url.to_string(), reason }
     }
 
     /// Sorts an RPC error: a revert (with PoCo's reason decoded), a refusal by the node (nonce,
