@@ -27,10 +27,12 @@ pub enum FlowError {
     Timeout { seconds: u64, pending: usize },
     #[error("the ledger's event stream ended with {0} task(s) unfinished: run `veil task show` to follow them")]
     StreamEnded(usize),
-    #[error("the ledger answered a match without a deal: {0}")]
+    #[error("the ledger's answer lacks the expected event: {0}")]
     NoDeal(String),
     #[error("the ledger's event stream ended: run the command again to keep publishing")]
     EventsEnded,
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// What `veil run` asks for.
@@ -327,4 +329,104 @@ pub async fn keep_pool_order(
         }
     }
     Err(FlowError::EventsEnded)
+}
+
+/// An app registered from a packed bundle.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedApp {
+    pub app: Address,
+    pub multiaddr: String,
+    /// `0x` + sha256 of the bundle: the on-chain checksum, and the blob's id in storage.
+    pub checksum: String,
+    /// `0x` + the bundle's enclave measurement (registered as the app's mrenclave).
+    pub measurement: String,
+    pub block: u64,
+}
+
+/// Stores a packed iApp bundle (`bytes`, with its `checksum` and `measurement`) and registers it as
+/// an app named `name` owned by `key`.
+pub async fn deploy_bundle(
+    ledger: &dyn Ledger,
+    storage: &Client,
+    key: &PrivateKey,
+    name: String,
+    bytes: Vec<u8>,
+    checksum: [u8; 32],
+    measurement: [u8; 32],
+) -> Result<DeployedApp, FlowError> {
+    let blob = storage.upload_bytes(bytes).await?;
+    if blob.id != hex::encode(checksum) {
+        return Err(FlowError::Storage(format!(
+            "storage stored the bundle as {} but its sha256 is {}",
+            blob.id,
+            hex::encode(checksum)
+        )));
+    }
+    let measurement = format!("0x{}", hex::encode(measurement));
+    let call = Call::CreateApp {
+        name,
+        app_type: "VEIL".into(),
+        multiaddr: blob.url.clone(),
+        checksum: B256::from(checksum),
+        mrenclave: measurement.clone(),
+    };
+    let r = ledger.send(key, call).await?;
+    let app =
+        created(&r.events).ok_or_else(|| FlowError::NoDeal(format!("transaction {} registered no app", r.tx_hash)))?;
+    Ok(DeployedApp { app, multiaddr: blob.url, checksum: format!("0x{}", blob.id), measurement, block: r.block })
+}
+
+/// A dataset stored, registered and whose key is in the SMS.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProtectedData {
+    pub dataset: Address,
+    pub multiaddr: String,
+    pub block: u64,
+}
+
+/// The rest of `veil data protect` once the file is encrypted (iExec's format) at `encrypted`:
+/// stores it (checking storage kept exactly those bytes), registers the dataset with that
+/// checksum, and pushes its key (base64) to the SMS, signed by the owner. `step` hears each step.
+#[allow(clippy::too_many_arguments)]
+pub async fn protect_encrypted(
+    ledger: &dyn Ledger,
+    storage: &Client,
+    sms: &Client,
+    owner: &PrivateKey,
+    name: &str,
+    encrypted: &std::path::Path,
+    checksum: [u8; 32],
+    key_base64: &str,
+    step: &mut (dyn FnMut(&str) + Send),
+) -> Result<ProtectedData, FlowError> {
+    let blob = storage.upload_file(encrypted).await?;
+    if blob.id != hex::encode(checksum) {
+        return Err(FlowError::Storage(format!(
+            "storage answered with blob id {} but the file's sha256 is {}",
+            blob.id,
+            hex::encode(checksum)
+        )));
+    }
+    step("uploaded to storage");
+    let call =
+        Call::CreateDataset { name: name.to_string(), multiaddr: blob.url.clone(), checksum: B256::from(checksum) };
+    let r = ledger.send(owner, call).await?;
+    let dataset = created(&r.events)
+        .ok_or_else(|| FlowError::NoDeal(format!("transaction {} registered no dataset", r.tx_hash)))?;
+    step("registered on the ledger");
+    sms.sms_push(crate::SecretKind::DatasetKey, &dataset, "", key_base64, owner).await?;
+    step("key pushed to the SMS");
+    Ok(ProtectedData { dataset, multiaddr: blob.url, block: r.block })
+}
+
+/// The asset a registration created.
+fn created(events: &[Event]) -> Option<Address> {
+    events.iter().find_map(|e| match e {
+        Event::AppCreated { app, .. } => Some(*app),
+        Event::DatasetCreated { dataset, .. } => Some(*dataset),
+        Event::WorkerpoolCreated { workerpool, .. } => Some(*workerpool),
+        _ => None,
+    })
 }

@@ -13,7 +13,7 @@ use veil_core::book::BookQuery;
 use veil_core::orders::OrderKind;
 use veil_core::tx::AnyOrder;
 use veil_core::{Address, B256, Call, DatasetOrder, U256};
-use veil_sdk::{Client, SecretKind};
+use veil_sdk::Client;
 
 #[derive(Args, Clone)]
 pub struct Services {
@@ -283,28 +283,21 @@ fn protect(a: ProtectArgs, conn: &Conn, json: bool) -> Result<()> {
             (None, None) => bail!("give a FILE to protect, or --json FILE"),
         };
         step("encrypted (AES-256-CBC, iExec format)", &mut t);
-        let blob = rt.block_on(a.services.storage(conn).upload_file(&enc_path))?;
-        if blob.id != veil_protect::dataset::hex(&summary.checksum) {
-            bail!("storage answered with blob id {} but the file's sha256 is {}", blob.id, summary.checksum_hex());
-        }
-        step("uploaded to storage", &mut t);
-        let c = rt.block_on(crate::chain_cmd::ledger(conn))?;
-        let call = Call::CreateDataset {
-            name: a.name.clone(),
-            multiaddr: blob.url.clone(),
-            checksum: B256::from(summary.checksum),
-        };
-        let r = rt.block_on(c.send(&key_signer, call))?;
-        let dataset = crate::local::created(&r.events)?;
-        step("registered on the ledger", &mut t);
-        rt.block_on(a.services.sms(conn).sms_push(
-            SecretKind::DatasetKey,
-            &dataset,
-            "",
-            &key.to_base64(),
+        let (storage, sms) = (a.services.storage(conn), a.services.sms(conn));
+        let ledger = rt.block_on(crate::chain_cmd::ledger(conn))?;
+        let mut flow_step = |name: &str| step(name, &mut t);
+        let p = rt.block_on(veil_sdk::flows::protect_encrypted(
+            &*ledger,
+            &storage,
+            &sms,
             &key_signer,
+            &a.name,
+            &enc_path,
+            summary.checksum,
+            &key.to_base64(),
+            &mut flow_step,
         ))?;
-        step("key pushed to the SMS", &mut t);
+        let (dataset, blob_url, block) = (p.dataset, p.multiaddr, p.block);
         if let Some(p) = &a.key_out {
             write_file(p, key.to_base64().as_bytes(), true)?;
         }
@@ -313,11 +306,11 @@ fn protect(a: ProtectArgs, conn: &Conn, json: bool) -> Result<()> {
             "dataset": dataset,
             "name": a.name,
             "owner": key_signer.address(),
-            "multiaddr": blob.url,
+            "multiaddr": blob_url,
             "checksum": summary.checksum_hex(),
             "plainBytes": summary.plain_bytes,
             "encryptedBytes": summary.encrypted_bytes,
-            "block": r.block,
+            "block": block,
         }))
     })();
     let _ = std::fs::remove_file(&enc_path);

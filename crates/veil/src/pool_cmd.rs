@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use veil_core::state::TaskStatus;
 use veil_core::tx::AnyOrder;
-use veil_core::{Address, AppOrder, B256, Call, U256, WorkerpoolOrder};
+use veil_core::{Address, AppOrder, B256, U256, WorkerpoolOrder};
 use veil_sdk::flows::RunProgress;
 
 #[derive(Args)]
@@ -451,24 +451,17 @@ pub fn deploy_bundle(
     let rt = runtime()?;
     let c = rt.block_on(crate::chain_cmd::ledger(conn))?;
     let store = veil_sdk::Client::new(storage.as_deref().unwrap_or(&conn.node));
-    let blob = rt.block_on(store.upload_bytes(bundle.bytes.clone()))?;
-    let measurement: String = bundle.measurement().iter().map(|b| format!("{b:02x}")).collect();
-    let call = Call::CreateApp {
-        name: name.unwrap_or_else(|| bundle.manifest.name.clone()),
-        app_type: "VEIL".into(),
-        multiaddr: blob.url.clone(),
-        checksum: B256::from(bundle.checksum()),
-        mrenclave: format!("0x{measurement}"),
-    };
-    let r = rt.block_on(c.send(&key, call))?;
-    let app = crate::local::created(&r.events)?;
-    crate::app_cmd::remember_deployment(dir, app, &conn.node)?;
+    let name = name.unwrap_or_else(|| bundle.manifest.name.clone());
+    let (checksum, measurement) = (bundle.checksum(), bundle.measurement());
+    let d =
+        rt.block_on(veil_sdk::flows::deploy_bundle(&*c, &store, &key, name, bundle.bytes, checksum, measurement))?;
+    crate::app_cmd::remember_deployment(dir, d.app, &conn.node)?;
     emit(
         json,
-        &json!({ "address": app, "app": app, "multiaddr": blob.url, "checksum": format!("0x{}", blob.id), "measurement": format!("0x{measurement}"), "block": r.block }),
+        &json!({ "address": d.app, "app": d.app, "multiaddr": d.multiaddr, "checksum": d.checksum, "measurement": d.measurement, "block": d.block }),
         &format!(
-            "app {} deployed\n  bundle       {}\n  checksum     0x{}\n  measurement  0x{measurement}",
-            app, blob.url, blob.id
+            "app {} deployed\n  bundle       {}\n  checksum     {}\n  measurement  {}",
+            d.app, d.multiaddr, d.checksum, d.measurement
         ),
     );
     Ok(())
