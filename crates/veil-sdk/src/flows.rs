@@ -95,20 +95,8 @@ pub struct RunOutcome {
 /// A fresh random salt for an order.
 pub fn salt() -> B256 {
     let mut s = [0u8; 32];
-    rand_bytes(&mut s);
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
     B256::from(s)
-}
-
-fn rand_bytes(buf: &mut [u8]) {
-    // The salt only has to be unique: time and a counter are enough, no key material is derived.
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let h = veil_core::keccak256(
-        [t.to_be_bytes().as_slice(), &n.to_be_bytes(), &std::process::id().to_be_bytes()].concat(),
-    );
-    buf.copy_from_slice(&h.0[..buf.len()]);
 }
 
 async fn best(book: &Client, kind: OrderKind, q: BookQuery) -> Result<Option<BookEntry>, SdkError> {

@@ -121,11 +121,7 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn salt() -> B256 {
-    let mut s = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
-    B256::from(s)
-}
+pub(crate) use veil_sdk::flows::salt;
 
 #[derive(Args)]
 pub struct PoolPublishArgs {
