@@ -23,14 +23,38 @@ fn found<T>(r: Result<T, veil_sdk::SdkError>) -> Result<Option<T>, String> {
     }
 }
 
+/// The SMS's lookups through the one ledger trait: Veil's node or PoCo on an EVM chain alike.
 #[cfg(feature = "client")]
-impl LedgerLookup for veil_sdk::Client {
+pub struct Via(pub Box<dyn veil_sdk::Ledger>);
+
+#[cfg(feature = "client")]
+impl LedgerLookup for Via {
     fn app(&self, app: Address) -> Lookup<'_, App> {
-        Box::pin(async move { found(self.app(&app).await.map(|v| v.asset)) })
+        Box::pin(async move { found(self.0.app(&app).await.map(|v| v.asset)) })
     }
 
     fn dataset(&self, dataset: Address) -> Lookup<'_, Dataset> {
-        Box::pin(async move { found(self.dataset(&dataset).await.map(|v| v.asset)) })
+        Box::pin(async move { found(self.0.dataset(&dataset).await.map(|v| v.asset)) })
+    }
+
+    fn deal(&self, dealid: B256) -> Lookup<'_, Deal> {
+        Box::pin(async move { found(self.0.deal(&dealid).await.map(|v| v.deal)) })
+    }
+
+    fn task(&self, taskid: B256) -> Lookup<'_, Task> {
+        Box::pin(async move { found(self.0.task(&taskid).await.map(|v| v.task)) })
+    }
+}
+
+/// Veil's node over HTTP.
+#[cfg(feature = "client")]
+impl LedgerLookup for veil_sdk::Client {
+    fn app(&self, app: Address) -> Lookup<'_, App> {
+        Box::pin(async move { found(veil_sdk::Client::app(self, &app).await.map(|v| v.asset)) })
+    }
+
+    fn dataset(&self, dataset: Address) -> Lookup<'_, Dataset> {
+        Box::pin(async move { found(veil_sdk::Client::dataset(self, &dataset).await.map(|v| v.asset)) })
     }
 
     fn deal(&self, dealid: B256) -> Lookup<'_, Deal> {

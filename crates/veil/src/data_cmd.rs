@@ -388,20 +388,23 @@ pub struct SmsArgs {
     conn: Conn,
 }
 
-/// `veil sms`: the secret management service on its own, asking the node about owners over HTTP.
+/// `veil sms`: the secret management service on its own, asking the chosen ledger (the node, or
+/// PoCo with --rpc) about owners, deals and tasks.
 pub fn sms(a: SmsArgs, json: bool) -> Result<()> {
     crate::logging(json);
     let dir = a.data_dir.unwrap_or_else(|| veil_home().join("sms"));
     let master = a.master_key_file.unwrap_or_else(|| dir.join("master.key"));
-    let ledger: Arc<dyn veil_sms::LedgerLookup> = Arc::new(a.conn.client());
-    let sms = veil_sms::Sms::open(&dir, &master, ledger, a.dev)?;
     let rt = tokio::runtime::Runtime::new()?;
+    let chosen = rt.block_on(crate::chain_cmd::ledger(&a.conn))?;
+    let described = chosen.describe();
+    let ledger: Arc<dyn veil_sms::LedgerLookup> = Arc::new(veil_sms::ledger::Via(chosen));
+    let sms = veil_sms::Sms::open(&dir, &master, ledger, a.dev)?;
     rt.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
         let url = format!("http://{}", listener.local_addr()?);
-        let v = json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node });
-        ready(json, v, format!("veil sms on {url}  (data {}, ledger {})", dir.display(), a.conn.node));
+        let v = json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node, "ledger": described });
+        ready(json, v, format!("veil sms on {url}  (data {}, ledger: {described})", dir.display()));
         axum::serve(veil_node::node::nodelay(listener), veil_sms::http::router(Arc::new(sms))).await?;
         Ok(())
     })

@@ -259,3 +259,51 @@ fn the_ledger_commands_give_the_same_results_on_both_ledgers() {
     assert_eq!(seen("datasets after transfer"), Some(json!([0, 1])));
     assert_eq!(seen("match again"), Some(json!(true)));
 }
+
+/// `veil data protect` on PoCo: the blob in a standalone storage, the dataset registered on PoCo, its
+/// key accepted by an SMS that checks the owner on PoCo (and refused from anyone else).
+#[test]
+fn data_protect_on_poco_with_an_sms_that_asks_poco() {
+    let d = tempfile::tempdir().unwrap();
+    let b = anvil_backend(d.path());
+    let p = |s: &str| d.path().join(s).display().to_string();
+    let storage = common::spawn(&["storage", "--data-dir", &p("storage")], Stdio::null());
+    let mut sms_args: Vec<&str> = vec!["sms", "--dev", "--data-dir"];
+    let sms_dir = p("sms");
+    sms_args.push(&sms_dir);
+    sms_args.extend(b.args.iter().map(String::as_str));
+    let sms = common::spawn(&sms_args, Stdio::null());
+    assert!(sms.ready["ledger"].as_str().unwrap().contains("PoCo hub"), "{}", sms.ready);
+    std::fs::write(d.path().join("secret.txt"), "only for the enclave").unwrap();
+    let f = p("secret.txt");
+    let v = b.ok(&[
+        "data",
+        "protect",
+        &f,
+        "--name",
+        "notes",
+        "--dev-account",
+        "2",
+        "--storage",
+        &storage.url,
+        "--sms",
+        &sms.url,
+    ]);
+    let dataset = v["dataset"].as_str().unwrap().to_string();
+    assert!(v["multiaddr"].as_str().unwrap().starts_with(&storage.url));
+    // PoCo has it, with the stored file's checksum.
+    let listed = b.ok(&["data", "list", "--dev-account", "2"]);
+    let entry = listed.as_array().unwrap().iter().find(|e| e["address"].as_str() == Some(dataset.as_str())).cloned();
+    assert_eq!(entry.unwrap()["checksum"], v["checksum"]);
+    // The SMS holds the key; a push for that dataset by another account is refused (owner per PoCo).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let c = veil_sdk::Client::new(&sms.url);
+    let addr: veil_core::Address = dataset.parse().unwrap();
+    let kind = veil_sdk::SecretKind::DatasetKey;
+    assert!(rt.block_on(c.sms_exists(kind, &addr, "")).unwrap(), "the key is in the SMS");
+    let intruder = veil_core::PrivateKey::from_hex(veil_evm::anvil::ANVIL_KEYS[5]).unwrap();
+    let refused = rt
+        .block_on(c.sms_push(kind, &addr, "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &intruder))
+        .expect_err("not the owner");
+    assert!(refused.to_string().contains("owner"), "{refused}");
+}
