@@ -24,6 +24,20 @@ pub enum EvmError {
 }
 
 impl EvmError {
+    /// The node refused a transaction because its nonce was already used (or is being used).
+    pub fn is_nonce_conflict(&self) -> bool {
+        match self {
+            EvmError::Refused { reason, .. } => {
+                let r = reason.to_ascii_lowercase();
+                r.contains("nonce too low")
+                    || r.contains("already known")
+                    || r.contains("already imported")
+                    || r.contains("replacement transaction")
+            }
+            _ => false,
+        }
+    }
+
     pub fn unreachable(url: &str, e: impl std::error::Error) -> EvmError {
         // The innermost causes say what really failed (refused, certificate, DNS).
         let mut reason = e.to_string();

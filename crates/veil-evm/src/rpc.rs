@@ -31,6 +31,9 @@ pub struct Mined {
     pub receipt: TransactionReceipt,
 }
 
+/// How often a transaction is signed again after a nonce conflict.
+const MAX_RESIGN: usize = 4;
+
 /// How long a sent transaction may wait for its receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -94,6 +97,11 @@ impl Rpc {
         self.provider.get_transaction_count(a).await.map_err(|e| EvmError::unreachable(&self.url, e))
     }
 
+    /// The next nonce counting transactions still in the mempool.
+    async fn pending_nonce(&self, a: Address) -> Result<u64, EvmError> {
+        self.provider.get_transaction_count(a).pending().await.map_err(|e| EvmError::unreachable(&self.url, e))
+    }
+
     pub async fn eth_balance(&self, a: Address) -> Result<U256, EvmError> {
         self.provider.get_balance(a).await.map_err(|e| EvmError::unreachable(&self.url, e))
     }
@@ -125,7 +133,7 @@ impl Rpc {
         let mut nonces = self.nonces.lock().await;
         let start = match nonces.get(&from) {
             Some(n) => *n,
-            None => match self.nonce_of(from).await {
+            None => match self.pending_nonce(from).await {
                 Ok(n) => n,
                 Err(e) => return vec![Err(e); n],
             },
@@ -133,7 +141,24 @@ impl Rpc {
         let mut hashes = Vec::with_capacity(n);
         let mut next = start;
         for out in &txs {
-            let r = self.sign_and_send(&signer, next, fee, out).await;
+            let mut r = self.sign_and_send(&signer, next, fee, out).await;
+            // Another program (or another process of ours) sent from this account: take the chain's
+            // next nonce and sign again, a few times, rather than fail.
+            for _ in 0..MAX_RESIGN {
+                if !matches!(&r, Err(e) if e.is_nonce_conflict()) {
+                    break;
+                }
+                // Two senders in step would sign the same transaction again: part them first.
+                let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 1..20);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                r = match self.pending_nonce(from).await {
+                    Ok(fresh) => {
+                        next = fresh.max(next + 1);
+                        self.sign_and_send(&signer, next, fee, out).await
+                    }
+                    Err(e) => Err(e),
+                };
+            }
             if r.is_ok() {
                 next += 1;
             }

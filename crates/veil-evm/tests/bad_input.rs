@@ -68,3 +68,22 @@ async fn each_bad_input_is_one_clear_error() {
         &["no deal"],
     );
 }
+
+/// Two independent clients (two processes in real life) send from one account at once: nonce
+/// conflicts are resolved by signing again with the chain's next nonce, and every call lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_of_one_account_all_land() {
+    let t = start().await;
+    let other = EvmLedger::connect(&t.evm.rpc.url, Some(t.evm.deployment.hub)).await.unwrap();
+    let k = key(OTHER);
+    let before = t.evm.account(&k.address()).await.unwrap().account;
+    let amount = Nrlc(U256::from(1_000u64));
+    let calls = || (0..10).map(|_| Call::Deposit { amount }).collect::<Vec<_>>();
+    let (a, b) = tokio::join!(t.evm.send_batch(&k, calls()), other.send_batch(&k, calls()));
+    for r in a.iter().chain(&b) {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let after = t.evm.account(&k.address()).await.unwrap().account;
+    assert_eq!(after.balance.0 - before.balance.0, U256::from(20_000u64), "every deposit landed once");
+    assert_eq!(after.nonce, before.nonce + 20);
+}
