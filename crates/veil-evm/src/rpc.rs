@@ -34,6 +34,9 @@ pub struct Mined {
 /// How often a transaction is signed again after a nonce conflict.
 const MAX_RESIGN: usize = 4;
 
+/// How long without a receipt before checking that the node still knows a transaction.
+const REBROADCAST_AFTER: Duration = Duration::from_secs(1);
+
 /// How long a sent transaction may wait for its receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -173,7 +176,7 @@ impl Rpc {
         let mut answers = Vec::with_capacity(n);
         for (h, out) in hashes.into_iter().zip(&txs) {
             answers.push(match h {
-                Ok(h) => self.wait(h, from, out).await,
+                Ok((h, raw)) => self.wait(h, &raw, from, out).await,
                 Err(e) => Err(e),
             });
         }
@@ -186,7 +189,7 @@ impl Rpc {
         nonce: u64,
         fee: u128,
         out: &Outgoing,
-    ) -> Result<B256, EvmError> {
+    ) -> Result<(B256, Vec<u8>), EvmError> {
         let mut tx = TxEip1559 {
             chain_id: self.chain_id,
             nonce,
@@ -203,16 +206,27 @@ impl Rpc {
         let raw = envelope.encoded_2718();
         let pending =
             self.provider.send_raw_transaction(&raw).await.map_err(|e| EvmError::from_rpc(&self.url, &out.what, e))?;
-        Ok(*pending.tx_hash())
+        Ok((*pending.tx_hash(), raw))
     }
 
-    async fn wait(&self, hash: B256, from: Address, out: &Outgoing) -> Result<Mined, EvmError> {
+    /// Waits for the receipt of `hash`. The node may drop a pending transaction (mempool eviction,
+    /// a restart that lost its pool) or be unreachable for a while: every second without a receipt
+    /// the transaction is looked up and, when the node no longer knows it, `raw` is sent again (same
+    /// nonce, same hash: it can only be mined once).
+    async fn wait(&self, hash: B256, raw: &[u8], from: Address, out: &Outgoing) -> Result<Mined, EvmError> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut last_check = Instant::now();
         loop {
             match self.provider.get_transaction_receipt(hash).await {
                 Ok(Some(receipt)) => return self.mined(receipt, from, out).await,
+                Ok(None) if last_check.elapsed() >= REBROADCAST_AFTER => {
+                    last_check = Instant::now();
+                    self.rebroadcast_if_dropped(hash, raw, out).await?;
+                }
                 Ok(None) => {}
+                // Unreachable for a while (a restarting node): keep trying until the deadline.
+                Err(_) if started.elapsed() < RECEIPT_TIMEOUT => {}
                 Err(e) => return Err(EvmError::unreachable(&self.url, e)),
             }
             if started.elapsed() > RECEIPT_TIMEOUT {
@@ -220,6 +234,34 @@ impl Rpc {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn rebroadcast_if_dropped(&self, hash: B256, raw: &[u8], out: &Outgoing) -> Result<(), EvmError> {
+        let known = self.provider.get_transaction_by_hash(hash).await.map(|t| t.is_some()).unwrap_or(true);
+        if known {
+            return Ok(());
+        }
+        match self.provider.send_raw_transaction(raw).await {
+            Ok(_) => Ok(()),
+            Err(e) => match EvmError::from_rpc(&self.url, &out.what, e) {
+                e if e.is_nonce_conflict() => {
+                    // Known again (fine), or its nonce went to another transaction: it can never be mined.
+                    if e.to_string().to_ascii_lowercase().contains("nonce too low") {
+                        Err(EvmError::Refused {
+                            url: self.url.clone(),
+                            what: out.what.clone(),
+                            reason: format!(
+                                "{hash} was dropped and its nonce used by another transaction: send it again"
+                            ),
+                        })
+                    } else {
+                        Ok(())
+                    }
+                }
+                // Unreachable or refused for now: the next check tries again.
+                _ => Ok(()),
+            },
         }
     }
 

@@ -87,3 +87,27 @@ async fn concurrent_senders_of_one_account_all_land() {
     assert_eq!(after.balance.0 - before.balance.0, U256::from(20_000u64), "every deposit landed once");
     assert_eq!(after.nonce, before.nonce + 20);
 }
+
+/// The node drops pending transactions (mempool eviction, a restart that lost its pool): the sender
+/// notices the node no longer knows them, sends the same signed bytes again, and each lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_transactions_are_sent_again_and_land_once() {
+    let t = start().await;
+    let k = key(OTHER);
+    let before = t.evm.account(&k.address()).await.unwrap().account;
+    t.evm.rpc.raw("evm_setAutomine", serde_json::json!([false])).await.unwrap();
+    let evm = t.evm.clone();
+    let amount = Nrlc(U256::from(1_000u64));
+    let calls = (0..3).map(|_| Call::Deposit { amount }).collect::<Vec<_>>();
+    let sender = tokio::spawn(async move { evm.send_batch(&k, calls).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    t.evm.rpc.raw("anvil_dropAllTransactions", serde_json::json!([])).await.unwrap();
+    t.evm.rpc.raw("evm_setAutomine", serde_json::json!([true])).await.unwrap();
+    let answers =
+        tokio::time::timeout(std::time::Duration::from_secs(30), sender).await.expect("the sends finish").unwrap();
+    for r in &answers {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let after = t.evm.account(&key(OTHER).address()).await.unwrap().account;
+    assert_eq!(after.balance.0 - before.balance.0, U256::from(3_000u64), "each deposit landed once");
+}
