@@ -3,9 +3,9 @@
 use crate::abi::{self, IHub, IRegistry, IRlc, IWorkerpool};
 use crate::deploy::Deployment;
 use crate::rpc::Outgoing;
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use alloy::rpc::types::Log;
-use alloy::sol_types::{SolCall, SolEvent};
+use alloy::sol_types::{SolCall, SolEvent, SolEventInterface};
 use veil_core::events::Event;
 use veil_core::orders::{AppOrder, DatasetOrder, RequestOrder, Signed, WorkerpoolOrder};
 use veil_core::tx::AnyOrder;
@@ -123,13 +123,6 @@ pub fn match_orders(
     .abi_encode()
 }
 
-/// Which registry holds an asset, for ownership transfers.
-pub enum AssetKind {
-    App,
-    Dataset,
-    Workerpool,
-}
-
 /// What PoCo checks when it refuses `call` without a reason (most of its task checks are bare
 /// `require`s), so the user knows where to look.
 pub fn refusal_hint(call: &Call) -> &'static str {
@@ -185,9 +178,9 @@ fn gas_for(call: &Call) -> u64 {
     }
 }
 
-/// The transaction that performs `call` on PoCo, sent by `from`. `kind_of` says which registry
-/// holds an asset (for ownership transfers).
-pub fn outgoing(d: &Deployment, from: Address, call: &Call, kind_of: Option<AssetKind>) -> Result<Outgoing, String> {
+/// The transaction that performs `call` on PoCo, sent by `from`. `registry` is the registry that
+/// holds the asset of an ownership transfer.
+pub fn outgoing(d: &Deployment, from: Address, call: &Call, registry: Option<Address>) -> Result<Outgoing, String> {
     let hub = d.hub;
     let (to, data, what): (Address, Vec<u8>, &str) = match call {
         Call::Deposit { amount } => (
@@ -238,11 +231,8 @@ pub fn outgoing(d: &Deployment, from: Address, call: &Call, kind_of: Option<Asse
             "changePolicy",
         ),
         Call::TransferOwnership { asset, to } => {
-            let registry = match kind_of {
-                Some(AssetKind::App) => d.app_registry,
-                Some(AssetKind::Dataset) => d.dataset_registry,
-                Some(AssetKind::Workerpool) => d.workerpool_registry,
-                None => return Err(format!("{asset} is not a registered app, dataset or workerpool")),
+            let Some(registry) = registry else {
+                return Err(format!("{asset} is not a registered app, dataset or workerpool"));
             };
             let token = U256::from_be_slice(asset.as_slice());
             (registry, IRegistry::transferFromCall { from, to: *to, tokenId: token }.abi_encode(), "transferFrom")
@@ -354,15 +344,9 @@ pub fn event(d: &Deployment, sender: Address, log: &Log) -> Option<Event> {
         }
         return None;
     }
-    macro_rules! dec {
-        ($t:ty) => {
-            <$t>::decode_raw_log(topics.iter().copied(), data).ok()?
-        };
-    }
-    use IHub as H;
-    Some(match t0 {
-        x if x == H::Transfer::SIGNATURE_HASH => {
-            let e = dec!(H::Transfer);
+    use IHub::IHubEvents as H;
+    Some(match H::decode_raw_log(topics, data).ok()? {
+        H::Transfer(e) => {
             // PoCo moves locked RLC to and from the hub's own balance: the Lock, Unlock, Reward or
             // Seize event beside it says what happened.
             if e.from == d.hub || e.to == d.hub {
@@ -374,89 +358,40 @@ pub fn event(d: &Deployment, sender: Address, log: &Log) -> Option<Event> {
                 (from, to) => Event::Transfer { from, to, amount: n(e.value) },
             }
         }
-        x if x == H::Lock::SIGNATURE_HASH => {
-            let e = dec!(H::Lock);
-            Event::Lock { owner: e.owner, amount: n(e.amount) }
-        }
-        x if x == H::Unlock::SIGNATURE_HASH => {
-            let e = dec!(H::Unlock);
-            Event::Unlock { owner: e.owner, amount: n(e.amount) }
-        }
-        x if x == H::Reward::SIGNATURE_HASH => {
-            let e = dec!(H::Reward);
-            Event::Reward { owner: e.owner, amount: n(e.amount), taskid: e.r#ref }
-        }
-        x if x == H::Seize::SIGNATURE_HASH => {
-            let e = dec!(H::Seize);
-            Event::Seize { owner: e.owner, amount: n(e.amount), taskid: e.r#ref }
-        }
-        x if x == H::CreateCategory::SIGNATURE_HASH => {
-            let e = dec!(H::CreateCategory);
-            Event::CategoryCreated {
-                id: e.catid.saturating_to(),
-                name: e.name,
-                work_clock_time_ref: e.workClockTimeRef.saturating_to(),
-            }
-        }
-        x if x == H::SignedAppOrder::SIGNATURE_HASH
-            || x == H::SignedDatasetOrder::SIGNATURE_HASH
-            || x == H::SignedWorkerpoolOrder::SIGNATURE_HASH
-            || x == H::SignedRequestOrder::SIGNATURE_HASH =>
-        {
-            Event::OrderPresigned { hash: B256::from_slice(data.get(..32)?), signer: sender }
-        }
-        x if x == H::ClosedAppOrder::SIGNATURE_HASH
-            || x == H::ClosedDatasetOrder::SIGNATURE_HASH
-            || x == H::ClosedWorkerpoolOrder::SIGNATURE_HASH
-            || x == H::ClosedRequestOrder::SIGNATURE_HASH =>
-        {
-            Event::OrderCancelled { hash: B256::from_slice(data.get(..32)?) }
-        }
-        x if x == H::OrdersMatched::SIGNATURE_HASH => {
-            let e = dec!(H::OrdersMatched);
-            Event::OrdersMatched {
-                dealid: e.dealid,
-                app_hash: e.appHash,
-                dataset_hash: e.datasetHash,
-                workerpool_hash: e.workerpoolHash,
-                request_hash: e.requestHash,
-                volume: e.volume,
-            }
-        }
-        x if x == H::SchedulerNotice::SIGNATURE_HASH => {
-            let e = dec!(H::SchedulerNotice);
-            Event::SchedulerNotice { workerpool: e.workerpool, dealid: e.dealid }
-        }
-        x if x == H::TaskInitialize::SIGNATURE_HASH => {
-            let e = dec!(H::TaskInitialize);
-            Event::TaskInitialize { taskid: e.taskid, workerpool: e.workerpool }
-        }
-        x if x == H::TaskContribute::SIGNATURE_HASH => {
-            let e = dec!(H::TaskContribute);
-            Event::TaskContribute { taskid: e.taskid, worker: e.worker, hash: e.hash }
-        }
-        x if x == H::TaskConsensus::SIGNATURE_HASH => {
-            let e = dec!(H::TaskConsensus);
-            Event::TaskConsensus { taskid: e.taskid, consensus: e.consensus }
-        }
-        x if x == H::TaskReveal::SIGNATURE_HASH => {
-            let e = dec!(H::TaskReveal);
-            Event::TaskReveal { taskid: e.taskid, worker: e.worker, digest: e.digest }
-        }
-        x if x == H::TaskReopen::SIGNATURE_HASH => Event::TaskReopen { taskid: dec!(H::TaskReopen).taskid },
-        x if x == H::TaskFinalize::SIGNATURE_HASH => {
-            let e = dec!(H::TaskFinalize);
-            Event::TaskFinalize { taskid: e.taskid, results: e.results }
-        }
-        x if x == H::TaskClaimed::SIGNATURE_HASH => Event::TaskClaimed { taskid: dec!(H::TaskClaimed).taskid },
-        x if x == H::AccurateContribution::SIGNATURE_HASH => {
-            let e = dec!(H::AccurateContribution);
-            Event::AccurateContribution { worker: e.worker, taskid: e.taskid }
-        }
-        x if x == H::FaultyContribution::SIGNATURE_HASH => {
-            let e = dec!(H::FaultyContribution);
-            Event::FaultyContribution { worker: e.worker, taskid: e.taskid }
-        }
-        _ => return None,
+        H::Lock(e) => Event::Lock { owner: e.owner, amount: n(e.amount) },
+        H::Unlock(e) => Event::Unlock { owner: e.owner, amount: n(e.amount) },
+        H::Reward(e) => Event::Reward { owner: e.owner, amount: n(e.amount), taskid: e.r#ref },
+        H::Seize(e) => Event::Seize { owner: e.owner, amount: n(e.amount), taskid: e.r#ref },
+        H::CreateCategory(e) => Event::CategoryCreated {
+            id: e.catid.saturating_to(),
+            name: e.name,
+            work_clock_time_ref: e.workClockTimeRef.saturating_to(),
+        },
+        H::SignedAppOrder(IHub::SignedAppOrder { hash })
+        | H::SignedDatasetOrder(IHub::SignedDatasetOrder { hash })
+        | H::SignedWorkerpoolOrder(IHub::SignedWorkerpoolOrder { hash })
+        | H::SignedRequestOrder(IHub::SignedRequestOrder { hash }) => Event::OrderPresigned { hash, signer: sender },
+        H::ClosedAppOrder(IHub::ClosedAppOrder { hash })
+        | H::ClosedDatasetOrder(IHub::ClosedDatasetOrder { hash })
+        | H::ClosedWorkerpoolOrder(IHub::ClosedWorkerpoolOrder { hash })
+        | H::ClosedRequestOrder(IHub::ClosedRequestOrder { hash }) => Event::OrderCancelled { hash },
+        H::OrdersMatched(e) => Event::OrdersMatched {
+            dealid: e.dealid,
+            app_hash: e.appHash,
+            dataset_hash: e.datasetHash,
+            workerpool_hash: e.workerpoolHash,
+            request_hash: e.requestHash,
+            volume: e.volume,
+        },
+        H::SchedulerNotice(e) => Event::SchedulerNotice { workerpool: e.workerpool, dealid: e.dealid },
+        H::TaskInitialize(e) => Event::TaskInitialize { taskid: e.taskid, workerpool: e.workerpool },
+        H::TaskContribute(e) => Event::TaskContribute { taskid: e.taskid, worker: e.worker, hash: e.hash },
+        H::TaskConsensus(e) => Event::TaskConsensus { taskid: e.taskid, consensus: e.consensus },
+        H::TaskReveal(e) => Event::TaskReveal { taskid: e.taskid, worker: e.worker, digest: e.digest },
+        H::TaskReopen(e) => Event::TaskReopen { taskid: e.taskid },
+        H::TaskFinalize(e) => Event::TaskFinalize { taskid: e.taskid, results: e.results },
+        H::TaskClaimed(e) => Event::TaskClaimed { taskid: e.taskid },
+        H::AccurateContribution(e) => Event::AccurateContribution { worker: e.worker, taskid: e.taskid },
+        H::FaultyContribution(e) => Event::FaultyContribution { worker: e.worker, taskid: e.taskid },
     })
 }

@@ -343,12 +343,8 @@ pub async fn deploy_poco(
 
 /// Checks what iExec's own deployment checks: the token's name, 5 categories, the EIP-712 domain.
 pub async fn check_deployment(rpc: &Rpc, d: &Deployment) -> Result<(), EvmError> {
-    let name = IHub::nameCall::abi_decode_returns(&rpc.call(d.hub, IHub::nameCall {}.abi_encode().into(), None).await?)
-        .map_err(|e| EvmError::Decode(e.to_string()))?;
-    let count = IHub::countCategoryCall::abi_decode_returns(
-        &rpc.call(d.hub, IHub::countCategoryCall {}.abi_encode().into(), None).await?,
-    )
-    .map_err(|e| EvmError::Decode(e.to_string()))?;
+    let name = rpc.view(d.hub, IHub::nameCall {}).await?;
+    let count = rpc.view(d.hub, IHub::countCategoryCall {}).await?;
     if name != "Staked RLC" || count != U256::from(5) {
         return Err(EvmError::Setup(format!(
             "the deployed hub answers name `{name}` and {count} categories, not Staked RLC and 5"

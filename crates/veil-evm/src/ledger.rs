@@ -2,7 +2,7 @@
 //! transactions, PoCo's views become Veil's, PoCo's logs become Veil's events.
 
 use crate::abi::{IHub, IRegistry, IRlc};
-use crate::convert::{self, AssetKind};
+use crate::convert;
 use crate::deploy::Deployment;
 use crate::error::EvmError;
 use crate::rpc::{Outgoing, Rpc};
@@ -49,11 +49,6 @@ fn not_found(what: String) -> SdkError {
     SdkError::Api { status: 404, kind: "not_found".into(), message: what }
 }
 
-async fn view<C: SolCall>(rpc: &Rpc, to: Address, call: C) -> Result<C::Return, EvmError> {
-    let out = rpc.call(to, call.abi_encode().into(), None).await?;
-    C::abi_decode_returns(&out).map_err(|e| EvmError::Decode(format!("{}: {e}", C::SIGNATURE)))
-}
-
 /// Checks that `hub` runs PoCo with iExec's EIP-712 domain (iExecODB 5.0.0, this chain, this hub).
 pub async fn check_domain(rpc: &Rpc, hub: Address) -> Result<(), EvmError> {
     if rpc.code_at(hub).await?.is_empty() {
@@ -62,7 +57,7 @@ pub async fn check_domain(rpc: &Rpc, hub: Address) -> Result<(), EvmError> {
             rpc.chain_id, rpc.url
         )));
     }
-    let sep = view(rpc, hub, IHub::eip712domain_separatorCall {}).await.map_err(|_| {
+    let sep = rpc.view(hub, IHub::eip712domain_separatorCall {}).await.map_err(|_| {
         EvmError::Setup(format!(
             "{hub} on chain {} is not iExec's PoCo hub (it has no eip712domain_separator)",
             rpc.chain_id
@@ -95,11 +90,11 @@ impl EvmLedger {
         let deployment = Deployment {
             chain_id: rpc.chain_id,
             hub,
-            rlc: view(&rpc, hub, IHub::tokenCall {}).await?,
-            app_registry: view(&rpc, hub, IHub::appregistryCall {}).await?,
-            dataset_registry: view(&rpc, hub, IHub::datasetregistryCall {}).await?,
-            workerpool_registry: view(&rpc, hub, IHub::workerpoolregistryCall {}).await?,
-            deployer: view(&rpc, hub, IHub::ownerCall {}).await?,
+            rlc: rpc.view(hub, IHub::tokenCall {}).await?,
+            app_registry: rpc.view(hub, IHub::appregistryCall {}).await?,
+            dataset_registry: rpc.view(hub, IHub::datasetregistryCall {}).await?,
+            workerpool_registry: rpc.view(hub, IHub::workerpoolregistryCall {}).await?,
+            deployer: rpc.view(hub, IHub::ownerCall {}).await?,
             poco_version: String::new(),
             transactions: 0,
             gas_used: 0,
@@ -108,38 +103,35 @@ impl EvmLedger {
     }
 
     async fn hub<C: SolCall>(&self, call: C) -> Result<C::Return, EvmError> {
-        view(&self.rpc, self.deployment.hub, call).await
+        self.rpc.view(self.deployment.hub, call).await
     }
 
-    async fn kind_of(&self, asset: Address) -> Result<Option<AssetKind>, EvmError> {
+    /// The registry (app, dataset or workerpool) that holds `asset`, if any.
+    async fn registry_of(&self, asset: Address) -> Result<Option<Address>, EvmError> {
         let d = &self.deployment;
-        for (reg, kind) in [
-            (d.app_registry, AssetKind::App),
-            (d.dataset_registry, AssetKind::Dataset),
-            (d.workerpool_registry, AssetKind::Workerpool),
-        ] {
-            if view(&self.rpc, reg, IRegistry::isRegisteredCall { entry: asset }).await? {
-                return Ok(Some(kind));
+        for reg in [d.app_registry, d.dataset_registry, d.workerpool_registry] {
+            if self.rpc.view(reg, IRegistry::isRegisteredCall { entry: asset }).await? {
+                return Ok(Some(reg));
             }
         }
         Ok(None)
     }
 
     async fn registered(&self, registry: Address, a: Address, what: &str) -> Result<(), SdkError> {
-        if view(&self.rpc, registry, IRegistry::isRegisteredCall { entry: a }).await? {
+        if self.rpc.view(registry, IRegistry::isRegisteredCall { entry: a }).await? {
             Ok(())
         } else {
             Err(not_found(format!("no {what} {a} in PoCo's {what} registry")))
         }
     }
 
-    fn outgoing_for(&self, from: Address, call: &Call, kind: Option<AssetKind>) -> Result<Outgoing, EvmError> {
-        convert::outgoing(&self.deployment, from, call, kind).map_err(EvmError::Setup)
-    }
-
-    /// Sends raw transactions (deployment, RLC funding) through this ledger's nonce manager.
-    pub async fn send_raw(&self, key: &PrivateKey, txs: Vec<Outgoing>) -> Vec<Result<crate::rpc::Mined, EvmError>> {
-        self.rpc.send(key, txs).await
+    /// The transaction for `call` (an ownership transfer first asks which registry holds the asset).
+    async fn outgoing_for(&self, from: Address, call: &Call) -> Result<Outgoing, EvmError> {
+        let registry = match call {
+            Call::TransferOwnership { asset, .. } => self.registry_of(*asset).await?,
+            _ => None,
+        };
+        convert::outgoing(&self.deployment, from, call, registry).map_err(EvmError::Setup)
     }
 
     /// Moves the chain's clock (anvil, hardhat): `evm_increaseTime` then `evm_mine`.
@@ -151,7 +143,7 @@ impl EvmLedger {
 
     /// The RLC a key holds outside the escrow.
     pub async fn rlc_balance(&self, a: Address) -> Result<U256, EvmError> {
-        view(&self.rpc, self.deployment.rlc, IRlc::balanceOfCall { owner: a }).await
+        self.rpc.view(self.deployment.rlc, IRlc::balanceOfCall { owner: a }).await
     }
 
     async fn categories(&self) -> Result<Vec<(u64, Category)>, EvmError> {
@@ -182,23 +174,12 @@ impl EvmLedger {
         }
     }
 
-    /// Gas used by the last receipts, for benchmarks: sends like [`Ledger::send_batch`] and also
-    /// returns each transaction's gas.
+    /// [`Ledger::send_batch`] that also returns each transaction's gas (for benchmarks).
     pub async fn send_with_gas(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<(Receipt, u64), SdkError>> {
         let from = key.address();
         let mut outs = Vec::with_capacity(calls.len());
         for call in &calls {
-            let kind = match call {
-                Call::TransferOwnership { asset, .. } => match self.kind_of(*asset).await {
-                    Ok(k) => k,
-                    Err(e) => {
-                        outs.push(Err(e));
-                        continue;
-                    }
-                },
-                _ => None,
-            };
-            outs.push(self.outgoing_for(from, call, kind));
+            outs.push(self.outgoing_for(from, call).await);
         }
         if let [Ok(single)] = outs.as_mut_slice() {
             // One call: estimate first, so a refusal costs nothing and says PoCo's reason.
@@ -207,25 +188,23 @@ impl EvmLedger {
                 Err(e) => return vec![Err(explain(e, &calls[0]).into())],
             }
         }
-        let (ok, idx): (Vec<Outgoing>, Vec<usize>) =
-            outs.iter().enumerate().filter_map(|(i, o)| o.as_ref().ok().map(|o| (o.clone(), i))).unzip();
+        let ok: Vec<Outgoing> = outs.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
+        // One answer per sent transaction, in order: the refused-before-sending ones keep their error.
         let mut sent = self.rpc.send(key, ok).await.into_iter();
-        let mut answers: Vec<Result<(Receipt, u64), SdkError>> = Vec::with_capacity(outs.len());
-        for (i, o) in outs.into_iter().enumerate() {
-            answers.push(match o {
+        outs.into_iter()
+            .zip(&calls)
+            .map(|(o, call)| match o {
                 Err(e) => Err(e.into()),
-                Ok(_) if idx.contains(&i) => match sent.next() {
+                Ok(_) => match sent.next() {
                     Some(Ok(m)) => {
                         let gas = m.receipt.gas_used;
                         Ok((self.receipt(from, m), gas))
                     }
-                    Some(Err(e)) => Err(explain(e, &calls[i]).into()),
+                    Some(Err(e)) => Err(explain(e, call).into()),
                     None => Err(SdkError::Decode("no answer".into())),
                 },
-                Ok(_) => Err(SdkError::Decode("no answer".into())),
-            });
-        }
-        answers
+            })
+            .collect()
     }
 }
 
@@ -340,11 +319,11 @@ impl Ledger for EvmLedger {
     async fn datasets_of(&self, owner: &Address) -> Result<Vec<AssetView<Dataset>>, SdkError> {
         // The registry is an enumerable ERC-721 whose token ids are the assets' addresses.
         let reg = self.deployment.dataset_registry;
-        let n: u64 = view(&self.rpc, reg, IRegistry::balanceOfCall { owner: *owner }).await?.saturating_to();
+        let n: u64 = self.rpc.view(reg, IRegistry::balanceOfCall { owner: *owner }).await?.saturating_to();
         let mut out = Vec::new();
         for i in 0..n.min(10_000) {
-            let id = view(&self.rpc, reg, IRegistry::tokenOfOwnerByIndexCall { owner: *owner, index: U256::from(i) })
-                .await?;
+            let id =
+                self.rpc.view(reg, IRegistry::tokenOfOwnerByIndexCall { owner: *owner, index: U256::from(i) }).await?;
             out.push(self.dataset(&Address::from_slice(&id.to_be_bytes::<32>()[12..])).await?);
         }
         Ok(out)

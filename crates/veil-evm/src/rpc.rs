@@ -10,7 +10,7 @@ use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::{BlockId, BlockNumberOrTag, TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolError;
+use alloy::sol_types::{SolCall, SolError};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use veil_core::PrivateKey;
@@ -70,6 +70,12 @@ impl Rpc {
             c = c.block(BlockId::Number(BlockNumberOrTag::Number(b)));
         }
         c.await.map_err(|e| EvmError::from_rpc(&self.url, "a read", e))
+    }
+
+    /// A view call of a contract, decoded.
+    pub async fn view<C: SolCall>(&self, to: Address, call: C) -> Result<C::Return, EvmError> {
+        let out = self.call(to, call.abi_encode().into(), None).await?;
+        C::abi_decode_returns(&out).map_err(|e| EvmError::Decode(format!("{}: {e}", C::SIGNATURE)))
     }
 
     pub async fn code_at(&self, a: Address) -> Result<Bytes, EvmError> {

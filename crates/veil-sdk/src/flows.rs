@@ -28,7 +28,7 @@ pub enum FlowError {
     #[error("the ledger's event stream ended with {0} task(s) unfinished: run `veil task show` to follow them")]
     StreamEnded(usize),
     #[error("the ledger's answer lacks the expected event: {0}")]
-    NoDeal(String),
+    MissingEvent(String),
     #[error("the ledger's event stream ended: run the command again to keep publishing")]
     EventsEnded,
     #[error("{0}")]
@@ -217,11 +217,7 @@ pub async fn run_deal(
     // Follow first, so no task event is missed.
     let mut events = ledger.follow(info.head + 1).await?;
     let r = ledger.send(key, call).await?;
-    let dealid = r
-        .events
-        .iter()
-        .find_map(|e| if let Event::OrdersMatched { dealid, .. } = e { Some(*dealid) } else { None })
-        .ok_or_else(|| FlowError::NoDeal(format!("transaction {}", r.tx_hash)))?;
+    let dealid = dealid(&r.events).ok_or_else(|| FlowError::MissingEvent(format!("transaction {}", r.tx_hash)))?;
     progress(RunProgress::DealMade { dealid, volume: req.volume, workerpool: pool.order.asset() });
     if !req.watch {
         return Ok(RunOutcome { dealid, block: r.block, tasks: vec![], ms: started.elapsed().as_secs_f64() * 1000.0 });
@@ -343,14 +339,7 @@ pub async fn deploy_bundle(
     checksum: [u8; 32],
     measurement: [u8; 32],
 ) -> Result<DeployedApp, FlowError> {
-    let blob = storage.upload_bytes(bytes).await?;
-    if blob.id != hex::encode(checksum) {
-        return Err(FlowError::Storage(format!(
-            "storage stored the bundle as {} but its sha256 is {}",
-            blob.id,
-            hex::encode(checksum)
-        )));
-    }
+    let blob = stored_as(storage.upload_bytes(bytes).await?, &checksum)?;
     let measurement = format!("0x{}", hex::encode(measurement));
     let call = Call::CreateApp {
         name,
@@ -360,8 +349,8 @@ pub async fn deploy_bundle(
         mrenclave: measurement.clone(),
     };
     let r = ledger.send(key, call).await?;
-    let app =
-        created(&r.events).ok_or_else(|| FlowError::NoDeal(format!("transaction {} registered no app", r.tx_hash)))?;
+    let app = created(&r.events)
+        .ok_or_else(|| FlowError::MissingEvent(format!("transaction {} registered no app", r.tx_hash)))?;
     Ok(DeployedApp { app, multiaddr: blob.url, checksum: format!("0x{}", blob.id), measurement, block: r.block })
 }
 
@@ -389,28 +378,38 @@ pub async fn protect_encrypted(
     key_base64: &str,
     step: &mut (dyn FnMut(&str) + Send),
 ) -> Result<ProtectedData, FlowError> {
-    let blob = storage.upload_file(encrypted).await?;
-    if blob.id != hex::encode(checksum) {
-        return Err(FlowError::Storage(format!(
-            "storage answered with blob id {} but the file's sha256 is {}",
-            blob.id,
-            hex::encode(checksum)
-        )));
-    }
+    let blob = stored_as(storage.upload_file(encrypted).await?, &checksum)?;
     step("uploaded to storage");
     let call =
         Call::CreateDataset { name: name.to_string(), multiaddr: blob.url.clone(), checksum: B256::from(checksum) };
     let r = ledger.send(owner, call).await?;
     let dataset = created(&r.events)
-        .ok_or_else(|| FlowError::NoDeal(format!("transaction {} registered no dataset", r.tx_hash)))?;
+        .ok_or_else(|| FlowError::MissingEvent(format!("transaction {} registered no dataset", r.tx_hash)))?;
     step("registered on the ledger");
     sms.sms_push(crate::SecretKind::DatasetKey, &dataset, "", key_base64, owner).await?;
     step("key pushed to the SMS");
     Ok(ProtectedData { dataset, multiaddr: blob.url, block: r.block })
 }
 
-/// The asset a registration created.
-fn created(events: &[Event]) -> Option<Address> {
+/// The blob storage answered with, if it holds exactly the bytes hashing to `checksum`.
+fn stored_as(blob: crate::BlobRef, checksum: &[u8; 32]) -> Result<crate::BlobRef, FlowError> {
+    if blob.id == hex::encode(checksum) {
+        return Ok(blob);
+    }
+    Err(FlowError::Storage(format!(
+        "storage answered with blob id {} but the sha256 is {}",
+        blob.id,
+        hex::encode(checksum)
+    )))
+}
+
+/// The deal a match made.
+pub fn dealid(events: &[Event]) -> Option<B256> {
+    events.iter().find_map(|e| if let Event::OrdersMatched { dealid, .. } = e { Some(*dealid) } else { None })
+}
+
+/// The asset (app, dataset or workerpool) a registration created.
+pub fn created(events: &[Event]) -> Option<Address> {
     events.iter().find_map(|e| match e {
         Event::AppCreated { app, .. } => Some(*app),
         Event::DatasetCreated { dataset, .. } => Some(*dataset),

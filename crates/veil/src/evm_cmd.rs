@@ -63,7 +63,8 @@ pub fn run(cmd: EvmCmd, json: bool) -> Result<()> {
 }
 
 fn rpc_url() -> Result<String> {
-    std::env::var("VEIL_RPC").ok().filter(|v| !v.is_empty()).or_else(crate::chain_cmd::chosen_rpc).context(
+    // `--rpc` falls back to VEIL_RPC (and veil.toml) already.
+    crate::chain_cmd::chosen_rpc().context(
         "say which chain: --rpc URL (or VEIL_RPC); `veil evm anvil` starts a local one with PoCo already deployed",
     )
 }
@@ -130,8 +131,7 @@ fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
     let ledger = rt.block_on(EvmLedger::connect(&node.url, Some(deployment.hub)))?;
     let mut accounts = vec![];
     for (i, addr) in anvil::dev_addresses() {
-        let acc = rt.block_on(ledger.account(&addr))?.account;
-        accounts.push(json!({ "index": i, "address": addr, "rlc": acc.wallet, "escrow": acc.balance }));
+        accounts.push((i, addr, rt.block_on(ledger.account(&addr))?.account));
     }
     let ready_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let mut human = format!(
@@ -143,10 +143,8 @@ fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
         deployment.rlc.to_checksum(None),
         dir.display()
     );
-    for (i, addr) in anvil::dev_addresses() {
-        let rlc = accounts[i]["rlc"].as_str().unwrap_or_default().to_string();
-        let rlc = veil_core::uint::parse(&rlc).map(veil_core::Nrlc).map(|n| n.to_rlc_string()).unwrap_or(rlc);
-        human.push_str(&format!("\n  {i}  {}  {rlc}", addr.to_checksum(None)));
+    for (i, addr, acc) in &accounts {
+        human.push_str(&format!("\n  {i}  {}  {}", addr.to_checksum(None), acc.wallet.to_rlc_string()));
     }
     human.push_str(&format!(
         "\nTry: veil --rpc {} --hub {} account show --dev-account 1\nCtrl-C stops anvil and keeps the state.",
@@ -161,7 +159,10 @@ fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
         "stateDir": dir,
         "kept": kept,
         "readyMs": ready_ms,
-        "accounts": accounts,
+        "accounts": accounts
+            .iter()
+            .map(|(i, addr, acc)| json!({ "index": i, "address": addr, "rlc": acc.wallet, "escrow": acc.balance }))
+            .collect::<Vec<_>>(),
     });
     if json {
         println!("{}", serde_json::to_string(&v)?);

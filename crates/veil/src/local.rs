@@ -12,22 +12,10 @@ pub fn send(state: &mut State, key: &PrivateKey, call: Call, now: u64) -> Result
 
 /// The address of the app, dataset or workerpool these events created.
 pub fn created(ev: &[Event]) -> Result<Address> {
-    ev.iter()
-        .find_map(|e| match e {
-            Event::AppCreated { app, .. } => Some(*app),
-            Event::DatasetCreated { dataset, .. } => Some(*dataset),
-            Event::WorkerpoolCreated { workerpool, .. } => Some(*workerpool),
-            _ => None,
-        })
-        .context("no asset was created")
+    veil_sdk::flows::created(ev).context("no asset was created")
 }
 
 /// The deal these events made.
 pub fn dealid(ev: &[Event]) -> Result<B256> {
-    ev.iter()
-        .find_map(|e| match e {
-            Event::OrdersMatched { dealid, .. } => Some(*dealid),
-            _ => None,
-        })
-        .context("no deal was made")
+    veil_sdk::flows::dealid(ev).context("no deal was made")
 }
