@@ -22,7 +22,7 @@ use veil_core::state::{
 };
 use veil_core::{Call, Nrlc, PrivateKey};
 use veil_sdk::ledger::{BlockEvents, MAX_EVENT_BLOCKS};
-use veil_sdk::{AccountView, AssetView, ChainInfo, DealView, Ledger, SdkError, TaskView};
+use veil_sdk::{AccountView, AssetView, ChainInfo, DealView, EvmTarget, Ledger, SdkError, TaskView};
 
 /// PoCo on an EVM chain, through one RPC endpoint. Cloning shares the connection and nonces.
 #[derive(Clone)]
@@ -138,6 +138,12 @@ impl EvmLedger {
     pub async fn increase_time(&self, seconds: u64) -> Result<(), EvmError> {
         self.rpc.raw("evm_increaseTime", serde_json::json!([seconds])).await?;
         self.rpc.raw("evm_mine", serde_json::json!([])).await?;
+        Ok(())
+    }
+
+    /// Gives `a` this much ETH for gas (anvil, hardhat: `anvil_setBalance`; a test chain only).
+    pub async fn set_gas_balance(&self, a: Address, wei: U256) -> Result<(), EvmError> {
+        self.rpc.raw("anvil_setBalance", serde_json::json!([a, format!("{wei:#x}")])).await?;
         Ok(())
     }
 
@@ -262,6 +268,7 @@ impl Ledger for EvmLedger {
             timestamp,
             dev: self.rpc.chain_id == 31337,
             categories: self.categories().await?,
+            evm: Some(EvmTarget { rpc: self.rpc.url.clone(), hub: self.deployment.hub }),
         })
     }
 

@@ -28,26 +28,26 @@ pub const MAX_BODY: usize = MAX_TX_BYTES;
 /// Largest `POST /txs` body.
 pub const MAX_BATCH_BODY: usize = 8 * 1024 * 1024;
 
-pub struct ApiErr {
+pub(crate) struct ApiErr {
     status: StatusCode,
     kind: &'static str,
     message: String,
 }
 
 impl ApiErr {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiErr {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiErr {
         ApiErr { status, kind, message: message.into() }
     }
 
-    fn bad(message: impl Into<String>) -> ApiErr {
+    pub(crate) fn bad(message: impl Into<String>) -> ApiErr {
         ApiErr::new(StatusCode::BAD_REQUEST, "malformed", message)
     }
 
-    fn not_found(message: impl Into<String>) -> ApiErr {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiErr {
         ApiErr::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> ApiErr {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> ApiErr {
         ApiErr::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 }
@@ -76,10 +76,10 @@ impl From<CoreError> for ApiErr {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiErr>;
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiErr>;
 type S = State<Arc<Shared>>;
 
-fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiErr> {
+pub(crate) fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiErr> {
     b.map_err(|e| {
         let status = e.status();
         let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "malformed" };
@@ -87,15 +87,15 @@ fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiErr> {
     })
 }
 
-fn address(s: &str) -> Result<Address, ApiErr> {
+pub(crate) fn address(s: &str) -> Result<Address, ApiErr> {
     s.parse().map_err(|_| ApiErr::bad(format!("`{s}` is not an address (0x + 40 hex characters)")))
 }
 
-fn hash32(s: &str) -> Result<B256, ApiErr> {
+pub(crate) fn hash32(s: &str) -> Result<B256, ApiErr> {
     s.parse().map_err(|_| ApiErr::bad(format!("`{s}` is not a 32-byte hash (0x + 64 hex characters)")))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiErr> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiErr> {
     serde_json::from_slice(b).map_err(|e| ApiErr::bad(format!("invalid JSON body: {e}")))
 }
 
@@ -141,6 +141,7 @@ async fn chain(State(s): S) -> ApiResult<ChainInfo> {
         timestamp: l.head.timestamp,
         dev: s.dev,
         categories: l.state.categories.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        evm: None,
     }))
 }
 
@@ -315,7 +316,7 @@ async fn unpublish(State(s): S, b: Result<Bytes, BytesRejection>) -> ApiResult<B
     book.unpublish(&l.store, &req.order_hash, req.published, who).map(Json).map_err(book_err)
 }
 
-fn book_err(e: crate::book::BookError) -> ApiErr {
+pub(crate) fn book_err(e: crate::book::BookError) -> ApiErr {
     use crate::book::BookError::*;
     match e {
         Invalid(m) => ApiErr::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", m),
@@ -325,10 +326,14 @@ fn book_err(e: crate::book::BookError) -> ApiErr {
     }
 }
 
-async fn order(State(s): S, Path(h): Path<String>) -> ApiResult<BookEntry> {
+pub(crate) async fn order_in(book: &std::sync::Mutex<crate::book::Book>, h: String) -> ApiResult<BookEntry> {
     let h = hash32(&h)?;
-    let book = s.book.lock().unwrap_or_else(|p| p.into_inner());
+    let book = book.lock().unwrap_or_else(|p| p.into_inner());
     book.get(&h).cloned().map(Json).ok_or_else(|| ApiErr::not_found(format!("order {h} is not in the book")))
+}
+
+async fn order(State(s): S, Path(h): Path<String>) -> ApiResult<BookEntry> {
+    order_in(&s.book, h).await
 }
 
 async fn orderbook(
@@ -336,9 +341,17 @@ async fn orderbook(
     Path(kind): Path<String>,
     q: Result<Query<BookQuery>, QueryRejection>,
 ) -> ApiResult<OrderbookPage> {
+    orderbook_in(&s.book, kind, q)
+}
+
+pub(crate) fn orderbook_in(
+    book: &std::sync::Mutex<crate::book::Book>,
+    kind: String,
+    q: Result<Query<BookQuery>, QueryRejection>,
+) -> ApiResult<OrderbookPage> {
     let kind: OrderKind = kind.parse().map_err(ApiErr::bad)?;
     let Query(q) = q.map_err(|e| ApiErr::bad(e.body_text()))?;
-    let book = s.book.lock().unwrap_or_else(|p| p.into_inner());
+    let book = book.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Json(book.query(kind, &q)))
 }
 

@@ -7,7 +7,7 @@ use veil_core::book::{BookEntry, BookQuery, sort};
 use veil_core::events::Event;
 use veil_core::orders::OrderKind;
 use veil_core::tx::AnyOrder;
-use veil_core::{Address, B256, Signature, State, crypto};
+use veil_core::{Address, B256, Domain, Signature, State, U256, crypto};
 use veil_sdk::OrderbookPage;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,30 +28,81 @@ pub struct Book {
     seq: u64,
 }
 
-/// Who must have signed an order: the asset's owner, or the requester.
-fn expected_signer(state: &State, order: &AnyOrder) -> Result<Address, BookError> {
-    let missing = |kind: &str, a: &Address| BookError::Invalid(format!("{kind} {a} is not registered on the ledger"));
-    match order {
-        AnyOrder::App(o) => state.apps.get(&o.app).map(|x| x.owner).ok_or_else(|| missing("app", &o.app)),
-        AnyOrder::Dataset(o) => {
-            state.datasets.get(&o.dataset).map(|x| x.owner).ok_or_else(|| missing("dataset", &o.dataset))
+/// What the orderbook checks orders against: the ledger's state in process, or facts read from
+/// an EVM chain just before (see [`ChainFacts`]).
+pub trait Facts {
+    fn domain(&self) -> Domain;
+    /// The owner of the app, dataset or workerpool `asset` (None: not registered).
+    fn owner(&self, kind: OrderKind, asset: &Address) -> Option<Address>;
+    fn consumed(&self, order_hash: &B256) -> U256;
+    /// Who presigned the order with this hash on the ledger, if anyone.
+    fn presigned(&self, order_hash: &B256) -> Option<Address>;
+}
+
+impl Facts for State {
+    fn domain(&self) -> Domain {
+        self.domain
+    }
+    fn owner(&self, kind: OrderKind, a: &Address) -> Option<Address> {
+        match kind {
+            OrderKind::App => self.apps.get(a).map(|x| x.owner),
+            OrderKind::Dataset => self.datasets.get(a).map(|x| x.owner),
+            OrderKind::Workerpool => self.workerpools.get(a).map(|x| x.owner),
+            OrderKind::Request => None,
         }
-        AnyOrder::Workerpool(o) => {
-            state.workerpools.get(&o.workerpool).map(|x| x.owner).ok_or_else(|| missing("workerpool", &o.workerpool))
-        }
-        AnyOrder::Request(o) => Ok(o.requester),
+    }
+    fn consumed(&self, h: &B256) -> U256 {
+        State::consumed(self, h)
+    }
+    fn presigned(&self, h: &B256) -> Option<Address> {
+        self.presigned.get(h).copied()
     }
 }
 
+/// Facts about a few orders, read from a ledger that is not in this process (PoCo on an EVM chain).
+#[derive(Debug, Clone)]
+pub struct ChainFacts {
+    pub domain: Domain,
+    /// Asset → owner, for the registered assets among those asked about.
+    pub owners: HashMap<Address, Address>,
+    pub consumed: HashMap<B256, U256>,
+}
+
+impl Facts for ChainFacts {
+    fn domain(&self) -> Domain {
+        self.domain
+    }
+    fn owner(&self, _: OrderKind, a: &Address) -> Option<Address> {
+        self.owners.get(a).copied()
+    }
+    fn consumed(&self, h: &B256) -> U256 {
+        self.consumed.get(h).copied().unwrap_or_default()
+    }
+    fn presigned(&self, _: &B256) -> Option<Address> {
+        None
+    }
+}
+
+/// Who must have signed an order: the asset's owner, or the requester.
+fn expected_signer(facts: &dyn Facts, order: &AnyOrder) -> Result<Address, BookError> {
+    if let AnyOrder::Request(o) = order {
+        return Ok(o.requester);
+    }
+    let (kind, asset) = (order.kind(), order.asset());
+    facts
+        .owner(kind, &asset)
+        .ok_or_else(|| BookError::Invalid(format!("{kind} {asset} is not registered on the ledger")))
+}
+
 impl Book {
-    pub fn load(store: &Store, state: &State) -> Result<Book, StoreError> {
+    pub fn load(store: &Store, facts: &dyn Facts) -> Result<Book, StoreError> {
         let mut book = Book::default();
         for e in store.orders()? {
             book.seq = book.seq.max(e.published + 1);
             book.entries.insert(e.order_hash, e);
         }
         let changed: Vec<B256> = book.entries.keys().copied().collect();
-        book.refresh(store, state, &changed)?;
+        book.refresh(store, facts, &changed)?;
         Ok(book)
     }
 
@@ -59,7 +110,7 @@ impl Book {
     pub fn publish(
         &mut self,
         store: &Store,
-        state: &State,
+        facts: &dyn Facts,
         order: AnyOrder,
         sign: Option<Signature>,
     ) -> Result<BookEntry, BookError> {
@@ -72,8 +123,8 @@ impl Book {
                 veil_core::apply::MAX_PARAMS
             )));
         }
-        let hash = order.typed_hash(&state.domain);
-        let signer = expected_signer(state, &order)?;
+        let hash = order.typed_hash(&facts.domain());
+        let signer = expected_signer(facts, &order)?;
         let valid = match &sign {
             Some(s) => match crypto::recover(&hash, s) {
                 Ok(a) if a == signer => true,
@@ -82,12 +133,12 @@ impl Book {
                 }
                 Err(e) => return Err(BookError::Invalid(format!("order signature: {e}"))),
             },
-            None => state.presigned.get(&hash) == Some(&signer),
+            None => facts.presigned(&hash) == Some(signer),
         };
         if !valid {
             return Err(BookError::Invalid("order has no signature and is not presigned on the ledger".into()));
         }
-        let remaining = order.volume().saturating_sub(state.consumed(&hash));
+        let remaining = order.volume().saturating_sub(facts.consumed(&hash));
         if remaining.is_zero() {
             return Err(BookError::Invalid("order has no volume left (filled or cancelled)".into()));
         }
@@ -144,9 +195,15 @@ impl Book {
     pub fn on_events<'a>(
         &mut self,
         store: &Store,
-        state: &State,
+        facts: &dyn Facts,
         events: impl Iterator<Item = &'a Event>,
     ) -> Result<(), StoreError> {
+        let changed = self.changed_by(events);
+        self.refresh(store, facts, &changed)
+    }
+
+    /// The orders in the book whose remaining volume or owner these events may have changed.
+    pub fn changed_by<'a>(&self, events: impl Iterator<Item = &'a Event>) -> Vec<B256> {
         let mut changed = vec![];
         for e in events {
             match e {
@@ -160,16 +217,20 @@ impl Book {
                 _ => {}
             }
         }
-        self.refresh(store, state, &changed)
+        changed.retain(|h| self.entries.contains_key(h));
+        changed.sort();
+        changed.dedup();
+        changed
     }
 
-    fn refresh(&mut self, store: &Store, state: &State, hashes: &[B256]) -> Result<(), StoreError> {
+    /// Checks these orders again: filled ones and ones whose signer lost the asset leave.
+    pub fn refresh(&mut self, store: &Store, facts: &dyn Facts, hashes: &[B256]) -> Result<(), StoreError> {
         let mut put = vec![];
         let mut remove = vec![];
         for h in hashes {
             let Some(e) = self.entries.get_mut(h) else { continue };
-            let remaining = e.order.volume().saturating_sub(state.consumed(h));
-            let owner_ok = expected_signer(state, &e.order).is_ok_and(|s| s == e.signer);
+            let remaining = e.order.volume().saturating_sub(facts.consumed(h));
+            let owner_ok = expected_signer(facts, &e.order).is_ok_and(|s| s == e.signer);
             if remaining.is_zero() || !owner_ok {
                 remove.push(*h);
             } else if remaining != e.remaining {
@@ -182,6 +243,11 @@ impl Book {
             self.entries.remove(h);
         }
         Ok(())
+    }
+
+    /// The orders with these hashes that are in the book.
+    pub fn orders(&self, hashes: &[B256]) -> Vec<AnyOrder> {
+        hashes.iter().filter_map(|h| self.entries.get(h)).map(|e| e.order.clone()).collect()
     }
 
     pub fn len(&self) -> usize {

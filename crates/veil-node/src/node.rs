@@ -66,21 +66,22 @@ impl veil_sms::LedgerLookup for InProcessLedger {
 
 /// The node's full router: the ledger API, plus storage and SMS when embedded.
 pub fn router(shared: Arc<Shared>, config: &NodeConfig) -> Result<axum::Router, NodeError> {
-    let mut app = crate::api::router(shared.clone());
-    if config.embedded_services {
-        let store = veil_storage::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_size)
-            .map_err(|e| NodeError::Service(format!("storage: {e}")))?;
-        let ledger: Arc<dyn veil_sms::LedgerLookup> = Arc::new(InProcessLedger(shared));
-        let sms = veil_sms::Sms::open(
-            &config.data_dir.join("sms"),
-            &config.data_dir.join("sms-master.key"),
-            ledger,
-            config.dev,
-        )
-        .map_err(|e| NodeError::Service(format!("sms: {e}")))?;
-        app = app.merge(veil_storage::http::router(Arc::new(store))).merge(veil_sms::http::router(Arc::new(sms)));
+    let app = crate::api::router(shared.clone());
+    if !config.embedded_services {
+        return Ok(app);
     }
-    Ok(app)
+    let ledger: Arc<dyn veil_sms::LedgerLookup> = Arc::new(InProcessLedger(shared));
+    Ok(app.merge(services(config, ledger)?))
+}
+
+/// Blob storage and the SMS (whose ledger lookups go through `ledger`), in `config.data_dir`.
+pub fn services(config: &NodeConfig, ledger: Arc<dyn veil_sms::LedgerLookup>) -> Result<axum::Router, NodeError> {
+    let store = veil_storage::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_size)
+        .map_err(|e| NodeError::Service(format!("storage: {e}")))?;
+    let sms =
+        veil_sms::Sms::open(&config.data_dir.join("sms"), &config.data_dir.join("sms-master.key"), ledger, config.dev)
+            .map_err(|e| NodeError::Service(format!("sms: {e}")))?;
+    Ok(veil_storage::http::router(Arc::new(store)).merge(veil_sms::http::router(Arc::new(sms))))
 }
 
 pub type SubmitReply = oneshot::Sender<Result<Receipt, CoreError>>;

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod enclave;
 pub mod http;
+pub mod retry;
 pub mod scheduler;
 pub mod store;
 pub mod worker;

@@ -16,16 +16,18 @@ use veil_core::events::Event;
 use veil_core::state::{TaskStatus, task_id};
 use veil_core::tx::authorization_hash;
 use veil_core::{Address, B256, Bytes, Call, PrivateKey, U256, crypto};
-use veil_sdk::{Client, NonceSender, SdkError};
+use veil_sdk::{Ledger, SdkError};
 
 /// Most replicas one task gets before the scheduler stops adding workers.
 pub const MAX_REPLICAS: usize = 8;
 /// Most times one worker is given the same task (after failures another attempt could fix).
 pub const MAX_ATTEMPTS: u32 = 3;
+/// First and longest pause before following the ledger again after it went away.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(200);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    pub node: String,
     pub workerpool: Address,
     pub key: PrivateKey,
     pub data_dir: PathBuf,
@@ -137,11 +139,11 @@ impl Inner {
 
 pub struct Scheduler {
     cfg: SchedulerConfig,
-    client: Client,
+    /// Veil's node or PoCo: the scheduler never knows which.
+    ledger: Arc<dyn Ledger>,
     http: reqwest::Client,
     inner: Mutex<Inner>,
     work: Notify,
-    sender: NonceSender,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +165,7 @@ pub enum SchedulerError {
 }
 
 impl Scheduler {
-    pub async fn open(cfg: SchedulerConfig) -> Result<Arc<Scheduler>, SchedulerError> {
+    pub async fn open(cfg: SchedulerConfig, ledger: Arc<dyn Ledger>) -> Result<Arc<Scheduler>, SchedulerError> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| SchedulerError::DataDir(cfg.data_dir.display().to_string(), e.to_string()))?;
         let store = Store::open(&cfg.data_dir.join("scheduler.redb"))?;
@@ -171,8 +173,7 @@ impl Scheduler {
         if !tasks.is_empty() {
             tracing::info!(tasks = tasks.len(), last_block, "resuming unfinished tasks");
         }
-        let client = Client::new(&cfg.node);
-        let pool = client.workerpool(&cfg.workerpool).await?;
+        let pool = ledger.workerpool(&cfg.workerpool).await?;
         if pool.asset.owner != cfg.key.address() {
             return Err(SchedulerError::Refused(format!(
                 "workerpool {} belongs to {}, not to this scheduler's key {}",
@@ -191,58 +192,70 @@ impl Scheduler {
             tokens: HashMap::new(),
             store,
         };
-        let sender = NonceSender::new(client.clone(), cfg.key.clone());
         Ok(Arc::new(Scheduler {
             cfg,
-            client,
+            ledger,
             http: reqwest::Client::new(),
             inner: Mutex::new(inner),
             work: Notify::new(),
-            sender,
         }))
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
-        self.sender.send(call).await
+        crate::retry::send_patiently(self.ledger.as_ref(), &self.cfg.key, call).await
     }
 
-    /// Follows the ledger from where it stopped, forever (reconnecting when the node goes away).
+    /// Follows the ledger from where it stopped, forever: when the ledger goes away it retries with
+    /// a growing pause (up to [`MAX_BACKOFF`]) and resumes after the last block it processed.
     pub async fn follow(self: Arc<Self>) {
+        let mut pause = MIN_BACKOFF;
         loop {
             let from = self.inner.lock().await.last_block + 1;
-            match self.client.events(from).await {
-                Ok(stream) => {
-                    let mut stream = Box::pin(stream);
+            match self.ledger.follow(from).await {
+                Ok(mut stream) => {
                     while let Some(b) = stream.next().await {
                         match b {
                             Ok(b) => {
-                                for r in &b.receipts {
-                                    for e in &r.events {
-                                        self.clone().on_event(e).await;
-                                    }
+                                pause = MIN_BACKOFF;
+                                if let Err(e) = self.clone().on_block(&b.events).await {
+                                    // Not saved as processed: the block is read again.
+                                    tracing::warn!(block = b.block, "{e}: will read this block again");
+                                    break;
                                 }
                                 let mut inner = self.inner.lock().await;
-                                inner.last_block = b.number;
+                                inner.last_block = b.block;
                                 inner.save(false);
                             }
                             Err(e) => {
-                                tracing::warn!("event stream: {e}");
+                                tracing::warn!("following {}: {e}", self.ledger.describe());
                                 break;
                             }
                         }
                     }
                 }
-                Err(e) => tracing::warn!("cannot follow the ledger: {e}"),
+                Err(e) => tracing::warn!("cannot follow {}: {e} (retrying in {pause:?})", self.ledger.describe()),
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_BACKOFF);
         }
     }
 
-    async fn on_event(self: Arc<Self>, e: &Event) {
+    /// A transient failure (the ledger went away while a deal was being taken) is an error: the
+    /// block is processed again later, and what was done already is skipped then.
+    async fn on_block(self: Arc<Self>, events: &[Event]) -> Result<(), SdkError> {
+        for e in events {
+            self.clone().on_event(e).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_event(self: Arc<Self>, e: &Event) -> Result<(), SdkError> {
         match e {
             Event::SchedulerNotice { workerpool, dealid } if *workerpool == self.cfg.workerpool => {
-                if let Err(err) = self.take_deal(dealid).await {
-                    tracing::error!(%dealid, "cannot schedule deal: {err}");
+                match self.take_deal(dealid).await {
+                    Err(SchedulerError::Sdk(e)) if e.is_transient() => return Err(e),
+                    Err(err) => tracing::error!(%dealid, "cannot schedule deal: {err}"),
+                    Ok(()) => {}
                 }
             }
             Event::TaskConsensus { taskid, .. } => {
@@ -275,12 +288,13 @@ impl Scheduler {
             }
             _ => {}
         }
+        Ok(())
     }
 
     async fn take_deal(&self, dealid: &B256) -> Result<(), SchedulerError> {
-        let deal = self.client.deal(dealid).await?.deal;
-        let app = self.client.app(&deal.app.pointer).await?.asset;
-        let info = self.client.chain().await?;
+        let deal = self.ledger.deal(dealid).await?.deal;
+        let app = self.ledger.app(&deal.app.pointer).await?.asset;
+        let info = self.ledger.chain().await?;
         let timeref = info
             .categories
             .iter()
@@ -296,23 +310,26 @@ impl Scheduler {
         };
         // Sent together: they share blocks instead of taking one block each.
         let calls = todo.iter().map(|i| Call::Initialize { dealid: *dealid, idx: U256::from(*i) }).collect();
-        let answers = self.sender.send_many(calls).await;
+        let answers = self.ledger.send_batch(&self.cfg.key, calls).await;
         let mut inner = self.inner.lock().await;
+        let mut transient = None;
         for (idx, answer) in todo.into_iter().zip(answers) {
             match answer {
                 Ok(_) => {}
-                Err(e) if e.to_string().contains("UNSET") => {
-                    // Initialized before a restart; finished ones are not ours to redo.
-                    let taskid = task_id(dealid, U256::from(idx));
-                    match self.client.task(&taskid).await {
-                        Ok(t) if matches!(t.task.status, TaskStatus::Completed | TaskStatus::Failed) => continue,
-                        _ => {}
+                // Initialized already (before a restart, or the answer was lost): the ledger says
+                // whether the task is still ours to run; finished ones are not ours to redo.
+                Err(e) => match self.ledger.task(&task_id(dealid, U256::from(idx))).await {
+                    Ok(t) if matches!(t.task.status, TaskStatus::Completed | TaskStatus::Failed) => continue,
+                    Ok(t) if t.task.status != TaskStatus::Unset => {}
+                    _ if e.is_transient() => {
+                        transient = Some(e);
+                        continue;
                     }
-                }
-                Err(e) => {
-                    tracing::error!(%dealid, idx, "cannot initialize task: {e}");
-                    continue;
-                }
+                    _ => {
+                        tracing::error!(%dealid, idx, "cannot initialize task: {e}");
+                        continue;
+                    }
+                },
             }
             let taskid = task_id(dealid, U256::from(idx));
             // TEE tasks: the SMS makes the task's enclave challenge, which the authorization names.
@@ -320,7 +337,9 @@ impl Scheduler {
                 match self.enclave_challenge(&taskid).await {
                     Ok(a) => a,
                     Err(e) => {
-                        tracing::error!(%taskid, "no enclave challenge from the SMS: {e}");
+                        // The task is initialized: it must not be forgotten while the SMS is away.
+                        let message = format!("no enclave challenge from the SMS for task {taskid}: {e}");
+                        transient = Some(SdkError::Api { status: 503, kind: "unavailable".into(), message });
                         continue;
                     }
                 }
@@ -350,7 +369,10 @@ impl Scheduler {
         inner.save(true);
         drop(inner);
         self.work.notify_waiters();
-        Ok(())
+        match transient {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     async fn enclave_challenge(&self, taskid: &B256) -> Result<Address, String> {
@@ -366,7 +388,7 @@ impl Scheduler {
 
     /// Finalizes when every winner revealed, or (`deadline`) when the reveal deadline passed.
     async fn maybe_finalize(&self, taskid: &B256, deadline: bool) {
-        let Ok(t) = self.client.task(taskid).await else { return };
+        let Ok(t) = self.ledger.task(taskid).await else { return };
         let task = t.task;
         if task.status != TaskStatus::Revealing {
             return;
@@ -435,12 +457,18 @@ impl Scheduler {
                     self.work.notify_waiters();
                 }
             }
+            // Deadlines are the ledger's time (a test chain's clock may be moved ahead).
+            let chain_now = match revealing.is_empty() {
+                true => 0,
+                false => self.ledger.chain().await.map(|c| c.timestamp).unwrap_or(0),
+            };
+            let now_s = (now / 1000).max(chain_now);
+            // Also catches a finalize that failed to go out when the last reveal arrived.
             for id in revealing {
-                if let Ok(t) = self.client.task(&id).await
+                if let Ok(t) = self.ledger.task(&id).await
                     && t.task.status == TaskStatus::Revealing
-                    && t.task.reveal_deadline <= now / 1000
                 {
-                    self.maybe_finalize(&id, true).await;
+                    self.maybe_finalize(&id, t.task.reveal_deadline <= now_s).await;
                 }
             }
         }
@@ -596,14 +624,14 @@ impl Scheduler {
         }
         let signer = crypto::recover_message_hash(&logs_message(&self.cfg.workerpool, taskid, timestamp), signature)
             .map_err(|e| SchedulerError::Refused(format!("bad signature: {e}")))?;
-        let task = match self.client.task(taskid).await {
+        let task = match self.ledger.task(taskid).await {
             Ok(t) => t.task,
             Err(e) if e.kind() == Some("not_found") => {
                 return Err(SchedulerError::NotFound(format!("task {taskid} is not on the ledger")));
             }
             Err(e) => return Err(e.into()),
         };
-        let deal = self.client.deal(&task.dealid).await?.deal;
+        let deal = self.ledger.deal(&task.dealid).await?.deal;
         if deal.workerpool.pointer != self.cfg.workerpool {
             return Err(SchedulerError::NotFound(format!("task {taskid} is not run by this workerpool")));
         }

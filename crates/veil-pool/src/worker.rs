@@ -16,12 +16,11 @@ use veil_exec::bundle::{Bundle, RuntimeKind};
 use veil_exec::contract::{Params, TaskInfo};
 use veil_exec::process::ProcessRuntime;
 use veil_exec::{Runtime, TaskDirs};
-use veil_sdk::Client;
+use veil_sdk::{Client, Ledger};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub scheduler: String,
-    pub node: String,
     /// Where results go (default: the node's embedded storage).
     pub storage: String,
     pub key: PrivateKey,
@@ -38,13 +37,13 @@ pub struct WorkerConfig {
 
 pub struct Worker {
     cfg: WorkerConfig,
-    client: Client,
+    /// Veil's node or PoCo: the worker never knows which.
+    ledger: Arc<dyn Ledger>,
     storage: Client,
     http: reqwest::Client,
     process: ProcessRuntime,
     /// Created on the first WebAssembly task.
     wasm: std::sync::OnceLock<Arc<veil_wasm::WasmRuntime>>,
-    sender: veil_sdk::NonceSender,
     /// Tasks waiting for their consensus, fed by the worker's one event stream.
     waiters: std::sync::Mutex<HashMap<B256, oneshot::Sender<Result<B256, String>>>>,
 }
@@ -75,18 +74,17 @@ fn unix_now() -> u64 {
 }
 
 impl Worker {
-    pub fn new(cfg: WorkerConfig) -> Arc<Worker> {
+    pub fn new(cfg: WorkerConfig, ledger: Arc<dyn Ledger>) -> Arc<Worker> {
         let process = ProcessRuntime::new();
         if !process.isolates_network() {
             tracing::warn!("this machine gives apps no network namespace: apps run WITH network access");
         }
         Arc::new(Worker {
-            client: Client::new(&cfg.node),
+            ledger,
             storage: Client::new(&cfg.storage),
             http: reqwest::Client::new(),
             process,
             wasm: std::sync::OnceLock::new(),
-            sender: veil_sdk::NonceSender::new(Client::new(&cfg.node), cfg.key.clone()),
             waiters: Default::default(),
             cfg,
         })
@@ -124,24 +122,27 @@ impl Worker {
     }
 
     /// Follows the ledger once for all tasks (from the head at start, resuming after the last block
-    /// seen when the stream breaks) and hands consensus events to the tasks waiting for them.
+    /// seen when the ledger goes away, with a growing pause) and hands consensus events to the
+    /// tasks waiting for them.
     async fn follow(self: Arc<Self>) {
+        let mut pause = crate::scheduler::MIN_BACKOFF;
         let mut from = loop {
-            match self.client.chain().await {
+            match self.ledger.chain().await {
                 Ok(c) => break c.head + 1,
                 Err(e) => {
-                    tracing::warn!("cannot reach the node: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tracing::warn!("cannot reach {}: {e}", self.ledger.describe());
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(crate::scheduler::MAX_BACKOFF);
                 }
             }
         };
         loop {
-            match self.client.events(from).await {
-                Ok(stream) => {
-                    let mut stream = Box::pin(stream);
+            match self.ledger.follow(from).await {
+                Ok(mut stream) => {
                     while let Some(Ok(b)) = stream.next().await {
-                        from = b.number + 1;
-                        for e in b.receipts.iter().flat_map(|r| r.events.iter()) {
+                        pause = crate::scheduler::MIN_BACKOFF;
+                        from = b.block + 1;
+                        for e in &b.events {
                             let (task, answer) = match e {
                                 Event::TaskConsensus { taskid, consensus } => (taskid, Ok(*consensus)),
                                 Event::TaskClaimed { taskid } => (taskid, Err("the task was claimed".to_string())),
@@ -154,9 +155,10 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) => tracing::warn!("cannot follow the ledger: {e}"),
+                Err(e) => tracing::warn!("cannot follow {}: {e}", self.ledger.describe()),
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(crate::scheduler::MAX_BACKOFF);
         }
     }
 
@@ -237,7 +239,7 @@ impl Worker {
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, String> {
-        self.sender.send(call).await.map_err(|e| e.to_string())
+        crate::retry::send_patiently(self.ledger.as_ref(), &self.cfg.key, call).await.map_err(|e| e.to_string())
     }
 
     /// The app's bundle file, downloaded once and checked against its on-chain checksum.

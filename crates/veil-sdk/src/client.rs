@@ -36,12 +36,32 @@ impl SdkError {
             _ => None,
         }
     }
+
+    /// The ledger could not be asked (down, unreachable, overloaded, timed out): asking again later
+    /// can help, unlike a refusal.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SdkError::Unreachable { .. } => true,
+            SdkError::Api { status, .. } => *status >= 500,
+            SdkError::Chain { kind, .. } => matches!(kind.as_str(), "unreachable" | "timeout"),
+            SdkError::Decode(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// One nonce sender per key that sent through this client (and its clones), so concurrent
+    /// sends of one key share nonces instead of racing for them.
+    senders: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Address, std::sync::Arc<NonceSender>>>>,
+}
+
+impl std::fmt::Debug for NonceSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NonceSender({})", self.key.address())
+    }
 }
 
 impl Client {
@@ -52,7 +72,20 @@ impl Client {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
-        Client { base: base.trim_end_matches('/').to_string(), http }
+        Client { base: base.trim_end_matches('/').to_string(), http, senders: Default::default() }
+    }
+
+    /// The nonce sender of `key` on this client (made on first use; its own client does not keep
+    /// senders, so nothing points back here).
+    pub fn sender(&self, key: &PrivateKey) -> std::sync::Arc<NonceSender> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .entry(key.address())
+            .or_insert_with(|| {
+                let plain = Client { base: self.base.clone(), http: self.http.clone(), senders: Default::default() };
+                std::sync::Arc::new(NonceSender::new(plain, key.clone()))
+            })
+            .clone()
     }
 
     pub fn base(&self) -> &str {

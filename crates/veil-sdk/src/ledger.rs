@@ -62,7 +62,7 @@ impl Ledger for Client {
         Client::chain(self).await
     }
     async fn send_batch(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<Receipt, SdkError>> {
-        crate::NonceSender::new(self.clone(), key.clone()).send_many(calls).await
+        self.sender(key).send_many(calls).await
     }
     async fn account(&self, a: &Address) -> Result<AccountView, SdkError> {
         Client::account(self, a).await

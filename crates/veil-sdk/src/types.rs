@@ -37,6 +37,17 @@ pub struct ChainInfo {
     pub timestamp: u64,
     pub dev: bool,
     pub categories: Vec<(u64, Category)>,
+    /// Set by a node that serves an EVM chain's off-chain services (it has no ledger of its own):
+    /// where clients find that chain's ledger, PoCo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm: Option<EvmTarget>,
+}
+
+/// An EVM chain running PoCo: its JSON-RPC URL and hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvmTarget {
+    pub rpc: String,
+    pub hub: Address,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

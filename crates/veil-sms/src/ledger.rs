@@ -25,7 +25,7 @@ fn found<T>(r: Result<T, veil_sdk::SdkError>) -> Result<Option<T>, String> {
 
 /// The SMS's lookups through the one ledger trait: Veil's node or PoCo on an EVM chain alike.
 #[cfg(feature = "client")]
-pub struct Via(pub Box<dyn veil_sdk::Ledger>);
+pub struct Via(pub std::sync::Arc<dyn veil_sdk::Ledger>);
 
 #[cfg(feature = "client")]
 impl LedgerLookup for Via {

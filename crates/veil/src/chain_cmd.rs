@@ -7,49 +7,128 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
 use veil_core::book::BookQuery;
 use veil_core::orders::OrderKind;
 use veil_core::{Address, B256, Call, Nrlc, PrivateKey, U256};
 use veil_sdk::{Client, Ledger};
 
-/// The EVM chain the command line chose (`--rpc`, `--hub`), if any: set once by `main`.
-static EVM: std::sync::OnceLock<Option<(String, Option<Address>)>> = std::sync::OnceLock::new();
+/// The EVM chain the command line chose (`--rpc`, `--hub`), if any, and the node URL it names (or
+/// the default): set once by `main`.
+/// An EVM chain: its RPC URL and PoCo hub (optional where iExec's own hub is known).
+type EvmChoice = (String, Option<Address>);
+
+static CHOSEN: std::sync::OnceLock<(Option<EvmChoice>, String)> = std::sync::OnceLock::new();
+/// What each node URL said it serves (asked once per process).
+static DISCOVERED: std::sync::Mutex<Vec<(String, Option<EvmChoice>)>> = std::sync::Mutex::new(vec![]);
 
 /// Called by `main` once the arguments are parsed: with an RPC URL, every ledger command talks to
-/// PoCo on that chain and `--dev-account N` is anvil's account N.
-pub fn choose_ledger(rpc: Option<String>, hub: Option<Address>) {
-    let _ = EVM.set(rpc.map(|r| (r, hub)));
+/// PoCo on that chain and `--dev-account N` is anvil's account N. Without one, the first command
+/// that needs the ledger asks `node` (`GET /chain`): a node serving an EVM chain's off-chain
+/// services names its RPC and hub, and commands use them.
+pub fn choose_ledger(rpc: Option<String>, hub: Option<Address>, node: String) {
+    let _ = CHOSEN.set((rpc.map(|r| (r, hub)), node));
 }
 
-/// The RPC URL given with `--rpc`, if any.
-pub fn chosen_rpc() -> Option<String> {
-    evm_target().map(|(r, _)| r.clone())
+/// The node URL the command line names: `--node URL` or `--node=URL`, else VEIL_NODE (which
+/// veil.toml may set), else the default.
+pub fn node_in_args(args: &[String]) -> String {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--node" {
+            if let Some(v) = it.next() {
+                return v.clone();
+            }
+        } else if let Some(v) = a.strip_prefix("--node=") {
+            return v.to_string();
+        }
+    }
+    std::env::var("VEIL_NODE").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_NODE.to_string())
 }
 
-fn evm_target() -> Option<&'static (String, Option<Address>)> {
-    EVM.get().and_then(|t| t.as_ref())
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:8645";
+
+/// The RPC URL given on the command line, ignoring what a node says.
+pub fn rpc_flag() -> Option<&'static EvmChoice> {
+    CHOSEN.get().and_then(|(c, _)| c.as_ref())
+}
+
+/// The EVM chain commands use: the one chosen with `--rpc`, else the one the command line's node
+/// says it serves.
+fn evm_target() -> Option<EvmChoice> {
+    let node = CHOSEN.get().map(|(_, n)| n.clone()).unwrap_or_else(|| DEFAULT_NODE.into());
+    evm_target_for(&node)
+}
+
+/// Like [`evm_target`], asking `node`.
+fn evm_target_for(node: &str) -> Option<EvmChoice> {
+    if let Some(c) = rpc_flag() {
+        return Some(c.clone());
+    }
+    let mut known = DISCOVERED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, t)) = known.iter().find(|(n, _)| n == node) {
+        return t.clone();
+    }
+    let t = discover(node);
+    known.push((node.to_string(), t.clone()));
+    t
+}
+
+/// Asks the node which chain it serves (on a thread of its own: callers may be inside a runtime).
+/// An unreachable node or a Veil ledger node: None (the command then talks to the node itself).
+fn discover(node: &str) -> Option<EvmChoice> {
+    let url = format!("{}/chain", node.trim_end_matches('/'));
+    let asked = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        rt.block_on(async {
+            let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().ok()?;
+            let info: veil_sdk::ChainInfo = http.get(&url).send().await.ok()?.json().await.ok()?;
+            info.evm.map(|e| (e.rpc, Some(e.hub)))
+        })
+    });
+    asked.join().ok().flatten()
 }
 
 /// With `--rpc`, the EIP-712 domain of the chosen hub (its chain id and address).
 pub fn evm_domain() -> Result<Option<veil_core::Domain>> {
     let Some((rpc, hub)) = evm_target() else { return Ok(None) };
-    let l = runtime()?.block_on(veil_evm::EvmLedger::connect(rpc, *hub))?;
+    let l = runtime()?.block_on(veil_evm::EvmLedger::connect(&rpc, hub))?;
     Ok(Some(veil_core::Domain { chain_id: l.rpc.chain_id, verifying_contract: l.deployment.hub }))
 }
 
-/// The ledger the command line chose: PoCo on an EVM chain (`--rpc`), else the Veil node.
-pub async fn ledger(conn: &Conn) -> Result<Box<dyn Ledger>> {
-    Ok(match evm_target() {
-        Some((rpc, hub)) => Box::new(veil_evm::EvmLedger::connect(rpc, *hub).await?),
-        None => Box::new(conn.client()),
+/// The ledger the command line chose: PoCo on an EVM chain (`--rpc`, or the chain the node
+/// serves), else the Veil node.
+pub async fn ledger(conn: &Conn) -> Result<Arc<dyn Ledger>> {
+    Ok(match evm_target_for(&conn.node) {
+        Some((rpc, hub)) => Arc::new(veil_evm::EvmLedger::connect(&rpc, hub).await?),
+        None => Arc::new(conn.client()),
     })
+}
+
+/// The ledger for a long-running service: like [`ledger`], but an unreachable chain is waited for
+/// (with a growing pause, saying so) instead of failing the start.
+pub async fn service_ledger(conn: &Conn) -> Result<Arc<dyn Ledger>> {
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        match ledger(conn).await {
+            Err(e)
+                if e.downcast_ref::<veil_evm::EvmError>()
+                    .is_some_and(|e| matches!(e, veil_evm::EvmError::Unreachable { .. })) =>
+            {
+                tracing::warn!("{e:#}: trying again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Which node to talk to.
 #[derive(Args, Clone)]
 pub struct Conn {
     /// The node's API URL.
-    #[arg(long, env = "VEIL_NODE", default_value = "http://127.0.0.1:8645", global = true)]
+    #[arg(long, env = "VEIL_NODE", default_value = DEFAULT_NODE, global = true)]
     pub node: String,
 }
 

@@ -1,24 +1,46 @@
-//! `veil dev`: the whole local network in one process — a dev ledger with its storage and SMS (dev
+//! `veil dev`: the whole local network in one process — a ledger with its storage and SMS (dev
 //! mode: `sim` enclaves), one workerpool with its scheduler and N workers, and pool orders (standard
-//! and TEE) kept published. Stopping and starting again keeps everything; `--fresh` starts over.
+//! and TEE) kept published. The ledger is Veil's embedded one, or (`--chain anvil`) iExec's PoCo on
+//! a local anvil that this command starts; everything else reaches it through the ledger trait.
+//! Stopping and starting again keeps everything; `--fresh` starts over.
 
 use crate::cli_io::veil_home;
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use veil_core::{Address, B256, Call, Nrlc, PrivateKey, U256, WorkerpoolOrder};
-use veil_node::dev::{DEV_ACCOUNTS, DEV_FUNDS_RLC, dev_genesis, dev_key};
-use veil_sdk::Client;
+use veil_node::dev::{DEV_ACCOUNTS, DEV_FUNDS_RLC, dev_genesis};
+use veil_sdk::{Client, Ledger};
 
 /// Dev account of the pool owner (and scheduler); workers use the accounts after it.
 const POOL_ACCOUNT: usize = 3;
 const FIRST_WORKER_ACCOUNT: usize = 5;
 /// Escrow each service keeps for stakes.
 const STAKE_RLC: u64 = 1_000;
+
+/// Which ledger a local network runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChainKind {
+    /// Veil's own ledger, in this process.
+    Embedded,
+    /// iExec's PoCo contracts on a local anvil (started by this command).
+    Anvil,
+}
+
+impl ChainKind {
+    /// Development account `i` of this ledger: Veil's dev keys, or anvil's well-known keys.
+    pub fn dev_key(self, i: usize) -> PrivateKey {
+        match self {
+            ChainKind::Embedded => veil_node::dev::dev_key(i),
+            ChainKind::Anvil => veil_evm::anvil::dev_key(i).unwrap_or_else(|_| veil_node::dev::dev_key(i)),
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -40,6 +62,12 @@ pub struct DevArgs {
     /// The scheduler's API for workers.
     #[arg(long, default_value = "127.0.0.1:8648")]
     scheduler_listen: SocketAddr,
+    /// The ledger: Veil's embedded one, or iExec's PoCo contracts on a local anvil.
+    #[arg(long, value_enum, default_value = "embedded")]
+    chain: ChainKind,
+    /// With --chain anvil: anvil's RPC port.
+    #[arg(long, default_value_t = 8545)]
+    anvil_port: u16,
 }
 
 pub fn run(a: DevArgs, json: bool) -> Result<()> {
@@ -47,7 +75,8 @@ pub fn run(a: DevArgs, json: bool) -> Result<()> {
     if a.workers == 0 || a.workers > max {
         bail!("--workers must be between 1 and {max} (dev accounts {FIRST_WORKER_ACCOUNT}…{})", DEV_ACCOUNTS - 1);
     }
-    let dir = a.data_dir.clone().unwrap_or_else(|| veil_home().join("dev"));
+    let default = if a.chain == ChainKind::Anvil { "dev-anvil" } else { "dev" };
+    let dir = a.data_dir.clone().unwrap_or_else(|| veil_home().join(default));
     if a.fresh && dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
@@ -65,6 +94,9 @@ pub struct NetOptions {
     pub scheduler_listen: SocketAddr,
     /// Price of the pool's orders, per task.
     pub pool_price: U256,
+    pub chain: ChainKind,
+    /// With [`ChainKind::Anvil`]: anvil's port (0: a free one).
+    pub anvil_port: u16,
 }
 
 /// A running local network (its services live on the runtime that started it).
@@ -73,22 +105,34 @@ pub struct Network {
     pub scheduler: String,
     pub workerpool: Address,
     pub head: u64,
+    pub chain: ChainKind,
+    pub ledger: Arc<dyn Ledger>,
+    /// With [`ChainKind::Anvil`]: the chain (stopped, and its state written, when dropped), and
+    /// PoCo on it (for what only a test chain offers: gas for new keys).
+    pub anvil: Option<veil_evm::anvil::Anvil>,
+    pub evm: Option<veil_evm::EvmLedger>,
+    pub hub: Option<Address>,
 }
 
 impl Network {
     pub fn conn(&self) -> crate::chain_cmd::Conn {
         crate::chain_cmd::Conn { node: self.node.clone() }
     }
+
+    /// Dev account of the pool owner (its scheduler signs with it).
+    pub fn pool_owner(&self) -> PrivateKey {
+        self.chain.dev_key(POOL_ACCOUNT)
+    }
+
+    /// Dev accounts of the network's workers.
+    pub fn worker_keys(&self, n: usize) -> Vec<PrivateKey> {
+        worker_keys(self.chain, n)
+    }
 }
 
-/// Dev account of the pool owner (its scheduler signs with it).
-pub fn pool_owner() -> PrivateKey {
-    dev_key(POOL_ACCOUNT)
-}
-
-/// Dev accounts of the network's workers.
-pub fn worker_keys(n: usize) -> Vec<PrivateKey> {
-    (0..n).map(|w| dev_key(FIRST_WORKER_ACCOUNT + w)).collect()
+/// Dev accounts of the first `n` workers.
+pub fn worker_keys(chain: ChainKind, n: usize) -> Vec<PrivateKey> {
+    (0..n).map(|w| chain.dev_key(FIRST_WORKER_ACCOUNT + w)).collect()
 }
 
 async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
@@ -99,16 +143,26 @@ async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
         listen: a.listen,
         scheduler_listen: a.scheduler_listen,
         pool_price: U256::ZERO,
+        chain: a.chain,
+        anvil_port: a.anvil_port,
     };
     let net = start(&o).await?;
     announce(&net, &a, &dir, json);
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    if let Some(mut anvil) = net.anvil {
+        // anvil writes the chain's state as it stops.
+        tokio::task::block_in_place(|| anvil.stop());
+    }
     Ok(())
 }
 
-/// Starts node (with storage and SMS in dev mode), scheduler, workers and the pool-order keepers as
-/// tasks of the current (multi-threaded) runtime.
-pub async fn start(o: &NetOptions) -> Result<Network> {
+/// The ledger's part of a network: Veil's node with its services, or anvil with PoCo plus the
+/// node's off-chain services for it.
+async fn start_ledger(o: &NetOptions) -> Result<LedgerPart> {
     let dir = &o.dir;
     let config = veil_node::NodeConfig {
         data_dir: dir.join("node"),
@@ -120,30 +174,64 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
         embedded_services: true,
         max_blob_size: 16 << 30,
     };
-    let (shared, report) = veil_node::start(&config)?;
-    let router = veil_node::node::router(shared, &config)?;
     let listener =
         tokio::net::TcpListener::bind(o.listen).await.with_context(|| format!("cannot listen on {}", o.listen))?;
     let node = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(veil_node::node::nodelay(listener), router).await });
-    let c = Client::new(&node);
-
-    let owner = pool_owner();
-    let workers = worker_keys(o.workers);
-    for k in std::iter::once(&owner).chain(&workers) {
-        keep_stake(&c, k).await?;
+    match o.chain {
+        ChainKind::Embedded => {
+            let (shared, report) = veil_node::start(&config)?;
+            let router = veil_node::node::router(shared, &config)?;
+            tokio::spawn(async move { axum::serve(veil_node::node::nodelay(listener), router).await });
+            let ledger = Arc::new(Client::new(&node));
+            Ok(LedgerPart { node, ledger, head: report.head, anvil: None, evm: None, hub: None })
+        }
+        ChainKind::Anvil => {
+            let chain =
+                crate::evm_cmd::start_local_chain(&dir.join("anvil"), o.anvil_port, false, None, None, &mut |m| {
+                    eprintln!("  {m}")
+                })
+                .await?;
+            let hub = chain.deployment.hub;
+            let evm = veil_evm::EvmLedger::connect(&chain.node.url, Some(hub)).await?;
+            let ledger: Arc<dyn Ledger> = Arc::new(evm.clone());
+            let (router, _) = veil_node::chain_node::start(&config, ledger.clone()).await?;
+            tokio::spawn(async move { axum::serve(veil_node::node::nodelay(listener), router).await });
+            let head = ledger.chain().await?.head;
+            Ok(LedgerPart { node, ledger, head, anvil: Some(chain.node), evm: Some(evm), hub: Some(hub) })
+        }
     }
-    let pool = pool(&c, &owner, dir).await?;
+}
+
+struct LedgerPart {
+    node: String,
+    ledger: Arc<dyn Ledger>,
+    head: u64,
+    anvil: Option<veil_evm::anvil::Anvil>,
+    evm: Option<veil_evm::EvmLedger>,
+    hub: Option<Address>,
+}
+
+/// Starts the ledger (with storage and SMS in dev mode), scheduler, workers and the pool-order
+/// keepers as tasks of the current (multi-threaded) runtime.
+pub async fn start(o: &NetOptions) -> Result<Network> {
+    let dir = &o.dir;
+    let LedgerPart { node, ledger, head, anvil, evm, hub } = start_ledger(o).await?;
+    let book = Client::new(&node);
+    let owner = o.chain.dev_key(POOL_ACCOUNT);
+    let workers = worker_keys(o.chain, o.workers);
+    for k in std::iter::once(&owner).chain(&workers) {
+        keep_stake(ledger.as_ref(), k).await?;
+    }
+    let pool = pool(ledger.as_ref(), &owner, dir).await?;
 
     let sched_cfg = veil_pool::SchedulerConfig {
-        node: node.clone(),
         workerpool: pool,
         key: owner.clone(),
         data_dir: dir.join("scheduler"),
         sms: node.clone(),
         worker_timeout: Duration::from_secs(10),
     };
-    let scheduler = veil_pool::Scheduler::open(sched_cfg).await?;
+    let scheduler = veil_pool::Scheduler::open(sched_cfg, ledger.clone()).await?;
     tokio::spawn(scheduler.clone().follow());
     tokio::spawn(scheduler.clone().watch());
     let sl = tokio::net::TcpListener::bind(o.scheduler_listen)
@@ -156,7 +244,6 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
     for (w, key) in workers.iter().enumerate() {
         let cfg = veil_pool::WorkerConfig {
             scheduler: sched_url.clone(),
-            node: node.clone(),
             storage: node.clone(),
             key: key.clone(),
             slots: o.slots,
@@ -166,16 +253,16 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
             sms: node.clone(),
             enclave_program: program.clone(),
         };
-        tokio::spawn(veil_pool::Worker::new(cfg).run());
+        tokio::spawn(veil_pool::Worker::new(cfg, ledger.clone()).run());
     }
     let trust = if o.workers >= 2 { 3 } else { 1 };
     let mut published = vec![];
     for tag in [B256::ZERO, B256::with_last_byte(1)] {
-        let (c, owner, price) = (c.clone(), owner.clone(), o.pool_price);
+        let (ledger, book, owner, price) = (ledger.clone(), book.clone(), owner.clone(), o.pool_price);
         let (tell, first) = tokio::sync::oneshot::channel();
         published.push(first);
         tokio::spawn(async move {
-            if let Err(e) = keep_offering(&c, &owner, pool, tag, trust, price, tell).await {
+            if let Err(e) = keep_offering(ledger.as_ref(), &book, &owner, pool, tag, trust, price, tell).await {
                 eprintln!("veil dev: pool orders are no longer kept published: {e}");
             }
         });
@@ -183,22 +270,22 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
     for first in published {
         first.await.context("the pool could not publish its first order")?;
     }
-    Ok(Network { node, scheduler: sched_url, workerpool: pool, head: report.head })
+    Ok(Network { node, scheduler: sched_url, workerpool: pool, head, chain: o.chain, ledger, anvil, evm, hub })
 }
 
 /// Tops the account's escrow up to the stake it needs.
-async fn keep_stake(c: &Client, k: &PrivateKey) -> Result<()> {
-    let balance = c.account(&k.address()).await?.account.balance;
+async fn keep_stake(ledger: &dyn Ledger, k: &PrivateKey) -> Result<()> {
+    let balance = ledger.account(&k.address()).await?.account.balance;
     let want = Nrlc::rlc(STAKE_RLC);
     if balance < want {
         let amount = want.checked_sub(balance).unwrap_or(want);
-        c.send(k, Call::Deposit { amount }).await?;
+        ledger.send(k, Call::Deposit { amount }).await?;
     }
     Ok(())
 }
 
 /// The network's workerpool: remembered in `dev.json`, registered on first start.
-async fn pool(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
+async fn pool(ledger: &dyn Ledger, owner: &PrivateKey, dir: &Path) -> Result<Address> {
     let file = dir.join("dev.json");
     if let Ok(b) = std::fs::read(&file) {
         let v: serde_json::Value =
@@ -207,7 +294,7 @@ async fn pool(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
             return Ok(p);
         }
     }
-    let r = c.send(owner, Call::CreateWorkerpool { description: "veil dev pool".into() }).await?;
+    let r = ledger.send(owner, Call::CreateWorkerpool { description: "veil dev pool".into() }).await?;
     let p = crate::local::created(&r.events)?;
     crate::cli_io::write_file(&file, json!({ "workerpool": p }).to_string().as_bytes(), false)?;
     Ok(p)
@@ -215,8 +302,10 @@ async fn pool(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
 
 /// Keeps one pool order with this tag in the book (see [`crate::pool_cmd::keep_pool_order`]);
 /// `published` is told once the first one is in.
+#[allow(clippy::too_many_arguments)]
 async fn keep_offering(
-    c: &Client,
+    ledger: &dyn Ledger,
+    book: &Client,
     owner: &PrivateKey,
     pool: Address,
     tag: B256,
@@ -224,42 +313,42 @@ async fn keep_offering(
     price: U256,
     published: tokio::sync::oneshot::Sender<()>,
 ) -> Result<()> {
-    let order = || {
-        let mut salt = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
-        let z = Address::ZERO;
-        WorkerpoolOrder {
-            workerpool: pool,
-            workerpoolprice: price,
-            volume: U256::from(10_000),
-            tag,
-            category: U256::ZERO,
-            trust: U256::from(trust),
-            apprestrict: z,
-            datasetrestrict: z,
-            requesterrestrict: z,
-            salt: B256::from(salt),
-        }
+    let order = || WorkerpoolOrder {
+        workerpool: pool,
+        workerpoolprice: price,
+        volume: U256::from(10_000),
+        tag,
+        category: U256::ZERO,
+        trust: U256::from(trust),
+        apprestrict: Address::ZERO,
+        datasetrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: veil_sdk::flows::salt(),
     };
-    crate::pool_cmd::keep_pool_order(c, owner, order, None, Some(published)).await
+    crate::pool_cmd::keep_pool_order(ledger, book, owner, order, None, Some(published)).await
 }
 
 fn announce(net: &Network, a: &DevArgs, dir: &Path, json: bool) {
     let (node, sched, pool, head) = (&net.node, &net.scheduler, net.workerpool, net.head);
     let accounts: Vec<_> = (0..DEV_ACCOUNTS)
         .map(|i| {
-            let k = dev_key(i);
+            let k = net.chain.dev_key(i);
             json!({ "address": k.address().to_checksum(None), "privateKey": format!("0x{}", hex::encode(k.secret_bytes())) })
         })
         .collect();
     if json {
         println!(
             "{}",
-            json!({ "ready": true, "url": node, "scheduler": sched, "workerpool": pool, "workers": a.workers, "dataDir": dir, "head": head, "devAccounts": accounts })
+            json!({ "ready": true, "url": node, "scheduler": sched, "workerpool": pool, "workers": a.workers, "dataDir": dir, "head": head, "devAccounts": accounts, "chain": net.chain.to_possible_value().map(|v| v.get_name().to_string()), "rpc": net.anvil.as_ref().map(|a| a.url.clone()), "hub": net.hub })
         );
     } else {
         println!("veil dev: a whole network in this process (data {}, head block {head})", dir.display());
-        println!("  node, storage, SMS  {node}   (SMS in dev mode: `sim` enclaves, {})", veil_tee::SIM_NOTICE);
+        if let (Some(anvil), Some(hub)) = (&net.anvil, net.hub) {
+            println!("  ledger              iExec's PoCo 6.1.0 on anvil {} (chain 31337), hub {hub}", anvil.url);
+            println!("  orderbook, storage, SMS  {node}   (SMS in dev mode: `sim` enclaves, {})", veil_tee::SIM_NOTICE);
+        } else {
+            println!("  node, storage, SMS  {node}   (SMS in dev mode: `sim` enclaves, {})", veil_tee::SIM_NOTICE);
+        }
         println!("  scheduler           {sched}   workerpool {pool}");
         println!("  workers             {} × {} slots (dev accounts {FIRST_WORKER_ACCOUNT}…)", a.workers, a.slots);
         println!("  pool orders         category 0, price 0, standard and TEE, kept published");

@@ -7,7 +7,7 @@ use crate::cli_io::{emit, veil_home};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use veil_evm::anvil::{self, Anvil};
 use veil_evm::{Deployment, EvmLedger};
@@ -64,7 +64,7 @@ pub fn run(cmd: EvmCmd, json: bool) -> Result<()> {
 
 fn rpc_url() -> Result<String> {
     // `--rpc` falls back to VEIL_RPC (and veil.toml) already.
-    crate::chain_cmd::chosen_rpc().context(
+    crate::chain_cmd::rpc_flag().map(|(r, _)| r.clone()).context(
         "say which chain: --rpc URL (or VEIL_RPC); `veil evm anvil` starts a local one with PoCo already deployed",
     )
 }
@@ -104,30 +104,54 @@ fn deploy_poco(a: DeployPocoArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
-    let bin = anvil::find_anvil(a.anvil.as_deref())?;
-    let dir = a.data_dir.unwrap_or_else(|| veil_home().join("anvil"));
+/// A local chain with PoCo: anvil started from the state kept in `dir` (or, the first time or
+/// with `fresh`, from the cached fixture). Stopping the returned [`Anvil`] writes the state back.
+pub struct LocalChain {
+    pub node: Anvil,
+    pub deployment: Deployment,
+    /// Started from state kept by an earlier run.
+    pub kept: bool,
+}
+
+pub async fn start_local_chain(
+    dir: &Path,
+    port: u16,
+    fresh: bool,
+    anvil_bin: Option<&Path>,
+    poco: Option<&Path>,
+    progress: veil_evm::deploy::Progress<'_>,
+) -> Result<LocalChain> {
+    let bin = anvil::find_anvil(anvil_bin)?;
     let state = dir.join("state.json");
     let dep_file = dir.join("deployment.json");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let t0 = Instant::now();
-    let kept = !a.fresh && state.is_file() && dep_file.is_file();
+    let kept = !fresh && state.is_file() && dep_file.is_file();
     let deployment: Deployment = if kept {
         serde_json::from_slice(&std::fs::read(&dep_file)?)
             .with_context(|| format!("{} is unreadable: start again with --fresh", dep_file.display()))?
     } else {
-        let poco = anvil::find_poco(a.poco.as_deref())?;
-        let fixture = rt.block_on(anvil::fixture(&bin, &poco, &mut |m| {
-            if !json {
-                eprintln!("  {m}");
-            }
-        }))?;
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let poco = anvil::find_poco(poco)?;
+        let fixture = anvil::fixture(&bin, &poco, progress).await?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::copy(&fixture.state, &state).with_context(|| format!("cannot write {}", state.display()))?;
         std::fs::write(&dep_file, serde_json::to_vec_pretty(&fixture.deployment)?)?;
         fixture.deployment
     };
-    let mut node = rt.block_on(Anvil::spawn(&bin, a.port, Some(&state)))?;
+    let node = Anvil::spawn(&bin, port, Some(&state)).await?;
+    Ok(LocalChain { node, deployment, kept })
+}
+
+fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
+    let dir = a.data_dir.unwrap_or_else(|| veil_home().join("anvil"));
+    let state = dir.join("state.json");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let t0 = Instant::now();
+    let chain =
+        rt.block_on(start_local_chain(&dir, a.port, a.fresh, a.anvil.as_deref(), a.poco.as_deref(), &mut |m| {
+            if !json {
+                eprintln!("  {m}");
+            }
+        }))?;
+    let LocalChain { mut node, deployment, kept } = chain;
     let ledger = rt.block_on(EvmLedger::connect(&node.url, Some(deployment.hub)))?;
     let mut accounts = vec![];
     for (i, addr) in anvil::dev_addresses() {

@@ -314,7 +314,9 @@ fn main() {
     // worker's folder: no settings file may change (or break) it.
     let is_enclave = std::env::args().nth(1).as_deref() == Some("enclave");
     let settings = if is_enclave { vec![] } else { config::apply().unwrap_or_else(|e| cli_io::fail(&e, wants_json)) };
-    let cli = match Cli::try_parse_from(data_cmd::rewrite_args(std::env::args().collect())) {
+    let args = data_cmd::rewrite_args(std::env::args().collect());
+    let node = chain_cmd::node_in_args(&args);
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) if wants_json && e.use_stderr() => {
             println!("{}", serde_json::json!({ "error": e.to_string().trim() }));
@@ -323,7 +325,7 @@ fn main() {
         Err(e) => e.exit(),
     };
     let json = cli.json;
-    chain_cmd::choose_ledger(cli.rpc.filter(|r| !r.is_empty()), cli.hub);
+    chain_cmd::choose_ledger(cli.rpc.filter(|r| !r.is_empty()), cli.hub, node);
     let result = match cli.cmd {
         Cmd::Wallet(c) => wallet_cmd::run(c, json),
         Cmd::Order { cmd, conn } => order_cmd::run_online(cmd, &conn, json),

@@ -81,6 +81,9 @@ pub fn run(a: NodeArgs, json: bool) -> Result<()> {
 }
 
 fn run_node(a: RunArgs, json: bool) -> Result<()> {
+    if crate::chain_cmd::rpc_flag().is_some() {
+        return run_chain_node(a, json);
+    }
     let genesis = match (&a.genesis, a.dev) {
         (Some(p), _) => Some(
             serde_json::from_str(&read_text(p, "genesis file")?)
@@ -129,4 +132,46 @@ fn run_node(a: RunArgs, json: bool) -> Result<()> {
         let _ = std::io::stdout().flush();
     }))?;
     Ok(())
+}
+
+/// `veil node --rpc URL --hub ADDRESS`: the off-chain services (orderbook, storage, SMS) of an EVM
+/// chain running PoCo, without a ledger of its own.
+fn run_chain_node(a: RunArgs, json: bool) -> Result<()> {
+    if a.genesis.is_some() || a.no_services {
+        anyhow::bail!("--genesis and --no-services are for a node with its own ledger, not for --rpc");
+    }
+    let config = NodeConfig {
+        data_dir: a.data_dir.unwrap_or_else(|| veil_home().join("chain-node")),
+        listen: a.listen,
+        genesis: None,
+        dev: a.dev,
+        block_time: Duration::ZERO,
+        checkpoint_every: 0,
+        embedded_services: true,
+        max_blob_size: a.max_blob_size,
+    };
+    crate::logging(json);
+    let rt = tokio::runtime::Runtime::new()?;
+    let conn = crate::chain_cmd::Conn { node: String::new() };
+    rt.block_on(async {
+        let ledger = crate::chain_cmd::service_ledger(&conn).await?;
+        let described = ledger.describe();
+        let dir = config.data_dir.clone();
+        let dev = config.dev;
+        veil_node::chain_node::serve(config, ledger, move |addr, followed| {
+            let url = format!("http://{addr}");
+            if json {
+                println!("{}", json!({ "ready": true, "url": url, "dataDir": dir, "ledger": described, "followedBlock": followed, "dev": dev }));
+            } else {
+                println!("veil node listening on {url}: off-chain services of {described}  (data {}, orderbook follows from block {followed})", dir.display());
+                println!("  orderbook        {url}/orderbook/{{app,dataset,workerpool,request}}");
+                println!("  blob storage     {url}/blobs  ·  SMS {url}/sms{}", if dev { " (dev mode: sim enclaves accepted)" } else { "" });
+                println!("  clients given --node {url} find the chain's RPC and hub at {url}/chain");
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        })
+        .await?;
+        Ok(())
+    })
 }

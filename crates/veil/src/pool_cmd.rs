@@ -41,15 +41,15 @@ pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
     let key = a.signer.key()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        let ledger = crate::chain_cmd::service_ledger(&a.conn).await?;
         let cfg = veil_pool::SchedulerConfig {
-            node: a.conn.node.clone(),
             workerpool: a.workerpool,
             key,
             data_dir: a.data_dir.unwrap_or_else(|| veil_home().join(format!("scheduler-{}", a.workerpool))),
             worker_timeout: Duration::from_secs(a.worker_timeout),
             sms: a.sms.clone().unwrap_or_else(|| a.conn.node.clone()).trim_end_matches('/').to_string(),
         };
-        let s = veil_pool::Scheduler::open(cfg).await?;
+        let s = veil_pool::Scheduler::open(cfg, ledger).await?;
         tokio::spawn(s.clone().follow());
         tokio::spawn(s.clone().watch());
         let listener =
@@ -100,7 +100,6 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
     let address = key.address();
     let cfg = veil_pool::WorkerConfig {
         scheduler: a.scheduler.trim_end_matches('/').to_string(),
-        node: a.conn.node.clone(),
         storage: a.storage.unwrap_or_else(|| a.conn.node.clone()),
         key,
         slots: a.slots.max(1),
@@ -117,8 +116,11 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
     }
     let _ = std::io::stdout().flush();
     let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(veil_pool::Worker::new(cfg).run());
-    Ok(())
+    rt.block_on(async {
+        let ledger = crate::chain_cmd::service_ledger(&a.conn).await?;
+        veil_pool::Worker::new(cfg, ledger).run().await;
+        Ok(())
+    })
 }
 
 pub(crate) use veil_sdk::flows::salt;
@@ -166,12 +168,16 @@ pub fn workerpool_publish(a: PoolPublishArgs, conn: &Conn, json: bool) -> Result
         return publish(AnyOrder::Workerpool(order()), &a.signer, conn, json).map(|_| ());
     }
     let key = a.signer.key()?;
-    runtime()?.block_on(keep_pool_order(&conn.client(), &key, order, Some(json), None))
+    runtime()?.block_on(async {
+        let ledger = crate::chain_cmd::ledger(conn).await?;
+        keep_pool_order(ledger.as_ref(), &conn.client(), &key, order, Some(json), None).await
+    })
 }
 
 /// Keeps a workerpool order published ([`veil_sdk::flows::keep_pool_order`]). `print`: show each
 /// publication (as JSON lines when `Some(true)`); `published` hears of the first one.
 pub async fn keep_pool_order(
+    ledger: &dyn veil_sdk::Ledger,
     c: &veil_sdk::Client,
     key: &veil_core::PrivateKey,
     order: impl Fn() -> WorkerpoolOrder,
@@ -187,7 +193,7 @@ pub async fn keep_pool_order(
             let _ = tell.send(());
         }
     };
-    Ok(veil_sdk::flows::keep_pool_order(c, c, key, order, &mut on_publish).await?)
+    Ok(veil_sdk::flows::keep_pool_order(ledger, c, key, order, &mut on_publish).await?)
 }
 
 #[derive(Args)]

@@ -6,7 +6,7 @@
 //! task, fetch and decrypt its result, and every party's RLC before and after. `--core` runs the
 //! protocol rules alone, in process ([`crate::quickstart_core`]).
 
-use crate::dev_cmd::{NetOptions, Network};
+use crate::dev_cmd::{ChainKind, NetOptions, Network};
 use crate::pool_cmd::RunArgs;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Instant;
 use veil_core::tx::AnyOrder;
 use veil_core::{Address, AppOrder, B256, Call, DatasetOrder, Nrlc, PrivateKey, U256};
-use veil_sdk::{Client, SecretKind};
+use veil_sdk::{Client, Ledger, SecretKind};
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -26,6 +26,9 @@ pub struct QuickstartArgs {
     /// Keep the temporary network's folder (printed at the end) instead of removing it.
     #[arg(long)]
     keep: bool,
+    /// The ledger: Veil's embedded one, or iExec's PoCo contracts on a local anvil.
+    #[arg(long, value_enum, default_value = "embedded", conflicts_with = "core")]
+    chain: ChainKind,
 }
 
 /// The protected sample: a DataProtector-style JSON object.
@@ -60,7 +63,7 @@ pub fn run(a: QuickstartArgs, json: bool) -> Result<()> {
         .interpreter("python3")
         .context("the sample iApp is a Python script: install python3 (or try `veil quickstart --core`)")?;
     let dir = tempfile::Builder::new().prefix("veil-quickstart-").tempdir()?;
-    let mut story = Story { json, clock: Instant::now(), started: Instant::now(), steps: vec![] };
+    let mut story = Story { json, clock: Instant::now(), started: Instant::now(), steps: vec![], chain: a.chain };
     if !json {
         println!("Veil quickstart: a whole network on this machine, then one confidential task through it.");
     }
@@ -88,6 +91,7 @@ struct Story {
     clock: Instant,
     started: Instant,
     steps: Vec<Value>,
+    chain: ChainKind,
 }
 
 struct Party {
@@ -114,21 +118,29 @@ impl Story {
             listen: "127.0.0.1:0".parse()?,
             scheduler_listen: "127.0.0.1:0".parse()?,
             pool_price: Nrlc::rlc(POOL_PRICE_RLC).0,
+            chain: self.chain,
+            anvil_port: 0,
         };
         let net = rt.block_on(crate::dev_cmd::start(&opts)).context("the local network did not start")?;
         let c = Client::new(&net.node);
+        let l = net.ledger.as_ref();
+        let ledger_text = match (&net.anvil, net.hub) {
+            (Some(a), Some(hub)) => format!("iExec's PoCo on anvil {} (hub {hub}); orderbook + storage + SMS", a.url),
+            _ => "node + storage + SMS".into(),
+        };
         self.step(
             "network",
-            format!(
-                "node + storage + SMS {}, scheduler {}, 1 worker ({})",
-                net.node,
-                net.scheduler,
-                veil_tee::SIM_NOTICE
-            ),
+            format!("{ledger_text} {}, scheduler {}, 1 worker ({})", net.node, net.scheduler, veil_tee::SIM_NOTICE),
         );
 
         let (developer, owner, requester) = (party("app developer"), party("data owner"), party("requester"));
-        rt.block_on(fund(&c, [&developer.key, &owner.key, &requester.key]))?;
+        rt.block_on(fund(l, net.chain.dev_key(0), [&developer.key, &owner.key, &requester.key]))?;
+        if let Some(evm) = &net.evm {
+            // New keys on an EVM chain also need ETH for gas: a test chain just sets it.
+            for p in [&developer, &owner, &requester] {
+                rt.block_on(evm.set_gas_balance(p.key.address(), U256::from(10u64).pow(U256::from(19u64))))?;
+            }
+        }
         for p in [&developer, &owner, &requester] {
             let file = dir.join(format!("{}.json", p.role.replace(' ', "-")));
             let doc = veil_wallet::encrypt(&p.key, b"quickstart", veil_wallet::Kdf::LIGHT)?;
@@ -138,24 +150,23 @@ impl Story {
             "wallets",
             format!("keystores for the app developer, data owner and requester, {FUNDS_RLC} RLC each in the escrow"),
         );
-        let mut parties =
-            vec![developer, owner, requester, Party { role: "pool owner", key: crate::dev_cmd::pool_owner() }];
-        parties.extend(crate::dev_cmd::worker_keys(1).into_iter().map(|key| Party { role: "worker", key }));
-        let before = rt.block_on(balances(&c, &parties))?;
+        let mut parties = vec![developer, owner, requester, Party { role: "pool owner", key: net.pool_owner() }];
+        parties.extend(net.worker_keys(1).into_iter().map(|key| Party { role: "worker", key }));
+        let before = rt.block_on(balances(l, &parties))?;
 
-        let dataset = rt.block_on(protect(&c, &parties[1].key, dir))?;
+        let dataset = rt.block_on(protect(l, &c, &parties[1].key, dir))?;
         self.step(
             "protect",
             format!("dataset {dataset}: {SAMPLE_DATA} encrypted (AES-256-CBC), stored, key in the SMS"),
         );
 
-        let (app, measurement) = rt.block_on(deploy(&c, &parties[0].key, dir))?;
+        let (app, measurement) = rt.block_on(deploy(l, &c, &parties[0].key, dir))?;
         self.step(
             "deploy",
             format!("iApp {app} (Python, measurement {measurement}), TEE app order at {APP_PRICE_RLC} RLC"),
         );
 
-        rt.block_on(grant(&c, &parties[1].key, dataset, app, parties[2].key.address()))?;
+        rt.block_on(grant(l, &c, &parties[1].key, dataset, app, parties[2].key.address()))?;
         self.step(
             "grant",
             format!(
@@ -175,11 +186,14 @@ impl Story {
             format!("deal {}, task {task} COMPLETED in an enclave", run["dealid"].as_str().unwrap_or("?")),
         );
 
-        let text = rt.block_on(fetch_and_decrypt(&c, &task, &private_pem))?;
+        let text = rt.block_on(fetch_and_decrypt(l, &task, &private_pem))?;
         self.step("result", format!("downloaded (encrypted for the requester) and decrypted: {}", text.trim_end()));
 
-        let after = rt.block_on(balances(&c, &parties))?;
+        let after = rt.block_on(balances(l, &parties))?;
         let table = self.balances(&parties, &before, &after)?;
+        if let Some(mut anvil) = net.anvil {
+            anvil.stop();
+        }
         rt.shutdown_background();
         Ok(json!({
             "network": { "node": net.node, "scheduler": net.scheduler, "workerpool": net.workerpool },
@@ -239,26 +253,26 @@ fn party(role: &'static str) -> Party {
 }
 
 /// Dev account 0 (the faucet) moves RLC into each new party's escrow.
-async fn fund<const N: usize>(c: &Client, keys: [&PrivateKey; N]) -> Result<()> {
-    let faucet = veil_node::dev::dev_key(0);
+async fn fund<const N: usize>(l: &dyn Ledger, faucet: PrivateKey, keys: [&PrivateKey; N]) -> Result<()> {
     let amount = Nrlc::rlc(FUNDS_RLC);
-    c.send(&faucet, Call::Deposit { amount: Nrlc(amount.0 * U256::from(N)) }).await?;
-    for k in keys {
-        c.send(&faucet, Call::Transfer { to: k.address(), amount }).await?;
+    let mut calls = vec![Call::Deposit { amount: Nrlc(amount.0 * U256::from(N)) }];
+    calls.extend(keys.iter().map(|k| Call::Transfer { to: k.address(), amount }));
+    for r in l.send_batch(&faucet, calls).await {
+        r?;
     }
     Ok(())
 }
 
-async fn balances(c: &Client, parties: &[Party]) -> Result<Vec<Nrlc>> {
+async fn balances(l: &dyn Ledger, parties: &[Party]) -> Result<Vec<Nrlc>> {
     let mut out = vec![];
     for p in parties {
-        let a = c.account(&p.key.address()).await?.account;
+        let a = l.account(&p.key.address()).await?.account;
         out.push(Nrlc(a.wallet.0 + a.balance.0 + a.locked.0));
     }
     Ok(out)
 }
 
-async fn protect(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
+async fn protect(l: &dyn Ledger, c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> {
     let value: Value = serde_json::from_str(SAMPLE_DATA)?;
     let zip = veil_protect::payload::zip_json(&value)?;
     let key = veil_protect::DatasetKey::random();
@@ -271,12 +285,12 @@ async fn protect(c: &Client, owner: &PrivateKey, dir: &Path) -> Result<Address> 
         multiaddr: blob.url,
         checksum: B256::from(summary.checksum),
     };
-    let dataset = crate::local::created(&c.send(owner, call).await?.events)?;
+    let dataset = crate::local::created(&l.send(owner, call).await?.events)?;
     c.sms_push(SecretKind::DatasetKey, &dataset, "", &key.to_base64(), owner).await?;
     Ok(dataset)
 }
 
-async fn deploy(c: &Client, developer: &PrivateKey, dir: &Path) -> Result<(Address, String)> {
+async fn deploy(l: &dyn Ledger, c: &Client, developer: &PrivateKey, dir: &Path) -> Result<(Address, String)> {
     let app_dir = dir.join("sample-iapp");
     std::fs::create_dir_all(&app_dir)?;
     std::fs::write(
@@ -294,7 +308,7 @@ async fn deploy(c: &Client, developer: &PrivateKey, dir: &Path) -> Result<(Addre
         checksum: B256::from(bundle.checksum()),
         mrenclave: measurement.clone(),
     };
-    let app = crate::local::created(&c.send(developer, call).await?.events)?;
+    let app = crate::local::created(&l.send(developer, call).await?.events)?;
     let z = Address::ZERO;
     let order = AppOrder {
         app,
@@ -306,11 +320,18 @@ async fn deploy(c: &Client, developer: &PrivateKey, dir: &Path) -> Result<(Addre
         requesterrestrict: z,
         salt: crate::pool_cmd::salt(),
     };
-    sign_and_publish(c, AnyOrder::App(order), developer).await?;
+    sign_and_publish(l, c, AnyOrder::App(order), developer).await?;
     Ok((app, measurement))
 }
 
-async fn grant(c: &Client, owner: &PrivateKey, dataset: Address, app: Address, requester: Address) -> Result<()> {
+async fn grant(
+    l: &dyn Ledger,
+    c: &Client,
+    owner: &PrivateKey,
+    dataset: Address,
+    app: Address,
+    requester: Address,
+) -> Result<()> {
     let order = DatasetOrder {
         dataset,
         datasetprice: Nrlc::rlc(DATASET_PRICE_RLC).0,
@@ -321,11 +342,11 @@ async fn grant(c: &Client, owner: &PrivateKey, dataset: Address, app: Address, r
         requesterrestrict: requester,
         salt: crate::pool_cmd::salt(),
     };
-    sign_and_publish(c, AnyOrder::Dataset(order), owner).await
+    sign_and_publish(l, c, AnyOrder::Dataset(order), owner).await
 }
 
-async fn sign_and_publish(c: &Client, order: AnyOrder, key: &PrivateKey) -> Result<()> {
-    let domain = c.chain().await?.domain;
+async fn sign_and_publish(l: &dyn Ledger, c: &Client, order: AnyOrder, key: &PrivateKey) -> Result<()> {
+    let domain = l.chain().await?.domain;
     let sign = key.sign_hash(&order.typed_hash(&domain));
     c.publish(order, Some(sign)).await?;
     Ok(())
@@ -352,8 +373,8 @@ fn run_task(net: &Network, requester: &PrivateKey, app: Address, dataset: Addres
     crate::pool_cmd::run_deal_as(args, requester, &net.conn(), true, true)
 }
 
-async fn fetch_and_decrypt(c: &Client, task: &B256, private_pem: &str) -> Result<String> {
-    let t = c.task(task).await?.task;
+async fn fetch_and_decrypt(l: &dyn Ledger, task: &B256, private_pem: &str) -> Result<String> {
+    let t = l.task(task).await?.task;
     let url = String::from_utf8(t.results.to_vec()).context("the task's results field is not a URL")?;
     let bytes = reqwest::get(&url).await?.error_for_status()?.bytes().await?;
     if !crate::tee_cmd::is_encrypted_result(&bytes) {
