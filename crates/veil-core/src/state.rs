@@ -85,6 +85,21 @@ pub fn default_categories() -> Vec<Category> {
         .collect()
 }
 
+/// iExec's five categories plus two short ones a development ledger adds, so tests can run
+/// deadlines out quickly: 5 (`DEV-5S`) and 6 (`DEV-60S`). Veil's dev ledger and the anvil fixture
+/// of PoCo both have them.
+pub fn dev_categories() -> Vec<Category> {
+    let mut c = default_categories();
+    for (name, t) in [("DEV-5S", 5), ("DEV-60S", 60)] {
+        c.push(Category {
+            name: name.into(),
+            description: format!("development: {t} s reference time"),
+            work_clock_time_ref: t,
+        });
+    }
+    c
+}
+
 /// One resource of a deal: its address, its owner at match time and its price.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealAsset {

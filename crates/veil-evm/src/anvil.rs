@@ -102,6 +102,15 @@ impl Anvil {
             cmd.arg("--state").arg(s);
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        // If the process that started anvil dies without stopping it, anvil is told to stop (and
+        // writes its state) instead of living on, orphaned, on its port.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         let child = cmd.spawn().map_err(|e| EvmError::Setup(format!("cannot start {}: {e}", bin.display())))?;
         let url = format!("http://127.0.0.1:{port}");
         let mut anvil = Anvil { child, port, url };
@@ -168,7 +177,8 @@ fn free_port() -> Result<u16, EvmError> {
     l.local_addr().map(|a| a.port()).map_err(|e| EvmError::Setup(e.to_string()))
 }
 
-/// The cached fixture: anvil's state with PoCo deployed and dev accounts 1–9 funded.
+/// The cached fixture: anvil's state with PoCo deployed, dev accounts 1–9 funded and the dev
+/// ledger's short categories (5: 5 s, 6: 60 s) added.
 pub struct Fixture {
     pub state: PathBuf,
     pub deployment: Deployment,
@@ -176,7 +186,7 @@ pub struct Fixture {
 
 /// Builds the fixture on first use (about 3 s), then reuses it.
 pub async fn fixture(anvil: &Path, poco: &Path, progress: crate::deploy::Progress<'_>) -> Result<Fixture, EvmError> {
-    let dir = cache_dir().join(format!("fixture-poco-{POCO_VERSION}-anvil-{ANVIL_VERSION}"));
+    let dir = cache_dir().join(format!("fixture-poco-{POCO_VERSION}-anvil-{ANVIL_VERSION}-dev"));
     let state = dir.join("state.json");
     let dep_file = dir.join("deployment.json");
     if let (true, Ok(text)) = (state.is_file(), std::fs::read_to_string(&dep_file))
@@ -194,10 +204,15 @@ pub async fn fixture(anvil: &Path, poco: &Path, progress: crate::deploy::Progres
     let deployer = dev_key(0)?;
     let deployment = deploy_poco(&rpc, poco, &deployer, progress).await?;
     let amount = U256::from(DEV_RLC) * U256::from(1_000_000_000u64);
-    let funding = (1..10)
+    let mut setup = (1..10)
         .map(|i| dev_key(i).map(|k| rlc_transfer(deployment.rlc, k.address(), amount)))
         .collect::<Result<Vec<_>, _>>()?;
-    for r in rpc.send(&deployer, funding).await {
+    // The dev ledger's short categories too, so a deal's deadlines can run out in a test.
+    let dev = veil_core::state::dev_categories();
+    setup.extend(
+        dev[crate::deploy::CATEGORIES.len()..].iter().map(|c| crate::deploy::create_category(deployment.hub, c)),
+    );
+    for r in rpc.send(&deployer, setup).await {
         r?;
     }
     node.stop();

@@ -353,6 +353,16 @@ pub async fn check_deployment(rpc: &Rpc, d: &Deployment) -> Result<(), EvmError>
     crate::ledger::check_domain(rpc, d.hub).await
 }
 
+/// Adds a category (the hub's owner only).
+pub fn create_category(hub: Address, c: &veil_core::state::Category) -> Outgoing {
+    let call = IHub::createCategoryCall {
+        name: c.name.clone(),
+        description: c.description.clone(),
+        workClockTimeRef: U256::from(c.work_clock_time_ref),
+    };
+    Outgoing { to: Some(hub), data: call.abi_encode().into(), gas: 300_000, what: format!("createCategory {}", c.name) }
+}
+
 /// Funds `to` with RLC from `key` (PoCo's deployer holds all 87 M).
 pub fn rlc_transfer(rlc: Address, to: Address, amount: U256) -> Outgoing {
     Outgoing {

@@ -1,7 +1,8 @@
 //! The development genesis: deterministic funded accounts (like anvil's) and short categories.
 
 use veil_core::eip712::veil_dev_domain;
-use veil_core::state::{Category, Genesis, default_categories};
+use veil_core::state::Genesis;
+pub use veil_core::state::dev_categories;
 use veil_core::{Nrlc, PrivateKey};
 
 pub const DEV_ACCOUNTS: usize = 10;
@@ -11,22 +12,6 @@ pub const DEV_FUNDS_RLC: u64 = 1_000_000;
 /// hold value with these keys.
 pub fn dev_key(i: usize) -> PrivateKey {
     PrivateKey::from_seed(&format!("veil dev account {i}"))
-}
-
-/// Categories a dev ledger adds after iExec's five, so tests can run deadlines out quickly.
-pub fn dev_categories() -> Vec<Category> {
-    let mut c = default_categories();
-    c.push(Category {
-        name: "DEV-5S".into(),
-        description: "development: 5 s reference time".into(),
-        work_clock_time_ref: 5,
-    });
-    c.push(Category {
-        name: "DEV-60S".into(),
-        description: "development: 60 s reference time".into(),
-        work_clock_time_ref: 60,
-    });
-    c
 }
 
 pub fn dev_genesis() -> Genesis {

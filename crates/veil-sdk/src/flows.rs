@@ -284,12 +284,12 @@ pub async fn keep_pool_order(
 ) -> Result<(), FlowError> {
     let publish_one = async || {
         let o = order();
-        let low_mark = o.volume.div_ceil(U256::from(4));
+        let (low_mark, volume) = (o.volume.div_ceil(U256::from(4)), o.volume);
         let e = publish(book, key, AnyOrder::Workerpool(o)).await?;
-        Ok::<_, SdkError>((e, low_mark))
+        Ok::<_, SdkError>((e, low_mark, volume))
     };
     let from = ledger.chain().await?.head + 1;
-    let (entry, mut low_mark) = publish_one().await?;
+    let (entry, mut low_mark, mut entry_volume) = publish_one().await?;
     published(&entry);
     let mut current = entry.order_hash;
     let mut events = ledger.follow(from).await?;
@@ -301,15 +301,12 @@ pub async fn keep_pool_order(
         if !used {
             continue;
         }
-        let low = match book.order(&current).await {
-            Ok(e) => e.remaining < low_mark,
-            Err(e) if e.kind() == Some("not_found") => true,
-            Err(e) => return Err(e.into()),
-        };
+        // The ledger is the judge of what is left (an orderbook following a chain may lag).
+        let low = entry_volume.saturating_sub(ledger.consumed(&current).await?) < low_mark;
         if low {
-            let (entry, mark) = publish_one().await?;
+            let (entry, mark, volume) = publish_one().await?;
             published(&entry);
-            (current, low_mark) = (entry.order_hash, mark);
+            (current, low_mark, entry_volume) = (entry.order_hash, mark, volume);
         }
     }
     Err(FlowError::EventsEnded)

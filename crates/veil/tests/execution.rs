@@ -1,7 +1,7 @@
 //! Deals run end to end through the real binaries: node, scheduler, workers, `veil run`.
 
 mod common;
-use common::{Service, ok, spawn, spawn_worker, veil};
+use common::{Backend, Chain, Service, ok, spawn, spawn_worker, veil};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
@@ -16,7 +16,7 @@ json.dump({"deterministic-output-path": o + "/result.txt"}, open(o + "/computed.
 "#;
 
 struct Pool {
-    node: Service,
+    node: Chain,
     scheduler: Service,
     /// How the scheduler was started (to restart it).
     scheduler_args: Vec<String>,
@@ -30,13 +30,21 @@ fn addr(v: &Value) -> String {
 
 /// A dev node, a pool (dev account 3) with `workers` workers (dev accounts 5…), a Python app
 /// (dev account 1) with its order, and the pool's order for `category` and `trust`.
-fn pool(d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
-    pool_with(d, workers, category, trust, "", "10")
+fn pool(b: Backend, d: &Path, workers: usize, category: u64, trust: u64) -> Pool {
+    pool_with(b, d, workers, category, trust, "", "10")
 }
 
 /// [`pool`] with code run before the app's own (`prelude`) and the scheduler's worker timeout (s).
-fn pool_with(d: &Path, workers: usize, category: u64, trust: u64, prelude: &str, worker_timeout: &str) -> Pool {
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+fn pool_with(
+    b: Backend,
+    d: &Path,
+    workers: usize,
+    category: u64,
+    trust: u64,
+    prelude: &str,
+    worker_timeout: &str,
+) -> Pool {
+    let node = common::chain(b, &d.join("node"));
     let url = node.url.clone();
     for i in ["1", "3", "4", "5", "6"] {
         ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
@@ -95,11 +103,10 @@ fn pool_with(d: &Path, workers: usize, category: u64, trust: u64, prelude: &str,
     Pool { node, scheduler, scheduler_args, workers, app }
 }
 
-#[test]
-fn one_worker_runs_a_python_app_and_the_result_comes_back() {
+fn one_worker_runs_a_python_app_and_the_result_comes_back(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let p = pool(d, 1, 0, 1);
+    let p = pool(b, d, 1, 0, 1);
     let url = &p.node.url;
     let r = ok(url, &["run", &p.app, "--args", "Veil world", "--dev-account", "4", "--timeout", "60"]);
     let task = &r["tasks"][0];
@@ -115,10 +122,9 @@ fn one_worker_runs_a_python_app_and_the_result_comes_back() {
     assert_eq!(task["resultDigest"], digest);
 }
 
-#[test]
-fn trust_3_replicates_on_two_workers_who_agree() {
+fn trust_3_replicates_on_two_workers_who_agree(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let p = pool(dir.path(), 2, 0, 3);
+    let p = pool(b, dir.path(), 2, 0, 3);
     let url = &p.node.url;
     let r = ok(url, &["run", &p.app, "--args", "twice", "--trust", "3", "--dev-account", "4", "--timeout", "60"]);
     let taskid = r["tasks"][0]["taskid"].as_str().unwrap().to_string();
@@ -134,11 +140,10 @@ fn trust_3_replicates_on_two_workers_who_agree() {
     }
 }
 
-#[test]
-fn an_endless_app_is_killed_and_the_worker_lives_on() {
+fn an_endless_app_is_killed_and_the_worker_lives_on(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     // Category 5 of a dev ledger: 5 s reference time, so the app is killed after 5 s.
-    let p = pool(dir.path(), 1, 5, 1);
+    let p = pool(b, dir.path(), 1, 5, 1);
     let url = &p.node.url;
     let deal = ok(url, &["run", &p.app, "--args", "forever", "--category", "5", "--no-watch", "--dev-account", "4"]);
     let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
@@ -155,11 +160,10 @@ fn an_endless_app_is_killed_and_the_worker_lives_on() {
     assert_eq!(r["tasks"][0]["status"], "COMPLETED", "the same worker took the next task");
 }
 
-#[test]
-fn a_wasm_app_runs_through_the_pool() {
+fn a_wasm_app_runs_through_the_pool(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let p = pool(d, 1, 0, 1);
+    let p = pool(b, d, 1, 0, 1);
     let url = &p.node.url;
     let bundle = common::wasm_app_dir(&d.join("wapp"));
     let app = addr(&ok(url, &["app", "deploy", "--bundle", &bundle, "--dev-account", "1"]));
@@ -174,16 +178,14 @@ fn a_wasm_app_runs_through_the_pool() {
     );
 }
 
-#[test]
-fn a_silent_workers_task_goes_to_another_worker() {
+fn a_silent_workers_task_goes_to_another_worker(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut p = pool_with(d, 1, 0, 1, "import time\ntime.sleep(1.5)\n", "2");
+    let mut p = pool_with(b, d, 1, 0, 1, "import time\ntime.sleep(1.5)\n", "2");
     let url = p.node.url.clone();
     let holdings = |i: usize| -> u128 {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let a =
-            rt.block_on(veil_sdk::Client::new(&url).account(&veil_node::dev::dev_key(i).address())).unwrap().account;
+        let a = rt.block_on(veil_sdk::Client::new(&url).account(&b.dev_key(i).address())).unwrap().account;
         (a.wallet.0 + a.balance.0 + a.locked.0).to::<u128>()
     };
     let before: Vec<u128> = (0..10).map(holdings).collect();
@@ -199,7 +201,7 @@ fn a_silent_workers_task_goes_to_another_worker() {
     assert_eq!(contributors.len(), 1);
     assert_eq!(
         contributors[0].as_str().unwrap().to_lowercase(),
-        format!("{:?}", veil_node::dev::dev_key(6).address()).to_lowercase(),
+        format!("{:?}", b.dev_key(6).address()).to_lowercase(),
         "the second worker finished it"
     );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -235,10 +237,9 @@ fn task_of(url: &str, dealid: &str, n: u64) -> String {
     format!("{id:?}")
 }
 
-#[test]
-fn a_docker_app_is_refused_with_a_clear_cause() {
+fn a_docker_app_is_refused_with_a_clear_cause(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let p = pool(dir.path(), 1, 0, 1);
+    let p = pool(b, dir.path(), 1, 0, 1);
     let url = &p.node.url;
     let image = "docker.io/iexechub/python-hello-world:8.0.0";
     let app = addr(&ok(
@@ -256,11 +257,10 @@ fn a_docker_app_is_refused_with_a_clear_cause() {
     assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
 }
 
-#[test]
-fn a_restarted_scheduler_finishes_its_in_flight_tasks() {
+fn a_restarted_scheduler_finishes_its_in_flight_tasks(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut p = pool_with(d, 1, 0, 1, "import time\ntime.sleep(0.4)\n", "10");
+    let mut p = pool_with(b, d, 1, 0, 1, "import time\ntime.sleep(0.4)\n", "10");
     let url = p.node.url.clone();
     let deal = ok(&url, &["run", &p.app, "--volume", "6", "--no-watch", "--dev-account", "4"]);
     let dealid = deal["dealid"].as_str().unwrap().to_string();
@@ -278,10 +278,9 @@ fn a_restarted_scheduler_finishes_its_in_flight_tasks() {
     }
 }
 
-#[test]
-fn a_kept_pool_order_is_topped_up_when_deals_use_it() {
+fn a_kept_pool_order_is_topped_up_when_deals_use_it(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let p = pool(dir.path(), 1, 0, 1);
+    let p = pool(b, dir.path(), 1, 0, 1);
     let url = &p.node.url;
     let workerpool = &p.scheduler_args[2];
     // Category 5 has no order yet: the keeper offers one task at a time.
@@ -308,12 +307,11 @@ fn a_kept_pool_order_is_topped_up_when_deals_use_it() {
     assert_eq!(hashes.len(), 4, "a fresh order after each deal: {hashes:?}");
 }
 
-#[test]
-fn a_busy_worker_keeps_its_task_past_the_silence_timeout() {
+fn a_busy_worker_keeps_its_task_past_the_silence_timeout(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     // The app runs 3 s; a worker is silent after 1 s without news. Its one slot is busy, so it
     // does not poll: only its heartbeats keep the task from going to someone else.
-    let p = pool_with(dir.path(), 1, 0, 1, "import time\ntime.sleep(3)\n", "1");
+    let p = pool_with(b, dir.path(), 1, 0, 1, "import time\ntime.sleep(3)\n", "1");
     let url = &p.node.url;
     let deal = ok(url, &["run", &p.app, "--no-watch", "--dev-account", "4"]);
     let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
@@ -325,12 +323,11 @@ fn a_busy_worker_keeps_its_task_past_the_silence_timeout() {
     assert_eq!(t["contributors"].as_array().unwrap().len(), 1);
 }
 
-#[test]
-fn an_output_above_the_workers_limit_is_refused() {
+fn an_output_above_the_workers_limit_is_refused(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let big = "import os\nopen(os.environ['IEXEC_OUT'] + '/big.bin', 'wb').write(b'x' * 2_000_000)\n";
-    let p = pool_with(d, 0, 0, 1, big, "10");
+    let p = pool_with(b, d, 0, 0, 1, big, "10");
     let url = p.node.url.clone();
     let _w = common::spawn_worker_with(&p.scheduler.url, &url, "5", &d.join("w5"), &["--max-result-mb", "1"]);
     let deal = ok(&url, &["run", &p.app, "--no-watch", "--dev-account", "4"]);
@@ -342,3 +339,16 @@ fn an_output_above_the_workers_limit_is_refused() {
     assert!(cause.contains("larger than this worker's limit of 1048576 bytes"), "{cause}");
     assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
 }
+
+on_both_ledgers!(
+    one_worker_runs_a_python_app_and_the_result_comes_back,
+    trust_3_replicates_on_two_workers_who_agree,
+    an_endless_app_is_killed_and_the_worker_lives_on,
+    a_wasm_app_runs_through_the_pool,
+    a_silent_workers_task_goes_to_another_worker,
+    a_docker_app_is_refused_with_a_clear_cause,
+    a_restarted_scheduler_finishes_its_in_flight_tasks,
+    a_kept_pool_order_is_topped_up_when_deals_use_it,
+    a_busy_worker_keeps_its_task_past_the_silence_timeout,
+    an_output_above_the_workers_limit_is_refused,
+);

@@ -10,7 +10,7 @@
 use alloy::primitives::{Address, B256, U256};
 use veil_core::events::Event;
 use veil_core::orders::{AppOrder, DatasetOrder, RequestOrder, Signed, WorkerpoolOrder};
-use veil_core::state::{Genesis, KITTY, State, default_categories};
+use veil_core::state::{Genesis, KITTY, State, dev_categories};
 use veil_core::{Call, CoreError, Domain, Nrlc, PrivateKey, Tx};
 use veil_evm::EvmLedger;
 use veil_evm::anvil::{self, Anvil};
@@ -80,7 +80,7 @@ pub async fn start() -> Twin {
     let genesis = Genesis {
         domain: Domain { chain_id: evm.rpc.chain_id, verifying_contract: evm.deployment.hub },
         admin: addr(ADMIN),
-        categories: default_categories(),
+        categories: dev_categories(),
         allocations,
     };
     let (_, _, now) = evm.rpc.latest().await.expect("head");

@@ -15,10 +15,116 @@ pub struct Service {
 }
 
 impl Drop for Service {
+    /// SIGTERM first (a service that keeps state, like anvil, writes it and stops its children),
+    /// then SIGKILL after 5 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The two ledgers the end-to-end tests run on: one test body, two backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Veil's own node (`veil node --dev`).
+    Embedded,
+    /// iExec's PoCo on anvil (`veil evm anvil`) with `veil node --rpc … --hub …` for its services.
+    Anvil,
+}
+
+impl Backend {
+    /// Development account `i` of this ledger (what `--dev-account i` signs with).
+    pub fn dev_key(self, i: usize) -> veil_core::PrivateKey {
+        match self {
+            Backend::Embedded => veil_node::dev::dev_key(i),
+            Backend::Anvil => veil_evm::anvil::dev_key(i).expect("anvil dev key"),
+        }
+    }
+
+    pub fn address(self, i: usize) -> String {
+        format!("{:?}", self.dev_key(i).address())
+    }
+}
+
+/// Generates `mod NAME { fn embedded(); fn anvil(); }` running `fn NAME(Backend)` on each ledger.
+#[macro_export]
+macro_rules! on_both_ledgers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$name($crate::common::Backend::Embedded)
+            }
+            #[test]
+            fn anvil() {
+                super::$name($crate::common::Backend::Anvil)
+            }
+        }
+    )*};
+}
+
+/// A ledger and the node serving its off-chain services (orderbook, storage, SMS in dev mode).
+pub struct Chain {
+    pub node: Service,
+    /// With [`Backend::Anvil`]: `veil evm anvil` (its ready line has `rpc` and `hub`).
+    pub anvil: Option<Service>,
+    pub backend: Backend,
+}
+
+impl std::ops::Deref for Chain {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.node
+    }
+}
+
+/// A dev ledger on `backend` with its node's data in `dir` (anvil's state in `dir/anvil`).
+pub fn chain(backend: Backend, dir: &Path) -> Chain {
+    chain_logged(backend, dir, Stdio::null(), "warn")
+}
+
+/// [`chain`] with the node's standard error and log level.
+pub fn chain_logged(backend: Backend, dir: &Path, stderr: Stdio, level: &str) -> Chain {
+    let data = dir.to_str().expect("utf-8 path");
+    match backend {
+        Backend::Embedded => {
+            Chain { node: spawn_logged(&["node", "--dev", "--data-dir", data], stderr, level), anvil: None, backend }
+        }
+        Backend::Anvil => {
+            let anvil = spawn_anvil(&dir.join("anvil"), "0");
+            let (rpc, hub) = (anvil.url.clone(), anvil.ready["hub"].as_str().expect("hub").to_string());
+            let node =
+                spawn_logged(&["node", "--dev", "--data-dir", data, "--rpc", &rpc, "--hub", &hub], stderr, level);
+            Chain { node, anvil: Some(anvil), backend }
+        }
+    }
+}
+
+/// `veil evm anvil` on `port` (0: a free one) with its state in `dir` (fresh unless kept there);
+/// its `url` is the RPC.
+pub fn spawn_anvil(dir: &Path, port: &str) -> Service {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["evm", "anvil", "--json", "--port", port, "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start veil evm anvil");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    let ready: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("veil evm anvil: bad ready line `{line}` (run scripts/evm-deps?): {e}"));
+    let url = ready["rpc"].as_str().expect("rpc").to_string();
+    Service { child, url, ready }
 }
 
 /// Starts `veil ARGS --json --listen 127.0.0.1:0` and waits for its ready line.
@@ -78,22 +184,23 @@ pub fn spawn_worker(scheduler: &str, node: &str, account: &str, dir: &Path) -> S
 
 /// `veil dev` (one worker, ephemeral ports) with its state in `dir`.
 pub fn dev_network(dir: &Path, fresh: bool) -> Service {
+    dev_network_on(Backend::Embedded, dir, fresh)
+}
+
+/// [`dev_network`] on `backend` (`--chain anvil`: anvil on a free port).
+pub fn dev_network_on(backend: Backend, dir: &Path, fresh: bool) -> Service {
     let mut c = Command::new(env!("CARGO_BIN_EXE_veil"));
-    c.args([
-        "dev",
-        "--json",
-        "--workers",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-        "--scheduler-listen",
-        "127.0.0.1:0",
-        "--data-dir",
-    ])
-    .arg(dir)
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    if backend == Backend::Anvil {
+        c.args(["dev", "--chain", "anvil", "--anvil-port", "0"]);
+    }
+    if backend == Backend::Embedded {
+        c.arg("dev");
+    }
+    c.args(["--json", "--workers", "1", "--listen", "127.0.0.1:0", "--scheduler-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     if fresh {
         c.arg("--fresh");
     }
