@@ -99,8 +99,21 @@ pub fn salt() -> B256 {
     B256::from(s)
 }
 
-async fn best(book: &Client, kind: OrderKind, q: BookQuery) -> Result<Option<BookEntry>, SdkError> {
-    Ok(book.orderbook(kind, &q).await?.orders.into_iter().next())
+/// The best order of the book for `q` that the ledger says still has volume (`min` at least): an
+/// orderbook following a chain may not have pruned an order the last block filled.
+async fn best(
+    ledger: &dyn Ledger,
+    book: &Client,
+    kind: OrderKind,
+    q: BookQuery,
+) -> Result<Option<BookEntry>, SdkError> {
+    let min = U256::from(q.min_volume.unwrap_or(1).max(1));
+    for e in book.orderbook(kind, &q).await?.orders {
+        if e.order.volume().saturating_sub(ledger.consumed(&e.order_hash).await?) >= min {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
 }
 
 fn signed<O>(e: &BookEntry, pick: impl Fn(&AnyOrder) -> Option<O>) -> Result<Signed<O>, FlowError> {
@@ -124,6 +137,7 @@ pub async fn run_deal(
     // A TEE deal needs a TEE app order (PoCo check 0x07).
     let app_tag = req.tee.then(|| B256::with_last_byte(1));
     let app = best(
+        ledger,
         book,
         OrderKind::App,
         BookQuery { app: Some(req.app), requester: Some(me), min_tag: app_tag, ..Default::default() },
@@ -138,6 +152,7 @@ pub async fn run_deal(
     let dataset = match req.dataset {
         Some(ds) => Some(
             best(
+                ledger,
                 book,
                 OrderKind::Dataset,
                 BookQuery { dataset: Some(ds), app: Some(req.app), requester: Some(me), ..Default::default() },
@@ -169,7 +184,7 @@ pub async fn run_deal(
         min_volume: Some(req.volume),
         ..Default::default()
     };
-    let pool = best(book, OrderKind::Workerpool, pool_q).await?.ok_or_else(|| {
+    let pool = best(ledger, book, OrderKind::Workerpool, pool_q).await?.ok_or_else(|| {
         FlowError::NoOrder(format!(
             "no workerpool offers category {}, trust ≥ {} and volume ≥ {} now: is a scheduler publishing orders?",
             req.category, req.trust, req.volume

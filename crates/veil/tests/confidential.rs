@@ -3,7 +3,7 @@
 //! and enclave processes; plaintext never outside the enclave's folder; SMS refusals by rule.
 
 mod common;
-use common::{Service, ok, spawn, veil};
+use common::{Backend, Chain, Service, ok, spawn, veil};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
@@ -23,15 +23,15 @@ fn addr(v: &Value) -> String {
 }
 
 struct Net {
-    node: Service,
+    node: Chain,
     _scheduler: Service,
     _worker: Service,
     app: String,
     dataset: String,
 }
 
-fn network(d: &Path) -> Net {
-    let node = spawn(&["node", "--dev", "--data-dir", d.join("node").to_str().unwrap()], Stdio::null());
+fn network(b: Backend, d: &Path) -> Net {
+    let node = common::chain(b, &d.join("node"));
     let url = node.url.clone();
     for i in ["1", "2", "3", "4", "5"] {
         ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
@@ -55,7 +55,7 @@ fn network(d: &Path) -> Net {
     let ds =
         ok(&url, &["data", "protect", d.join("secret.txt").to_str().unwrap(), "--name", "s", "--dev-account", "2"]);
     let dataset = addr(&ds);
-    let requester = format!("{:?}", veil_node::dev::dev_key(4).address());
+    let requester = b.address(4);
     ok(
         &url,
         &[
@@ -106,11 +106,10 @@ fn files_with(dir: &Path, needle: &[u8]) -> Vec<String> {
     hits
 }
 
-#[test]
-fn a_confidential_task_keeps_data_and_result_sealed() {
+fn a_confidential_task_keeps_data_and_result_sealed(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let n = network(d);
+    let n = network(b, d);
     let url = &n.node.url;
     let keys = d.join("keys");
     ok(url, &["result", "generate-keypair", "--bits", "2048", "--out", keys.to_str().unwrap()]);
@@ -188,11 +187,10 @@ fn a_confidential_task_keeps_data_and_result_sealed() {
     assert_eq!(p["result"], format!("data={MARKER};secret=tok-123;dev=dev-456"));
 }
 
-#[test]
-fn requests_the_sms_refuses_name_their_rule() {
+fn requests_the_sms_refuses_name_their_rule(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let n = network(d);
+    let n = network(b, d);
     let url = &n.node.url;
     // Asking for a secret the requester never pushed: the enclave's session is refused by rule.
     let r = veil(
@@ -233,11 +231,10 @@ fn requests_the_sms_refuses_name_their_rule() {
     assert!(v["error"].as_str().unwrap().contains("rule `evidence`"), "{v}");
 }
 
-#[test]
-fn grants_decide_who_gets_a_deal_on_protected_data() {
+fn grants_decide_who_gets_a_deal_on_protected_data(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let n = network(d);
+    let n = network(b, d);
     let url = &n.node.url;
     // Another TEE app that no grant names: no dataset order lets it use the data.
     let other = addr(&ok(
@@ -265,7 +262,7 @@ fn grants_decide_who_gets_a_deal_on_protected_data() {
     let err = run(&other).unwrap_err();
     assert!(err.contains("no dataset order") && err.contains("veil data grant"), "{err}");
     // A grant of one access: the first deal uses it up, the second finds none.
-    let requester = format!("{:?}", veil_node::dev::dev_key(4).address());
+    let requester = b.address(4);
     ok(url, &["data", "revoke", "--dataset", &n.dataset, "--all", "--dev-account", "2"]);
     let err = run(&n.app).unwrap_err();
     assert!(err.contains("no dataset order"), "revoked: {err}");
@@ -292,3 +289,9 @@ fn grants_decide_who_gets_a_deal_on_protected_data() {
     let access = ok(url, &["data", "access", "--dataset", &n.dataset]);
     assert_eq!(access.as_array().expect("a list of grants").len(), 0, "{access}");
 }
+
+on_both_ledgers!(
+    a_confidential_task_keeps_data_and_result_sealed,
+    requests_the_sms_refuses_name_their_rule,
+    grants_decide_who_gets_a_deal_on_protected_data
+);

@@ -2,13 +2,12 @@
 //! and a restart keeps the state.
 
 mod common;
-use common::ok;
+use common::{Backend, ok};
 
-#[test]
-fn one_process_runs_the_network_and_keeps_its_state() {
+fn one_process_runs_the_network_and_keeps_its_state(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let net = common::dev_network(&d.join("net"), false);
+    let net = common::dev_network_on(b, &d.join("net"), false);
     let url = net.url.clone();
     assert_eq!(net.ready["devAccounts"].as_array().map(Vec::len), Some(10));
     let bundle = common::wasm_app_dir(&d.join("app"));
@@ -26,7 +25,7 @@ fn one_process_runs_the_network_and_keeps_its_state() {
     drop(net);
 
     // Restarted: same pool, the deal is still there, and work still runs.
-    let net = common::dev_network(&d.join("net"), false);
+    let net = common::dev_network_on(b, &d.join("net"), false);
     assert_eq!(net.ready["workerpool"], pool);
     ok(&net.url, &["deal", "show", &dealid]);
     let r = ok(&net.url, &["run", &app, "--args", "again", "--dev-account", "4", "--timeout", "60"]);
@@ -34,6 +33,8 @@ fn one_process_runs_the_network_and_keeps_its_state() {
     drop(net);
 
     // --fresh starts over: the old deal is gone.
-    let net = common::dev_network(&d.join("net"), true);
+    let net = common::dev_network_on(b, &d.join("net"), true);
     assert!(common::veil(&net.url, &["deal", "show", &dealid]).is_err());
 }
+
+on_both_ledgers!(one_process_runs_the_network_and_keeps_its_state);

@@ -4,7 +4,7 @@
 //! developer meets.
 
 mod common;
-use common::{ok, ok_in, veil_in};
+use common::{Backend, ok, ok_in, veil_in};
 use std::path::Path;
 
 fn result_text(dir: &Path, url: &str, task: &str, out: &Path) -> String {
@@ -12,11 +12,10 @@ fn result_text(dir: &Path, url: &str, task: &str, out: &Path) -> String {
     std::fs::read_to_string(out.join("result.txt")).unwrap()
 }
 
-#[test]
-fn every_template_goes_from_init_to_a_completed_confidential_task() {
+fn every_template_goes_from_init_to_a_completed_confidential_task(b: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let net = common::dev_network(&d.join("net"), false);
+    let net = common::dev_network_on(b, &d.join("net"), false);
     let url = net.url.clone();
     std::fs::write(d.join("person.json"), r#"{"name": "Ada", "email": "ada@example.com"}"#).unwrap();
     let ds = ok(
@@ -108,11 +107,10 @@ fn http_get(url: &str) -> (u16, serde_json::Value) {
 }
 
 /// A failing app's output reaches its requester, and nobody else.
-#[test]
-fn task_debug_shows_the_app_output_to_the_requester_only() {
+fn task_debug_shows_the_app_output_to_the_requester_only(b: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let net = common::dev_network(&d.join("net"), false);
+    let net = common::dev_network_on(b, &d.join("net"), false);
     let (url, sched) = (net.url.clone(), net.ready["scheduler"].as_str().unwrap().to_string());
     ok_in(d, &url, &["app", "init", "crashy", "--template", "python"]);
     let project = d.join("crashy");
@@ -193,3 +191,8 @@ fn the_developer_is_told_what_went_wrong() {
         assert!(e.contains(needle), "{args:?}: `{e}` should mention `{needle}`");
     }
 }
+
+on_both_ledgers!(
+    every_template_goes_from_init_to_a_completed_confidential_task,
+    task_debug_shows_the_app_output_to_the_requester_only
+);
