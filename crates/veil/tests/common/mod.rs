@@ -87,6 +87,25 @@ impl std::ops::Deref for Chain {
     }
 }
 
+/// One runtime for a test's async calls (a client's connections live on the runtime that made them).
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+impl Chain {
+    /// The ledger itself, to send transactions as a hand-written client (or an attacker) would.
+    pub fn ledger(&self) -> std::sync::Arc<dyn veil_sdk::Ledger> {
+        match &self.anvil {
+            None => std::sync::Arc::new(veil_sdk::Client::new(&self.node.url)),
+            Some(a) => {
+                let hub = a.ready["hub"].as_str().and_then(|h| h.parse().ok());
+                std::sync::Arc::new(rt().block_on(veil_evm::EvmLedger::connect(&a.url, hub)).expect("PoCo on anvil"))
+            }
+        }
+    }
+}
+
 /// A dev ledger on `backend` with its node's data in `dir` (anvil's state in `dir/anvil`).
 pub fn chain(backend: Backend, dir: &Path) -> Chain {
     chain_logged(backend, dir, Stdio::null(), "warn")
@@ -251,14 +270,19 @@ pub fn spawn_worker_with(scheduler: &str, node: &str, account: &str, dir: &Path,
 /// A dev node whose `funded` dev accounts deposited `amount` into the escrow, a workerpool of dev
 /// account 3 and its scheduler (data in `dir`).
 pub struct PoolNet {
-    pub node: Service,
+    pub node: Chain,
     pub scheduler: Service,
     pub url: String,
     pub pool: String,
 }
 
 pub fn pool_network(dir: &Path, funded: &[&str], amount: &str) -> PoolNet {
-    let node = spawn(&["node", "--dev", "--data-dir", dir.join("node").to_str().expect("utf-8 path")], Stdio::null());
+    pool_network_on(Backend::Embedded, dir, funded, amount)
+}
+
+/// [`pool_network`] on `backend`.
+pub fn pool_network_on(backend: Backend, dir: &Path, funded: &[&str], amount: &str) -> PoolNet {
+    let node = chain(backend, &dir.join("node"));
     let url = node.url.clone();
     for i in funded {
         ok(&url, &["account", "deposit", amount, "--dev-account", i]);
