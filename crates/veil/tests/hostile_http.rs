@@ -114,43 +114,77 @@ fn every_endpoint_refuses_hostile_requests_with_a_reason_and_changes_nothing() {
         (post("/orders", r#"{"order": {"app": "0x1"}}"#), 400, ""),
         (post("/orders/unpublish", r#"{"orderHash": "0x00"}"#), 400, ""),
         (get("/events?from=abc"), 400, ""),
-        // Storage (embedded): over its size limit, bad ids, unknown blobs.
+    ];
+    check(&rt, &url, &node_cases);
+    check(&rt, &url, &service_cases(&me));
+    sms_writes_are_single_use(&rt, &c, &key, &dev_key(2));
+    scheduler_refuses(&rt, &scheduler.url, &dev_key(5), &dev_key(6));
+
+    let after = rt.block_on(c.chain()).unwrap();
+    assert_eq!(
+        (after.head, after.state_digest),
+        (before.head, before.state_digest),
+        "no refused request changed the ledger"
+    );
+}
+
+/// Storage (limit 1024 bytes) and SMS (dev mode) requests every node refuses, with or without a
+/// ledger of its own.
+fn service_cases(me: &str) -> Vec<(Req, u16, &'static str)> {
+    let zero = format!("{:?}", veil_core::B256::ZERO);
+    vec![
+        // Storage: over its size limit, bad ids, unknown blobs.
         (post("/blobs", vec![0u8; 2048]), 413, ""),
         (get("/blobs/zzz"), 400, ""),
         (get(format!("/blobs/{}", "ab".repeat(32))), 404, ""),
-        // SMS (embedded): bad kinds and targets, unsigned and replayed writes, garbage sessions.
+        // SMS: bad kinds and targets, unsigned and replayed writes, garbage sessions.
         (post("/sms/nonsense/0x0000000000000000000000000000000000000001", "{}"), 400, "unknown secret kind"),
         (post(format!("/sms/requester-secret/{me}/name"), r#"{"value": "v"}"#), 400, "missing field `challenge`"),
         (post("/sms/sessions", "garbage"), 400, ""),
         (post(format!("/sms/enclave-challenge/{zero}"), "{}"), 403, ""),
-    ];
-    check(&rt, &url, &node_cases);
+    ]
+}
 
-    // An SMS write signed over a challenge, then replayed with the same challenge.
+/// An SMS write signed by someone else, then with a spent challenge, then right, then replayed.
+fn sms_writes_are_single_use(
+    rt: &tokio::runtime::Runtime,
+    c: &Client,
+    key: &veil_core::PrivateKey,
+    other: &veil_core::PrivateKey,
+) {
+    let url = c.base();
+    let me = format!("{:?}", key.address());
     let ch = rt.block_on(c.sms_challenge()).unwrap();
     let msg = veil_sdk::sms_message(SecretKind::RequesterSecret, &key.address(), "name", "v1", &ch.challenge);
     let write = json!({ "value": "v1", "challenge": ch.challenge, "signature": key.sign_message_hash(&msg) });
-    let wrong_signer =
-        json!({ "value": "v1", "challenge": ch.challenge, "signature": dev_key(2).sign_message_hash(&msg) });
+    let wrong_signer = json!({ "value": "v1", "challenge": ch.challenge, "signature": other.sign_message_hash(&msg) });
     let path = format!("/sms/requester-secret/{me}/name");
     let exists = || rt.block_on(c.sms_exists(SecretKind::RequesterSecret, &key.address(), "name")).unwrap();
-    check(&rt, &url, &[(post(path.clone(), serde_json::to_vec(&wrong_signer).unwrap()), 403, "")]);
+    check(rt, url, &[(post(path.clone(), serde_json::to_vec(&wrong_signer).unwrap()), 403, "")]);
     assert!(!exists(), "a refused write left nothing");
     // A challenge is spent by any attempt, refused or not: the right write needs a fresh one.
-    check(&rt, &url, &[(post(path.clone(), serde_json::to_vec(&write).unwrap()), 401, "challenge")]);
+    check(rt, url, &[(post(path.clone(), serde_json::to_vec(&write).unwrap()), 401, "challenge")]);
     let ch = rt.block_on(c.sms_challenge()).unwrap();
     let msg = veil_sdk::sms_message(SecretKind::RequesterSecret, &key.address(), "name", "v1", &ch.challenge);
     let write = json!({ "value": "v1", "challenge": ch.challenge, "signature": key.sign_message_hash(&msg) });
-    let (status, body) = send(&rt, &url, &post(path.clone(), serde_json::to_vec(&write).unwrap()));
+    let (status, body) = send(rt, url, &post(path.clone(), serde_json::to_vec(&write).unwrap()));
     assert_eq!(status, 200, "{body}");
     assert!(exists());
     // The same challenge again, over another value, properly signed: the challenge was single use.
     let msg2 = veil_sdk::sms_message(SecretKind::RequesterSecret, &key.address(), "name", "v2", &ch.challenge);
     let replay = json!({ "value": "v2", "challenge": ch.challenge, "signature": key.sign_message_hash(&msg2) });
-    check(&rt, &url, &[(post(path, serde_json::to_vec(&replay).unwrap()), 401, "challenge")]);
+    check(rt, url, &[(post(path, serde_json::to_vec(&replay).unwrap()), 401, "challenge")]);
+}
 
+/// A scheduler's refusals: forged and stale registrations, calls without a session, bad ids.
+fn scheduler_refuses(
+    rt: &tokio::runtime::Runtime,
+    scheduler: &str,
+    w: &veil_core::PrivateKey,
+    other: &veil_core::PrivateKey,
+) {
+    let zero = format!("{:?}", veil_core::B256::ZERO);
     let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let w = dev_key(5);
     let reg = |worker: Address, timestamp: u64, by: &veil_core::PrivateKey| {
         let m = veil_pool::api::register_message(&worker, 1, timestamp);
         serde_json::to_vec(
@@ -161,8 +195,8 @@ fn every_endpoint_refuses_hostile_requests_with_a_reason_and_changes_nothing() {
     let mut poll = post("/workers/poll", "{}");
     poll.bearer = Some("not-a-session");
     let sched_cases = vec![
-        (post("/workers/register", reg(w.address(), ts, &dev_key(6))), 403, "signed by"),
-        (post("/workers/register", reg(w.address(), ts - 3600, &w)), 403, "timestamp"),
+        (post("/workers/register", reg(w.address(), ts, other)), 403, "signed by"),
+        (post("/workers/register", reg(w.address(), ts - 3600, w)), 403, "timestamp"),
         (post("/workers/register", "garbage"), 400, "malformed request"),
         (post("/workers/poll", "{}"), 403, "register"),
         (poll, 403, "register"),
@@ -181,12 +215,93 @@ fn every_endpoint_refuses_hostile_requests_with_a_reason_and_changes_nothing() {
         (get(format!("/tasks/{zero}/logs")), 401, "signed request"),
         (get(format!("/tasks/{zero}/logs?timestamp=abc&signature=0x00")), 400, "malformed request"),
     ];
-    check(&rt, &scheduler.url, &sched_cases);
+    check(rt, scheduler, &sched_cases);
+}
 
-    let after = rt.block_on(c.chain()).unwrap();
-    assert_eq!(
-        (after.head, after.state_digest),
-        (before.head, before.state_digest),
-        "no refused request changed the ledger"
+/// The same hostile requests to a node without a ledger of its own (PoCo on anvil's off-chain
+/// services) and its scheduler, plus what only such a node refuses: transactions (they go to the
+/// chain), unsigned orders, orders for unregistered assets or signed by someone else. Nothing
+/// reaches the chain.
+#[test]
+fn a_node_serving_poco_refuses_hostile_requests_and_the_chain_does_not_move() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let b = common::Backend::Anvil;
+    let anvil = common::spawn_anvil(&d.join("anvil"), "0");
+    let hub = anvil.ready["hub"].as_str().unwrap().to_string();
+    let data = d.join("node");
+    let node = spawn(
+        &[
+            "node",
+            "--dev",
+            "--max-blob-size",
+            "1024",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--rpc",
+            &anvil.url,
+            "--hub",
+            &hub,
+        ],
+        Stdio::null(),
     );
+    let url = node.url.clone();
+    let pool = ok(&url, &["workerpool", "deploy", "--name", "p", "--dev-account", "3"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app: Address =
+        ok(&url, &["app", "deploy", "--name", "a", "--multiaddr", "http://x/a.zip", "--dev-account", "1"])["address"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let sched_dir = d.join("sched");
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
+    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let c = Client::new(&url);
+    let before = rt.block_on(c.chain()).unwrap();
+    assert!(before.evm.is_some(), "the node says which chain it serves: {before:?}");
+
+    let order = |app: Address| veil_core::AppOrder {
+        app,
+        appprice: veil_core::U256::ZERO,
+        volume: veil_core::U256::from(1),
+        tag: veil_core::B256::ZERO,
+        datasetrestrict: Address::ZERO,
+        workerpoolrestrict: Address::ZERO,
+        requesterrestrict: Address::ZERO,
+        salt: veil_core::B256::with_last_byte(7),
+    };
+    let publish = |o: veil_core::AppOrder, by: Option<&veil_core::PrivateKey>| {
+        let any = veil_core::tx::AnyOrder::App(o);
+        let sign = by.map(|k| k.sign_hash(&any.typed_hash(&before.domain)));
+        post("/orders", serde_json::to_vec(&veil_sdk::PublishRequest { order: any, sign }).unwrap())
+    };
+    let stranger = Address::with_last_byte(0x42);
+    let zero = format!("{:?}", veil_core::B256::ZERO);
+    let node_cases = vec![
+        (post("/tx", "{}"), 409, "no ledger of its own"),
+        (post("/txs", "[]"), 409, "no ledger of its own"),
+        (get("/accounts/not-an-address"), 400, "address"),
+        (get("/deals/0xzz"), 400, ""),
+        (get(format!("/deals/{zero}")), 404, "no deal"),
+        (get(format!("/tasks/{zero}")), 404, "no task"),
+        (get("/orderbook/nonsense"), 400, "kind"),
+        (get("/nowhere"), 404, "off-chain services"),
+        (post("/orders", r#"{"order": {"app": "0x1"}}"#), 400, ""),
+        (publish(order(app), None), 422, "signed orders only"),
+        (publish(order(stranger), Some(&b.dev_key(1))), 422, "not registered"),
+        (publish(order(app), Some(&b.dev_key(2))), 422, "must be signed by"),
+        (post("/orders/unpublish", r#"{"orderHash": "0x00"}"#), 400, ""),
+    ];
+    check(&rt, &url, &node_cases);
+    check(&rt, &url, &service_cases(&b.address(1)));
+    sms_writes_are_single_use(&rt, &c, &b.dev_key(1), &b.dev_key(2));
+    scheduler_refuses(&rt, &scheduler.url, &b.dev_key(5), &b.dev_key(6));
+    let page = rt.block_on(c.orderbook(veil_core::orders::OrderKind::App, &Default::default())).unwrap();
+    assert_eq!(page.count, 0, "no refused order entered the book");
+    let after = rt.block_on(c.chain()).unwrap();
+    assert_eq!(after.head, before.head, "no refused request reached the chain");
 }
