@@ -178,6 +178,25 @@ fn gas_for(call: &Call) -> u64 {
     }
 }
 
+/// One `initializeArray` transaction for these `Call::Initialize`s (other calls are skipped).
+pub fn initialize_array(d: &Deployment, calls: &[Call]) -> Outgoing {
+    let (dealids, idxs): (Vec<alloy::primitives::B256>, Vec<U256>) = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Initialize { dealid, idx } => Some((*dealid, *idx)),
+            _ => None,
+        })
+        .unzip();
+    let n = dealids.len() as u64;
+    Outgoing {
+        to: Some(d.hub),
+        data: IHub::initializeArrayCall { dealids, idxs }.abi_encode().into(),
+        // PoCo 6.1.0: ~200 k per task inside an array, plus the transaction's base cost.
+        gas: 60_000 + 260_000 * n,
+        what: format!("initializeArray ({n} tasks)"),
+    }
+}
+
 /// The transaction that performs `call` on PoCo, sent by `from`. `registry` is the registry that
 /// holds the asset of an ownership transfer.
 pub fn outgoing(d: &Deployment, from: Address, call: &Call, registry: Option<Address>) -> Result<Outgoing, String> {

@@ -182,16 +182,46 @@ impl EvmLedger {
 
     /// [`Ledger::send_batch`] that also returns each transaction's gas (for benchmarks).
     pub async fn send_with_gas(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<(Receipt, u64), SdkError>> {
+        if calls.len() >= 2 && calls.iter().all(|c| matches!(c, Call::Initialize { .. })) {
+            return self.initialize_arrays(key, calls).await;
+        }
+        self.send_each(key, calls).await
+    }
+
+    /// Initializations travel as PoCo's `initializeArray`: one transaction (one base cost, one
+    /// block) for up to [`INIT_ARRAY_MAX`] tasks; each call still gets its own receipt, holding its
+    /// task's event. A chunk PoCo refuses as a whole (one task initialized already) is sent again
+    /// call by call, so each answer says what happened to its task.
+    async fn initialize_arrays(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<(Receipt, u64), SdkError>> {
+        let from = key.address();
+        let chunks: Vec<Vec<Call>> = calls.chunks(INIT_ARRAY_MAX).map(<[Call]>::to_vec).collect();
+        let outs: Vec<Outgoing> = chunks.iter().map(|c| convert::initialize_array(&self.deployment, c)).collect();
+        let mut answers = Vec::with_capacity(calls.len());
+        for (chunk, sent) in chunks.into_iter().zip(self.rpc.send(key, outs).await) {
+            match sent {
+                Ok(m) => {
+                    let gas = m.receipt.gas_used / chunk.len() as u64;
+                    let whole = self.receipt(from, m);
+                    answers.extend(chunk.iter().map(|c| Ok((receipt_for(&whole, c), gas))));
+                }
+                Err(_) => answers.extend(self.send_each(key, chunk).await),
+            }
+        }
+        answers
+    }
+
+    /// Each call as its own transaction, pipelined (a single call is estimated first).
+    async fn send_each(&self, key: &PrivateKey, calls: Vec<Call>) -> Vec<Result<(Receipt, u64), SdkError>> {
         let from = key.address();
         let mut outs = Vec::with_capacity(calls.len());
         for call in &calls {
             outs.push(self.outgoing_for(from, call).await);
         }
         if let [Ok(single)] = outs.as_mut_slice() {
-            // One call: estimate first, so a refusal costs nothing and says PoCo's reason.
-            match self.rpc.estimate(from, single).await {
-                Ok(g) => single.gas = g.saturating_mul(13) / 10 + 20_000,
-                Err(e) => return vec![Err(explain(e, &calls[0]).into())],
+            // One call: simulated first (with the limit it is sent with), so a refusal costs
+            // nothing and says PoCo's reason.
+            if let Err(e) = self.rpc.simulate(from, single).await {
+                return vec![Err(explain(e, &calls[0]).into())];
             }
         }
         let ok: Vec<Outgoing> = outs.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
@@ -212,6 +242,22 @@ impl EvmLedger {
             })
             .collect()
     }
+}
+
+/// Most tasks one `initializeArray` transaction initializes.
+pub const INIT_ARRAY_MAX: usize = 64;
+
+/// The part of an `initializeArray` receipt that concerns one of its initializations.
+fn receipt_for(whole: &Receipt, call: &Call) -> Receipt {
+    let Call::Initialize { dealid, idx } = call else { return whole.clone() };
+    let task = veil_core::state::task_id(dealid, *idx);
+    let events = whole
+        .events
+        .iter()
+        .filter(|e| matches!(e, veil_core::events::Event::TaskInitialize { taskid, .. } if *taskid == task))
+        .cloned()
+        .collect();
+    Receipt { events, ..whole.clone() }
 }
 
 /// Adds what PoCo checks to a revert that came without a reason.

@@ -47,7 +47,13 @@ pub struct Rpc {
     pub chain_id: u64,
     /// Next nonce per sender, once known; forgotten after any failure so it is read again.
     nonces: std::sync::Arc<tokio::sync::Mutex<HashMap<Address, u64>>>,
+    /// The fee offered, with when it was read: asked at most every [`FEE_TTL`].
+    fee: std::sync::Arc<std::sync::Mutex<Option<(Instant, u128)>>>,
 }
+
+/// How long a read fee is offered before asking the chain again (twice the gas price leaves
+/// room for the base fee to rise meanwhile).
+const FEE_TTL: Duration = Duration::from_secs(1);
 
 pub fn signer_of(key: &PrivateKey) -> Result<PrivateKeySigner, EvmError> {
     PrivateKeySigner::from_bytes(&B256::from(key.secret_bytes()))
@@ -59,7 +65,7 @@ impl Rpc {
         let parsed = url.parse().map_err(|e| EvmError::Setup(format!("`{url}` is not an RPC URL: {e}")))?;
         let provider = RootProvider::new_http(parsed);
         let chain_id = provider.get_chain_id().await.map_err(|e| EvmError::unreachable(url, e))?;
-        Ok(Rpc { provider, url: url.to_string(), chain_id, nonces: Default::default() })
+        Ok(Rpc { provider, url: url.to_string(), chain_id, nonces: Default::default(), fee: Default::default() })
     }
 
     /// `eth_call` of `data` at `to`, at the latest block or at `block`.
@@ -115,6 +121,17 @@ impl Rpc {
         self.provider.get_balance(a).await.map_err(|e| EvmError::unreachable(&self.url, e))
     }
 
+    /// Runs one call as `from` on the latest state with its gas limit, without sending it: why the
+    /// chain would revert it, if it would (one execution, where an estimate takes several).
+    pub async fn simulate(&self, from: Address, out: &Outgoing) -> Result<(), EvmError> {
+        let mut tx = TransactionRequest::default().from(from).input(out.data.clone().into()).gas_limit(out.gas);
+        tx = match out.to {
+            Some(to) => tx.to(to),
+            None => tx.into_create(),
+        };
+        self.provider.call(tx).await.map(|_| ()).map_err(|e| EvmError::from_rpc(&self.url, &out.what, e))
+    }
+
     /// Gas needed by one call, or why the chain would revert it (nothing is sent).
     pub async fn estimate(&self, from: Address, out: &Outgoing) -> Result<u64, EvmError> {
         let mut tx = TransactionRequest::default().from(from).input(out.data.clone().into());
@@ -135,9 +152,9 @@ impl Rpc {
             Err(e) => return vec![Err(e); n],
         };
         let from = signer.address();
-        let fee = match self.provider.get_gas_price().await {
-            Ok(p) => p.saturating_mul(2).max(1),
-            Err(e) => return vec![Err(EvmError::unreachable(&self.url, e)); n],
+        let fee = match self.fee().await {
+            Ok(f) => f,
+            Err(e) => return vec![Err(e); n],
         };
         let mut nonces = self.nonces.lock().await;
         let start = match nonces.get(&from) {
@@ -187,6 +204,19 @@ impl Rpc {
             });
         }
         answers
+    }
+
+    /// The max fee per gas to offer: twice the chain's gas price, read at most every [`FEE_TTL`].
+    async fn fee(&self) -> Result<u128, EvmError> {
+        if let Some((at, f)) = *self.fee.lock().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < FEE_TTL
+        {
+            return Ok(f);
+        }
+        let f = self.provider.get_gas_price().await.map_err(|e| EvmError::unreachable(&self.url, e))?;
+        let f = f.saturating_mul(2).max(1);
+        *self.fee.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), f));
+        Ok(f)
     }
 
     async fn sign_and_send(

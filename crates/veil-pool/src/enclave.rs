@@ -127,7 +127,7 @@ async fn pre_compute(
 }
 
 async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
-    let http = reqwest::Client::new();
+    let http = veil_sdk::http();
     let bundle = Bundle::from_bytes(std::fs::read(&req.bundle).map_err(|e| format!("app bundle: {e}"))?)
         .map_err(|e| e.to_string())?;
     let measurement = B256::from(bundle.measurement());

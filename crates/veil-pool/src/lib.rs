@@ -1,7 +1,8 @@
 //! # veil-pool — a workerpool: scheduler and workers
 //!
-//! Owns turning deals into work: the scheduler follows the ledger's event stream for its pool's
-//! deals, initializes their tasks, hands them to registered workers (long poll, never a fixed
+//! Owns turning deals into work, on either ledger (Veil's node or PoCo on an EVM chain: both only
+//! through `veil_sdk::Ledger`): the scheduler follows the ledger for its pool's deals (resuming
+//! after its last processed block when the ledger comes back), initializes their tasks, hands them to registered workers (long poll, never a fixed
 //! sleep), signs worker authorizations, adds replicas until consensus, and finalizes (or reopens);
 //! the worker downloads and checks the app, runs it with a `veil-exec` runtime, stores the result,
 //! contributes and reveals with its own key.

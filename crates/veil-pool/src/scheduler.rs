@@ -192,13 +192,7 @@ impl Scheduler {
             tokens: HashMap::new(),
             store,
         };
-        Ok(Arc::new(Scheduler {
-            cfg,
-            ledger,
-            http: reqwest::Client::new(),
-            inner: Mutex::new(inner),
-            work: Notify::new(),
-        }))
+        Ok(Arc::new(Scheduler { cfg, ledger, http: veil_sdk::http(), inner: Mutex::new(inner), work: Notify::new() }))
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {

@@ -82,7 +82,7 @@ impl Worker {
         Arc::new(Worker {
             ledger,
             storage: Client::new(&cfg.storage),
-            http: reqwest::Client::new(),
+            http: veil_sdk::http(),
             process,
             wasm: std::sync::OnceLock::new(),
             waiters: Default::default(),

@@ -49,6 +49,20 @@ impl SdkError {
     }
 }
 
+/// The process's HTTP client (connection pool shared by every [`Client`] and service). Built once:
+/// building one sets up TLS, which reads the system's whole CA bundle (tens of milliseconds).
+pub fn http() -> reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default()
+    })
+    .clone()
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
@@ -67,11 +81,7 @@ impl std::fmt::Debug for NonceSender {
 impl Client {
     /// A client of the node at `base` (e.g. `http://127.0.0.1:8645`).
     pub fn new(base: &str) -> Client {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap_or_default();
+        let http = http();
         Client { base: base.trim_end_matches('/').to_string(), http, senders: Default::default() }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns the wire format of the node's JSON API (request and response bodies, the event stream) and,
 //! with the default `client` feature, an async client over it used by the CLI and every service.
-//! Without `client` it is types only, so the node itself can share them without an HTTP client.
+//! Without `client` it is types only (no HTTP client, no async runtime).
 //!
 //! It must never hold protocol rules (those are `veil-core`'s) nor keep keys beyond a call.
 
@@ -15,7 +15,7 @@ pub mod ledger;
 pub mod types;
 
 #[cfg(feature = "client")]
-pub use client::{Client, NonceSender, SdkError};
+pub use client::{Client, NonceSender, SdkError, http};
 #[cfg(feature = "client")]
 pub use ledger::{BlockEvents, Ledger};
 pub use types::*;

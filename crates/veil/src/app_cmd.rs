@@ -377,7 +377,7 @@ fn place_input(spec: &str, i: usize, iexec_in: &Path) -> Result<String> {
     let name = veil_pool::worker::input_name(spec, i);
     let bytes = if spec.starts_with("http://") || spec.starts_with("https://") {
         crate::chain_cmd::runtime()?
-            .block_on(veil_pool::worker::download(&reqwest::Client::new(), spec))
+            .block_on(veil_pool::worker::download(&veil_sdk::http(), spec))
             .map_err(anyhow::Error::msg)?
     } else {
         std::fs::read(spec).with_context(|| format!("cannot read the input file {spec}"))?

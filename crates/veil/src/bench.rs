@@ -46,6 +46,9 @@ pub enum BenchCmd {
     Latency {
         #[arg(long, default_value_t = 200)]
         runs: usize,
+        /// `anvil`: the same runs on iExec's PoCo on anvil too, side by side, with gas per task.
+        #[arg(long)]
+        chain: Option<BenchChain>,
     },
     /// One deal of many trivial WASM tasks, with 1 and 2 workers (tasks per second).
     Bag {
@@ -57,6 +60,9 @@ pub enum BenchCmd {
         /// Deals measured per worker count (median and spread reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// `anvil`: the same deals on iExec's PoCo on anvil too, side by side, with gas per task.
+        #[arg(long)]
+        chain: Option<BenchChain>,
     },
     /// Resident memory of node, scheduler and workers: idle, and at their peak under a bag of tasks.
     Memory {
@@ -83,13 +89,24 @@ pub enum BenchChain {
     Anvil,
 }
 
+/// The embedded ledger, and the chain named with `--chain` beside it.
+fn ledgers(chain: Option<BenchChain>) -> Vec<crate::dev_cmd::ChainKind> {
+    use crate::dev_cmd::ChainKind;
+    match chain {
+        Some(BenchChain::Anvil) => vec![ChainKind::Embedded, ChainKind::Anvil],
+        None => vec![ChainKind::Embedded],
+    }
+}
+
 pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Core { n, runs } => core(n, runs, json),
         BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
         BenchCmd::Memory { volume, runs } => crate::bench_exec::memory(volume, runs, json),
-        BenchCmd::Latency { runs } => crate::bench_exec::latency(runs, json),
-        BenchCmd::Bag { volume, slots, runs } => crate::bench_exec::bag(volume, slots, runs, &[1, 2], json),
+        BenchCmd::Latency { runs, chain } => crate::bench_exec::latency(runs, &ledgers(chain), json),
+        BenchCmd::Bag { volume, slots, runs, chain } => {
+            crate::bench_exec::bag(volume, slots, runs, &[1, 2], &ledgers(chain), json)
+        }
         BenchCmd::Ledger { chain: Some(BenchChain::Anvil), chain_n, concurrency, runs, .. } => {
             crate::bench_chain::run(chain_n, concurrency, runs, json)
         }

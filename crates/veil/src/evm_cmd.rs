@@ -183,6 +183,7 @@ fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
         "stateDir": dir,
         "kept": kept,
         "readyMs": ready_ms,
+        "pid": node.pid(),
         "accounts": accounts
             .iter()
             .map(|(i, addr, acc)| json!({ "index": i, "address": addr, "rlc": acc.wallet, "escrow": acc.balance }))
