@@ -11,6 +11,7 @@
 //! is removed before it answers.
 
 use crate::api::AppLogs;
+use crate::enclave_http::EnclaveHttp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -80,42 +81,25 @@ pub async fn run(req: EnclaveRequest) -> (Result<EnclaveOutcome, String>, AppLog
     (r, logs)
 }
 
-async fn post_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    url: String,
-    body: &impl Serialize,
-) -> Result<T, String> {
-    let r = http.post(&url).json(body).send().await.map_err(|e| format!("{url}: {e}"))?;
-    let status = r.status();
-    let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
-    if !status.is_success() {
-        let msg = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(String::from))
-            .unwrap_or(text);
-        return Err(format!("SMS: {msg}"));
-    }
-    serde_json::from_str(&text).map_err(|e| format!("{url}: unexpected answer: {e}"))
-}
-
-async fn session(http: &reqwest::Client, req: &EnclaveRequest, measurement: B256) -> Result<SessionSecrets, String> {
+async fn session(http: &EnclaveHttp, req: &EnclaveRequest, measurement: B256) -> Result<SessionSecrets, String> {
     let key = SessionKey::generate();
     let nonce: veil_sdk::SmsChallenge =
-        post_json(http, format!("{}/sms/challenge", req.sms), &serde_json::json!({})).await?;
+        http.post_json("SMS", &format!("{}/sms/challenge", req.sms), &serde_json::json!({})).await?;
     let platform: &dyn EnclavePlatform = &SimPlatform;
     let evidence = platform.evidence(measurement, &key.public(), req.taskid, nonce.challenge);
-    let sealed: SealedBox = post_json(http, format!("{}/sms/sessions", req.sms), &SessionRequest { evidence }).await?;
+    let sealed: SealedBox =
+        http.post_json("SMS", &format!("{}/sms/sessions", req.sms), &SessionRequest { evidence }).await?;
     SessionSecrets::open(&sealed, &key, &req.taskid).map_err(|e| e.to_string())
 }
 
 /// Downloads the dataset, checks its checksum, decrypts it into `iexec_in`; its (address, file name).
 async fn pre_compute(
-    http: &reqwest::Client,
+    http: &EnclaveHttp,
     s: &SessionSecrets,
     iexec_in: &Path,
 ) -> Result<Option<(String, String)>, String> {
     let Some(d) = &s.dataset else { return Ok(None) };
-    let encrypted = crate::worker::download(http, &d.url).await?;
+    let encrypted = http.get(&d.url, crate::worker::MAX_FILE).await?;
     if Sha256::digest(&encrypted).as_slice() != d.checksum.as_slice() {
         return Err(format!("dataset {} at {} does not match its checksum {}", d.address, d.url, d.checksum));
     }
@@ -127,7 +111,7 @@ async fn pre_compute(
 }
 
 async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
-    let http = veil_sdk::http();
+    let http = EnclaveHttp::default();
     let bundle = Bundle::from_bytes(std::fs::read(&req.bundle).map_err(|e| format!("app bundle: {e}"))?)
         .map_err(|e| e.to_string())?;
     let measurement = B256::from(bundle.measurement());
@@ -136,7 +120,13 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     let dirs = veil_exec::TaskDirs::create(&req.dir).map_err(|e| e.to_string())?;
     bundle.unpack(&dirs.app).map_err(|e| e.to_string())?;
     let dataset = pre_compute(&http, &s, &dirs.iexec_in).await?;
-    let names = crate::worker::fetch_inputs(&http, &params.input_files, &dirs.iexec_in).await?;
+    let mut names = vec![];
+    for (i, url) in params.input_files.iter().enumerate() {
+        let name = crate::worker::input_name(url, i);
+        let bytes = http.get(url, crate::worker::MAX_FILE).await?;
+        std::fs::write(dirs.iexec_in.join(&name), bytes).map_err(|e| e.to_string())?;
+        names.push(name);
+    }
     let info = TaskInfo {
         deal_id: format!("{:?}", req.dealid),
         task_id: format!("{:?}", req.taskid),
@@ -172,7 +162,7 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     for m in &outcome.missing_limits {
         tracing::warn!(task = %req.taskid, "limit not applied: {m}");
     }
-    post_compute(req, &s, &out).await
+    post_compute(&http, req, &s, &out).await
 }
 
 /// Compiled modules are kept sealed to the app's measurement, so a later enclave of the same app
@@ -196,7 +186,12 @@ fn load_or_fill_cache(rt: &veil_wasm::WasmRuntime, wasm: &[u8], measurement: &B2
     }
 }
 
-async fn post_compute(req: &EnclaveRequest, s: &SessionSecrets, out: &Path) -> Result<EnclaveOutcome, String> {
+async fn post_compute(
+    http: &EnclaveHttp,
+    req: &EnclaveRequest,
+    s: &SessionSecrets,
+    out: &Path,
+) -> Result<EnclaveOutcome, String> {
     veil_exec::result::check_output(out, req.max_output).map_err(|e| e.to_string())?;
     let computed = veil_exec::result::read_computed(out).map_err(|e| e.to_string())?;
     let digest = veil_exec::result::digest(out, &computed).map_err(|e| e.to_string())?;
@@ -205,17 +200,22 @@ async fn post_compute(req: &EnclaveRequest, s: &SessionSecrets, out: &Path) -> R
         Some(pem) => (veil_protect::result::encrypt_result(&zip, pem).map_err(|e| e.to_string())?, true),
         None => (zip, false),
     };
-    let blob = veil_sdk::Client::new(&req.storage)
-        .upload_bytes(bytes)
+    let storage = req.storage.trim_end_matches('/');
+    let blob: veil_sdk::BlobRef = http
+        .post_bytes("storage", &format!("{storage}/blobs"), bytes)
         .await
         .map_err(|e| format!("cannot store the result: {e}"))?;
+    if blob.id.len() != 64 || !blob.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("the storage at {storage} answered a blob id that is not a sha256: `{}`", blob.id));
+    }
+    let results = format!("{storage}/blobs/{}", blob.id);
     let challenge = PrivateKey::from_hex(&s.challenge_key).map_err(|e| e.to_string())?;
     let rh = result_hash(&req.taskid, &digest);
     let rs = result_seal(&req.worker, &req.taskid, &digest);
     Ok(EnclaveOutcome {
         platform: SimPlatform.kind(),
         digest,
-        results: blob.url,
+        results,
         encrypted,
         enclave_challenge: challenge.address(),
         enclave_sign: challenge.sign_message_hash(&enclave_message(&rh, &rs)),

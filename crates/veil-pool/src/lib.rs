@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod enclave;
+pub mod enclave_http;
 pub mod http;
 pub mod retry;
 pub mod scheduler;
