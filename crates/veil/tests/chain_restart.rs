@@ -1,7 +1,8 @@
-//! Reliability on a real chain, through real processes: anvil (PoCo) is stopped mid-deal and
-//! started again on the same port from its saved state. The node's orderbook, the scheduler and the
-//! worker wait for it (retrying with backoff), resume from their last processed block, and every
-//! task completes, paid exactly once.
+//! A real chain, through real processes: anvil (PoCo) stopped mid-deal and started again on the
+//! same port from its saved state — the node's orderbook, the scheduler and the worker wait for it
+//! (retrying with backoff), resume from their last processed block, and every task completes, paid
+//! exactly once; and a node serving PoCo keeps its orderbook as the chain says (cancelled and
+//! transferred orders leave), across its own restart.
 
 mod common;
 use common::{Backend, ok, spawn, spawn_worker};
@@ -106,4 +107,47 @@ fn anvil_stopped_and_restarted_mid_deal_every_task_completes_once() {
     assert_eq!(after[1] - before[1], 6, "the app's owner was paid once per task");
     assert_eq!((after[5] - before[5]) + (after[3] - before[3]), 600, "the pool's price went out once per task");
     assert_eq!(after.iter().sum::<u128>(), before.iter().sum::<u128>());
+}
+
+/// The orderbook of a node serving PoCo follows the chain: a grant cancelled on PoCo (`veil data
+/// revoke`, sent to the chain, not to the node) leaves the book, and when the dataset changes owner
+/// on PoCo its remaining grants leave too; a node restarted after both keeps the book as the chain
+/// says.
+#[test]
+fn a_node_serving_poco_prunes_cancelled_and_transferred_orders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let b = Backend::Anvil;
+    let anvil = common::spawn_anvil(&d.join("anvil"), "0");
+    let hub = anvil.ready["hub"].as_str().unwrap().to_string();
+    let data = d.join("node");
+    let node_args = ["node", "--dev", "--data-dir", data.to_str().unwrap(), "--rpc", &anvil.url, "--hub", &hub];
+    let node = spawn(&node_args, Stdio::null());
+    let url = node.url.clone();
+    std::fs::write(d.join("secret.txt"), "s").unwrap();
+    let ds =
+        ok(&url, &["data", "protect", d.join("secret.txt").to_str().unwrap(), "--name", "s", "--dev-account", "2"]);
+    let ds = ds["address"].as_str().unwrap().to_string();
+    let grant = |count: &str| {
+        let g = ok(&url, &["data", "grant", "--dataset", &ds, "--access-count", count, "--dev-account", "2"]);
+        g["orderHash"].as_str().unwrap().to_string()
+    };
+    let (first, _second, _third) = (grant("1"), grant("2"), grant("3"));
+    let grants = |url: &str| ok(url, &["data", "access", "--dataset", &ds]).as_array().unwrap().len();
+    let wait_for = |url: &str, n: usize, what: &str| {
+        let t0 = Instant::now();
+        while grants(url) != n {
+            assert!(t0.elapsed() < Duration::from_secs(20), "{what}: still {} grants, want {n}", grants(url));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(grants(&url), 3);
+    ok(&url, &["data", "revoke", "--dataset", &ds, "--order", &first, "--dev-account", "2"]);
+    wait_for(&url, 2, "a grant cancelled on PoCo");
+    ok(&url, &["data", "transfer", "--dataset", &ds, "--to", &b.address(6), "--dev-account", "2"]);
+    wait_for(&url, 0, "the dataset changed owner on PoCo");
+    // A restart reads the book back and checks it against the chain: still empty.
+    drop(node);
+    let node = spawn(&node_args, Stdio::null());
+    assert_eq!(grants(&node.url), 0);
 }

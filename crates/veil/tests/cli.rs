@@ -171,7 +171,23 @@ fn quickstart_core_conserves_rlc() {
 #[test]
 fn quickstart_runs_a_confidential_task_on_a_real_network() {
     let dir = tempfile::tempdir().unwrap();
-    let v = ok_json(&["quickstart", "--json"], dir.path());
+    quickstart_on("embedded", dir.path());
+    // Human output: one line per step, and the decrypted result.
+    let out = veil_in(&["quickstart"], dir.path());
+    assert!(out.contains("decrypted: Hello Alice!"), "{out}");
+    assert!(out.contains("simulated enclave: no hardware protection"), "{out}");
+}
+
+/// The same story on iExec's PoCo contracts (anvil): same result, same payments.
+#[test]
+fn quickstart_runs_the_same_story_on_poco() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = quickstart_on("anvil", dir.path());
+    assert!(v["steps"][0]["text"].as_str().unwrap().contains("iExec's PoCo on anvil"), "{v}");
+}
+
+fn quickstart_on(chain: &str, dir: &std::path::Path) -> serde_json::Value {
+    let v = ok_json(&["quickstart", "--chain", chain, "--json"], dir);
     assert!(
         v["result"].as_str().unwrap().starts_with("Hello Alice! The quickstart iApp read your protected data"),
         "{v}"
@@ -187,10 +203,7 @@ fn quickstart_runs_a_confidential_task_on_a_real_network() {
     assert_eq!(change("app developer"), 1_000_000_000);
     assert_eq!(change("data owner"), 2_000_000_000);
     assert_eq!(rows.iter().map(|r| r["changeNrlc"].as_str().unwrap().parse::<i128>().unwrap()).sum::<i128>(), 0);
-    // Human output: one line per step, and the decrypted result.
-    let out = veil_in(&["quickstart"], dir.path());
-    assert!(out.contains("decrypted: Hello Alice!"), "{out}");
-    assert!(out.contains("simulated enclave: no hardware protection"), "{out}");
+    v
 }
 
 /// `veil config`'s precedence: flag > environment > ./veil.toml > $VEIL_HOME/veil.toml > default.
