@@ -36,13 +36,7 @@ fn anvil_stopped_and_restarted_mid_deal_every_task_completes_once() {
     for i in ["1", "3", "4", "5"] {
         ok(&url, &["account", "deposit", "100 RLC", "--dev-account", i]);
     }
-    let pool = ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"])["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sched_dir = d.join("sched");
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
+    let (pool, scheduler) = common::pool_and_scheduler(&url, &d.join("sched"));
     let _worker = spawn_worker(&scheduler.url, &url, "5", &d.join("worker"));
     std::fs::create_dir_all(d.join("app")).unwrap();
     std::fs::write(

@@ -67,13 +67,7 @@ fn every_endpoint_refuses_hostile_requests_with_a_reason_and_changes_nothing() {
     );
     let url = node.url.clone();
     ok(&url, &["account", "deposit", "10 RLC", "--dev-account", "3"]);
-    let pool = ok(&url, &["workerpool", "deploy", "--name", "p", "--dev-account", "3"])["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sched_dir = d.join("sched");
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
+    let (_, scheduler) = common::pool_and_scheduler(&url, &d.join("sched"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let c = Client::new(&url);
 
@@ -246,19 +240,13 @@ fn a_node_serving_poco_refuses_hostile_requests_and_the_chain_does_not_move() {
         Stdio::null(),
     );
     let url = node.url.clone();
-    let pool = ok(&url, &["workerpool", "deploy", "--name", "p", "--dev-account", "3"])["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, scheduler) = common::pool_and_scheduler(&url, &d.join("sched"));
     let app: Address =
         ok(&url, &["app", "deploy", "--name", "a", "--multiaddr", "http://x/a.zip", "--dev-account", "1"])["address"]
             .as_str()
             .unwrap()
             .parse()
             .unwrap();
-    let sched_dir = d.join("sched");
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
-    let scheduler = spawn(&[&args[..], &[sched_dir.to_str().unwrap()]].concat(), Stdio::null());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let c = Client::new(&url);
     let before = rt.block_on(c.chain()).unwrap();

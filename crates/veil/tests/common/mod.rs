@@ -287,14 +287,19 @@ pub fn pool_network_on(backend: Backend, dir: &Path, funded: &[&str], amount: &s
     for i in funded {
         ok(&url, &["account", "deposit", amount, "--dev-account", i]);
     }
-    let pool = ok(&url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"])["address"]
+    let (pool, scheduler) = pool_and_scheduler(&url, &dir.join("sched"));
+    PoolNet { node, scheduler, url, pool }
+}
+
+/// A workerpool of dev account 3 on the node at `url`, and its scheduler (data in `sched_dir`).
+pub fn pool_and_scheduler(url: &str, sched_dir: &Path) -> (String, Service) {
+    let pool = ok(url, &["workerpool", "deploy", "--name", "pool", "--dev-account", "3"])["address"]
         .as_str()
         .expect("pool address")
         .to_string();
-    let sched_dir = dir.join("sched");
-    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir"];
+    let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", url, "--data-dir"];
     let scheduler = spawn(&[&args[..], &[sched_dir.to_str().expect("utf-8 path")]].concat(), Stdio::null());
-    PoolNet { node, scheduler, url, pool }
+    (pool, scheduler)
 }
 
 /// An iApp folder `dir` holding the trivial WASM fixture (`veil-wasm/tests/fixtures/hello.wasm`);
