@@ -122,8 +122,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/consumed/{hash}", get(consumed))
         .route("/orders", post(publish))
         .route("/orders/unpublish", post(unpublish))
-        .route("/orders/{hash}", get(order))
-        .route("/orderbook/{kind}", get(orderbook))
+        .route("/orders/{hash}", get(order::<Shared>))
+        .route("/orderbook/{kind}", get(orderbook::<Shared>))
         .route("/events", get(events))
         .fallback(|| async { ApiErr::not_found("no such endpoint; see /openapi.json") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -326,32 +326,31 @@ pub(crate) fn book_err(e: crate::book::BookError) -> ApiErr {
     }
 }
 
-pub(crate) async fn order_in(book: &std::sync::Mutex<crate::book::Book>, h: String) -> ApiResult<BookEntry> {
+/// A service holding an orderbook (the node with its ledger, or the node serving a chain).
+pub(crate) trait HasBook: Send + Sync + 'static {
+    fn book(&self) -> &std::sync::Mutex<crate::book::Book>;
+}
+
+impl HasBook for Shared {
+    fn book(&self) -> &std::sync::Mutex<crate::book::Book> {
+        &self.book
+    }
+}
+
+pub(crate) async fn order<T: HasBook>(State(s): State<Arc<T>>, Path(h): Path<String>) -> ApiResult<BookEntry> {
     let h = hash32(&h)?;
-    let book = book.lock().unwrap_or_else(|p| p.into_inner());
+    let book = s.book().lock().unwrap_or_else(|p| p.into_inner());
     book.get(&h).cloned().map(Json).ok_or_else(|| ApiErr::not_found(format!("order {h} is not in the book")))
 }
 
-async fn order(State(s): S, Path(h): Path<String>) -> ApiResult<BookEntry> {
-    order_in(&s.book, h).await
-}
-
-async fn orderbook(
-    State(s): S,
+pub(crate) async fn orderbook<T: HasBook>(
+    State(s): State<Arc<T>>,
     Path(kind): Path<String>,
-    q: Result<Query<BookQuery>, QueryRejection>,
-) -> ApiResult<OrderbookPage> {
-    orderbook_in(&s.book, kind, q)
-}
-
-pub(crate) fn orderbook_in(
-    book: &std::sync::Mutex<crate::book::Book>,
-    kind: String,
     q: Result<Query<BookQuery>, QueryRejection>,
 ) -> ApiResult<OrderbookPage> {
     let kind: OrderKind = kind.parse().map_err(ApiErr::bad)?;
     let Query(q) = q.map_err(|e| ApiErr::bad(e.body_text()))?;
-    let book = book.lock().unwrap_or_else(|p| p.into_inner());
+    let book = s.book().lock().unwrap_or_else(|p| p.into_inner());
     Ok(Json(book.query(kind, &q)))
 }
 

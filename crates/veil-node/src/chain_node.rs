@@ -9,12 +9,12 @@
 //! reads (`/accounts`, `/deals`, `/tasks`, …) are answered from the chain. It never signs or relays
 //! transactions: those go to the chain's RPC, signed by their senders.
 
-use crate::api::{ApiErr, ApiResult, address, body, book_err, hash32, json_body, order_in, orderbook_in};
+use crate::api::{ApiErr, ApiResult, address, body, book_err, hash32, json_body, order, orderbook};
 use crate::book::{Book, ChainFacts};
 use crate::node::{NodeConfig, NodeError};
 use crate::store::Store;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,11 +24,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use veil_core::Domain;
-use veil_core::book::{BookEntry, BookQuery};
+use veil_core::book::BookEntry;
 use veil_core::tx::AnyOrder;
 use veil_sdk::{
-    AccountView, AssetView, BlockEvents, ChainInfo, ConsumedView, DealView, Ledger, OrderbookPage, PublishRequest,
-    SdkError, TaskView, UnpublishRequest, unpublish_signer,
+    AccountView, AssetView, BlockEvents, ChainInfo, ConsumedView, DealView, Ledger, PublishRequest, SdkError, TaskView,
+    UnpublishRequest, unpublish_signer,
 };
 
 /// Meta key of the last block whose events the orderbook applied.
@@ -198,8 +198,8 @@ pub fn router(node: Arc<ChainNode>) -> Router {
         .route("/consumed/{hash}", get(consumed))
         .route("/orders", post(publish))
         .route("/orders/unpublish", post(unpublish))
-        .route("/orders/{hash}", get(order))
-        .route("/orderbook/{kind}", get(orderbook))
+        .route("/orders/{hash}", get(order::<ChainNode>))
+        .route("/orderbook/{kind}", get(orderbook::<ChainNode>))
         .fallback(|State(n): C| async move {
             ApiErr::not_found(format!(
                 "no such endpoint on this node, which serves the off-chain services of {}",
@@ -280,16 +280,10 @@ async fn unpublish(State(n): C, b: Result<axum::body::Bytes, BytesRejection>) ->
     book.unpublish(&n.store, &req.order_hash, req.published, who).map(Json).map_err(book_err)
 }
 
-async fn order(State(n): C, Path(h): Path<String>) -> ApiResult<BookEntry> {
-    order_in(&n.book, h).await
-}
-
-async fn orderbook(
-    State(n): C,
-    Path(kind): Path<String>,
-    q: Result<Query<BookQuery>, QueryRejection>,
-) -> ApiResult<OrderbookPage> {
-    orderbook_in(&n.book, kind, q)
+impl crate::api::HasBook for ChainNode {
+    fn book(&self) -> &Mutex<Book> {
+        &self.book
+    }
 }
 
 /// Starts the off-chain services for `ledger`'s chain (orderbook, storage, SMS) and serves them
