@@ -74,6 +74,11 @@ fn evm_target_for(node: &str) -> Option<EvmChoice> {
     t
 }
 
+/// The EVM chain commands given `conn` use: `--rpc/--hub`, else what the node says it serves.
+pub fn evm_target_of(conn: &Conn) -> Option<EvmChoice> {
+    evm_target_for(&conn.node)
+}
+
 /// Asks the node which chain it serves (on a thread of its own: callers may be inside a runtime).
 /// An unreachable node or a Veil ledger node: None (the command then talks to the node itself).
 fn discover(node: &str) -> Option<EvmChoice> {

@@ -21,6 +21,24 @@ pub enum EvmCmd {
     /// Start anvil with PoCo deployed and dev accounts 1–9 funded with RLC; the chain's state is
     /// kept in --data-dir between runs (Ctrl-C stops it and saves).
     Anvil(AnvilArgs),
+    /// On a test chain (anvil): give an address ETH for gas and, from anvil's account 0 (PoCo's
+    /// deployer), RLC — what a new wallet needs before `veil account deposit` on `veil dev --chain
+    /// anvil`. The chain: --rpc/--hub, or the one the node serves.
+    Fund(FundArgs),
+}
+
+#[derive(Args)]
+pub struct FundArgs {
+    /// The address to fund.
+    pub address: veil_core::Address,
+    /// ETH for gas (the balance is set to this).
+    #[arg(long, default_value = "10")]
+    pub eth: u64,
+    /// RLC sent from anvil's account 0 (0: none).
+    #[arg(long, default_value = "1000")]
+    pub rlc: u64,
+    #[command(flatten)]
+    pub conn: crate::chain_cmd::Conn,
 }
 
 #[derive(Args)]
@@ -59,6 +77,7 @@ pub fn run(cmd: EvmCmd, json: bool) -> Result<()> {
     match cmd {
         EvmCmd::DeployPoco(a) => deploy_poco(a, json),
         EvmCmd::Anvil(a) => run_anvil(a, json),
+        EvmCmd::Fund(a) => fund(a, json),
     }
 }
 
@@ -209,5 +228,38 @@ fn run_anvil(a: AnvilArgs, json: bool) -> Result<()> {
     if !json {
         eprintln!("anvil stopped; state kept in {}", dir.display());
     }
+    Ok(())
+}
+
+fn fund(a: FundArgs, json: bool) -> Result<()> {
+    let rt = runtime()?;
+    let (wallet, escrow) = rt.block_on(async {
+        let Some((rpc, hub)) = crate::chain_cmd::evm_target_of(&a.conn) else {
+            bail!("no EVM chain: pass --rpc URL (anvil's), or --node of a node serving one (veil dev --chain anvil)")
+        };
+        let l = EvmLedger::connect(&rpc, hub).await?;
+        if l.rpc.chain_id != 31337 {
+            bail!("chain {} is not a local test chain (anvil's is 31337): fund wallets there yourself", l.rpc.chain_id);
+        }
+        let wei = veil_core::U256::from(a.eth) * veil_core::U256::from(10u64).pow(veil_core::U256::from(18u64));
+        l.set_gas_balance(a.address, wei).await?;
+        if a.rlc > 0 {
+            let amount = veil_core::Nrlc::rlc(a.rlc).0;
+            let out = veil_evm::deploy::rlc_transfer(l.deployment.rlc, a.address, amount);
+            for r in l.rpc.send(&anvil::dev_key(0)?, vec![out]).await {
+                r?;
+            }
+        }
+        let acc = l.account(&a.address).await?.account;
+        anyhow::Ok((acc.wallet, acc.balance))
+    })?;
+    let human = format!(
+        "{} funded: {} ETH for gas, {} in its wallet ({} in the escrow)",
+        a.address,
+        a.eth,
+        wallet.to_rlc_string(),
+        escrow.to_rlc_string()
+    );
+    emit(json, &json!({ "address": a.address, "eth": a.eth, "wallet": wallet, "escrow": escrow }), &human);
     Ok(())
 }

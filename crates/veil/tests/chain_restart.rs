@@ -2,7 +2,7 @@
 //! same port from its saved state — the node's orderbook, the scheduler and the worker wait for it
 //! (retrying with backoff), resume from their last processed block, and every task completes, paid
 //! exactly once; and a node serving PoCo keeps its orderbook as the chain says (cancelled and
-//! transferred orders leave), across its own restart.
+//! transferred orders leave), across its own restart; a new wallet funded on anvil works through it.
 
 mod common;
 use common::{Backend, ok, spawn, spawn_worker};
@@ -144,4 +144,35 @@ fn a_node_serving_poco_prunes_cancelled_and_transferred_orders() {
     drop(node);
     let node = spawn(&node_args, Stdio::null());
     assert_eq!(grants(&node.url), 0);
+}
+
+/// A brand-new wallet on `veil dev --chain anvil`'s chain: `veil evm fund` gives it gas and RLC
+/// (found through the node), then it deposits and deploys like any account.
+#[test]
+fn a_new_wallet_is_funded_on_anvil_then_works_through_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let anvil = common::spawn_anvil(&d.join("anvil"), "0");
+    let hub = anvil.ready["hub"].as_str().unwrap().to_string();
+    let node = spawn(
+        &["node", "--data-dir", d.join("node").to_str().unwrap(), "--rpc", &anvil.url, "--hub", &hub],
+        Stdio::null(),
+    );
+    let url = node.url.clone();
+    std::fs::write(d.join("pw"), "correct horse\n").unwrap();
+    let (wallet, pw) = (d.join("w.json"), d.join("pw"));
+    let made = ok(
+        &url,
+        &["wallet", "create", "--light", "--password-file", pw.to_str().unwrap(), "--out", wallet.to_str().unwrap()],
+    );
+    let address = made["address"].as_str().unwrap().to_string();
+    let signer = ["--wallet", wallet.to_str().unwrap(), "--password-file", pw.to_str().unwrap()];
+    let e = common::veil(&url, &[&["account", "deposit", "5 RLC"][..], &signer].concat()).unwrap_err();
+    assert!(e.contains("holds that much RLC"), "an empty wallet: {e}");
+    let f = ok(&url, &["evm", "fund", &address, "--eth", "1", "--rlc", "10"]);
+    assert_eq!(f["wallet"], "10000000000", "{f}");
+    ok(&url, &[&["account", "deposit", "5 RLC"][..], &signer].concat());
+    let acc = ok(&url, &[&["account", "show"][..], &signer].concat());
+    assert_eq!(acc["balance"], "5000000000", "{acc}");
+    ok(&url, &[&["app", "deploy", "--name", "mine", "--multiaddr", "http://x/a.zip"][..], &signer].concat());
 }
