@@ -1,0 +1,152 @@
+//! Reading an OCI image layout (`oci:DIR[:TAG]`): `index.json` → the manifest (by tag, or the only
+//! one) → its config and layers. Every blob read is checked against its digest; the manifest's digest
+//! is what an app's on-chain checksum names.
+
+use crate::{OciError, io, sha256_digest};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Largest manifest, index or config read.
+const MAX_JSON: u64 = 4 << 20;
+const TAG_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+/// What the image says about how to run it (its config's `config` object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    config: ImageConfig,
+}
+
+/// An image read from a layout: its manifest digest, how to run it, and its layers (bottom first).
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub manifest_digest: String,
+    pub config: ImageConfig,
+    pub layers: Vec<Descriptor>,
+    root: PathBuf,
+}
+
+impl Image {
+    /// Where a layer's blob is in the layout (checked against its digest by [`Image::verify_blob`]).
+    pub fn blob_path(&self, d: &Descriptor) -> Result<PathBuf, OciError> {
+        blob_path(&self.root, &d.digest)
+    }
+
+    /// Checks a blob's bytes against its descriptor (digest and size), reading the file once.
+    pub fn verify_blob(&self, d: &Descriptor) -> Result<PathBuf, OciError> {
+        let path = self.blob_path(d)?;
+        let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+        let mut h = <sha2::Sha256 as sha2::Digest>::new();
+        let (mut n, mut buf) = (0u64, vec![0u8; 1 << 16]);
+        loop {
+            let k = std::io::Read::read(&mut f, &mut buf).map_err(|e| io(&path, e))?;
+            if k == 0 {
+                break;
+            }
+            sha2::Digest::update(&mut h, &buf[..k]);
+            n += k as u64;
+        }
+        let actual = format!("sha256:{}", hex::encode(sha2::Digest::finalize(h)));
+        if actual != d.digest || n != d.size {
+            return Err(OciError::Digest { expected: d.digest.clone(), actual });
+        }
+        Ok(path)
+    }
+}
+
+fn blob_path(root: &Path, digest: &str) -> Result<PathBuf, OciError> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| OciError::Malformed(format!("`{digest}` is not a sha256 digest")))?;
+    Ok(root.join("blobs").join("sha256").join(hex))
+}
+
+/// Reads a small JSON blob, checked against its digest.
+fn read_json_blob<T: serde::de::DeserializeOwned>(root: &Path, d: &Descriptor, what: &str) -> Result<T, OciError> {
+    if d.size > MAX_JSON {
+        return Err(OciError::Malformed(format!("the {what} is {} bytes, at most {MAX_JSON}", d.size)));
+    }
+    let path = blob_path(root, &d.digest)?;
+    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let actual = sha256_digest(&bytes);
+    if actual != d.digest {
+        return Err(OciError::Digest { expected: d.digest.clone(), actual });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| OciError::Malformed(format!("the {what}: {e}")))
+}
+
+/// Reads the image tagged `tag` (or the layout's only image) from the OCI layout at `root`.
+pub fn read_layout(root: &Path, tag: Option<&str>) -> Result<Image, OciError> {
+    let marker = root.join("oci-layout");
+    if !marker.is_file() {
+        return Err(OciError::Malformed(format!("{} has no oci-layout file: not an OCI image layout", root.display())));
+    }
+    let index_path = root.join("index.json");
+    let text = std::fs::read(&index_path).map_err(|e| io(&index_path, e))?;
+    let index: Index = serde_json::from_slice(&text).map_err(|e| OciError::Malformed(format!("index.json: {e}")))?;
+    let chosen: Vec<&Descriptor> = match tag {
+        Some(t) => index
+            .manifests
+            .iter()
+            .filter(|m| m.annotations.get(TAG_ANNOTATION).map(String::as_str) == Some(t))
+            .collect(),
+        None => index.manifests.iter().collect(),
+    };
+    let manifest_desc = match chosen.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(OciError::Malformed(format!("no image tagged `{}` in {}", tag.unwrap_or(""), root.display())));
+        }
+        _ => {
+            return Err(OciError::Malformed(format!(
+                "{} holds several images: name one with oci:DIR:TAG",
+                root.display()
+            )));
+        }
+    };
+    let manifest: Manifest = read_json_blob(root, manifest_desc, "manifest")?;
+    let config: ConfigFile = read_json_blob(root, &manifest.config, "image config")?;
+    Ok(Image {
+        manifest_digest: manifest_desc.digest.clone(),
+        config: config.config,
+        layers: manifest.layers,
+        root: root.to_path_buf(),
+    })
+}
