@@ -150,3 +150,22 @@ pub fn read_layout(root: &Path, tag: Option<&str>) -> Result<Image, OciError> {
         root: root.to_path_buf(),
     })
 }
+
+/// Opens a local image: an OCI layout folder as it is, an OCI archive (a tar of a layout) unpacked
+/// into `scratch` first (with the same path checks as layers). Registry references and Docker
+/// archives are not read here yet.
+pub fn open_local(r: &crate::ImageRef, scratch: &Path) -> Result<Image, OciError> {
+    match r {
+        crate::ImageRef::OciDir { path, tag } => read_layout(path, tag.as_deref()),
+        crate::ImageRef::OciArchive { path } => {
+            let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+            let dir = scratch.join("oci-archive");
+            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            crate::unpack::unpack_layer(std::io::BufReader::new(f), false, &dir)?;
+            read_layout(&dir, None)
+        }
+        other => Err(OciError::Malformed(format!(
+            "{other:?}: only OCI layouts (oci:DIR[:TAG]) and OCI archives (oci-archive:FILE) are read so far"
+        ))),
+    }
+}

@@ -12,7 +12,7 @@ pub mod layout;
 pub mod reference;
 pub mod unpack;
 
-pub use layout::{Image, ImageConfig, read_layout};
+pub use layout::{Image, ImageConfig, open_local, read_layout};
 pub use reference::ImageRef;
 pub use unpack::unpack_layer;
 

@@ -4,7 +4,7 @@
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use veil_oci::{ImageRef, OciError, read_layout, sha256_digest, unpack_layer};
+use veil_oci::{ImageRef, OciError, open_local, read_layout, sha256_digest, unpack_layer};
 
 fn check(input: &str, want: Result<ImageRef, &str>) {
     match (ImageRef::parse(input), want) {
@@ -237,4 +237,23 @@ fn tampered_blobs_and_unsafe_entries_are_refused_with_the_reason() {
     }
     assert!(!tmp.path().join("escaped.txt").exists() && !outside.join("evil.txt").exists());
     assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "kept", "nothing outside was removed");
+}
+
+#[test]
+fn an_oci_archive_opens_as_the_layout_it_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("img");
+    let digest = image(&root, "latest", &[layer(&[E::File("hello", b"hi")], true)]);
+    let archive = tmp.path().join("img.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    b.append_dir_all(".", &root).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let r = ImageRef::parse(&format!("oci-archive:{}", archive.display())).unwrap();
+    let img = open_local(&r, &tmp.path().join("scratch")).unwrap();
+    assert_eq!(img.manifest_digest, digest);
+    let same = open_local(&ImageRef::parse(&format!("oci:{}:latest", root.display())).unwrap(), tmp.path()).unwrap();
+    assert_eq!(same.manifest_digest, digest);
+    let e = open_local(&ImageRef::parse("docker-archive:x.tar").unwrap(), tmp.path()).unwrap_err();
+    assert!(e.to_string().contains("only OCI layouts"), "{e}");
 }
