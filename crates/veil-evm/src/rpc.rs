@@ -132,16 +132,6 @@ impl Rpc {
         self.provider.call(tx).await.map(|_| ()).map_err(|e| EvmError::from_rpc(&self.url, &out.what, e))
     }
 
-    /// Gas needed by one call, or why the chain would revert it (nothing is sent).
-    pub async fn estimate(&self, from: Address, out: &Outgoing) -> Result<u64, EvmError> {
-        let mut tx = TransactionRequest::default().from(from).input(out.data.clone().into());
-        tx = match out.to {
-            Some(to) => tx.to(to),
-            None => tx.into_create(),
-        };
-        self.provider.estimate_gas(tx).await.map_err(|e| EvmError::from_rpc(&self.url, &out.what, e))
-    }
-
     /// Signs and sends `txs` from `key` with consecutive nonces, without waiting between them,
     /// then waits for every receipt. A reverted transaction is replayed as a call on the block
     /// before it to read PoCo's reason. One answer per transaction, in order.

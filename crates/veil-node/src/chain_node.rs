@@ -22,13 +22,12 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use veil_core::Domain;
 use veil_core::book::BookEntry;
 use veil_core::tx::AnyOrder;
 use veil_sdk::{
-    AccountView, AssetView, BlockEvents, ChainInfo, ConsumedView, DealView, Ledger, PublishRequest, SdkError, TaskView,
-    UnpublishRequest, unpublish_signer,
+    AccountView, AssetView, Backoff, BlockEvents, ChainInfo, ConsumedView, DealView, Ledger, PublishRequest, SdkError,
+    TaskView, UnpublishRequest, unpublish_signer,
 };
 
 /// Meta key of the last block whose events the orderbook applied.
@@ -37,8 +36,6 @@ const FOLLOWED: &str = "followed_block";
 const DOMAIN: &str = "chain_domain";
 /// The followed block is written at least this often even when no order changed.
 const SAVE_EVERY_BLOCKS: u64 = 500;
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct ChainNode {
     ledger: Arc<dyn Ledger>,
@@ -100,7 +97,7 @@ impl ChainNode {
     /// Applies the chain's blocks to the orderbook, forever: when the chain goes away it retries
     /// with a growing pause and resumes after the last block it applied.
     pub async fn follow(self: Arc<Self>) {
-        let mut pause = MIN_BACKOFF;
+        let mut backoff = Backoff::new();
         loop {
             match self.ledger.follow(self.followed() + 1).await {
                 Ok(mut stream) => {
@@ -110,16 +107,19 @@ impl ChainNode {
                             Err(e) => Err(e.to_string()),
                         };
                         if let Err(e) = applied {
+                            let pause = backoff.next();
                             tracing::warn!("following {}: {e} (again in {pause:?})", self.ledger.describe());
                             break;
                         }
-                        pause = MIN_BACKOFF;
+                        backoff.reset();
                     }
                 }
-                Err(e) => tracing::warn!("cannot follow {}: {e} (again in {pause:?})", self.ledger.describe()),
+                Err(e) => {
+                    let pause = backoff.next();
+                    tracing::warn!("cannot follow {}: {e} (again in {pause:?})", self.ledger.describe())
+                }
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_BACKOFF);
+            backoff.wait().await;
         }
     }
 

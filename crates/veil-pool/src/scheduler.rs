@@ -16,15 +16,12 @@ use veil_core::events::Event;
 use veil_core::state::{TaskStatus, task_id};
 use veil_core::tx::authorization_hash;
 use veil_core::{Address, B256, Bytes, Call, PrivateKey, U256, crypto};
-use veil_sdk::{Ledger, SdkError};
+use veil_sdk::{Backoff, Ledger, SdkError};
 
 /// Most replicas one task gets before the scheduler stops adding workers.
 pub const MAX_REPLICAS: usize = 8;
 /// Most times one worker is given the same task (after failures another attempt could fix).
 pub const MAX_ATTEMPTS: u32 = 3;
-/// First and longest pause before following the ledger again after it went away.
-pub const MIN_BACKOFF: Duration = Duration::from_millis(200);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -200,9 +197,9 @@ impl Scheduler {
     }
 
     /// Follows the ledger from where it stopped, forever: when the ledger goes away it retries with
-    /// a growing pause (up to [`MAX_BACKOFF`]) and resumes after the last block it processed.
+    /// a growing pause ([`Backoff`]) and resumes after the last block it processed.
     pub async fn follow(self: Arc<Self>) {
-        let mut pause = MIN_BACKOFF;
+        let mut backoff = Backoff::new();
         loop {
             let from = self.inner.lock().await.last_block + 1;
             match self.ledger.follow(from).await {
@@ -210,7 +207,7 @@ impl Scheduler {
                     while let Some(b) = stream.next().await {
                         match b {
                             Ok(b) => {
-                                pause = MIN_BACKOFF;
+                                backoff.reset();
                                 if let Err(e) = self.clone().on_block(&b.events).await {
                                     // Not saved as processed: the block is read again.
                                     tracing::warn!(block = b.block, "{e}: will read this block again");
@@ -227,10 +224,12 @@ impl Scheduler {
                         }
                     }
                 }
-                Err(e) => tracing::warn!("cannot follow {}: {e} (retrying in {pause:?})", self.ledger.describe()),
+                Err(e) => {
+                    let pause = backoff.next();
+                    tracing::warn!("cannot follow {}: {e} (retrying in {pause:?})", self.ledger.describe())
+                }
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_BACKOFF);
+            backoff.wait().await;
         }
     }
 
@@ -261,7 +260,7 @@ impl Scheduler {
             // Finalizing waits for a block: do not hold up the following of the ledger.
             Event::TaskReveal { taskid, .. } => {
                 let taskid = *taskid;
-                tokio::spawn(async move { self.maybe_finalize(&taskid, false).await });
+                tokio::spawn(async move { self.maybe_finalize(&taskid, None).await });
             }
             Event::TaskReopen { taskid } => {
                 let mut inner = self.inner.lock().await;
@@ -380,13 +379,15 @@ impl Scheduler {
         serde_json::from_value(v["address"].clone()).map_err(|e| format!("{url}: {e}"))
     }
 
-    /// Finalizes when every winner revealed, or (`deadline`) when the reveal deadline passed.
-    async fn maybe_finalize(&self, taskid: &B256, deadline: bool) {
+    /// Finalizes when every winner revealed, or when the reveal deadline passed by `now` (the
+    /// ledger's time; None: no deadline check). Reads the task once.
+    async fn maybe_finalize(&self, taskid: &B256, now: Option<u64>) {
         let Ok(t) = self.ledger.task(taskid).await else { return };
         let task = t.task;
         if task.status != TaskStatus::Revealing {
             return;
         }
+        let deadline = now.is_some_and(|now| task.reveal_deadline <= now);
         let results = {
             let inner = self.inner.lock().await;
             if inner.finalizing.contains(taskid) {
@@ -459,11 +460,7 @@ impl Scheduler {
             let now_s = (now / 1000).max(chain_now);
             // Also catches a finalize that failed to go out when the last reveal arrived.
             for id in revealing {
-                if let Ok(t) = self.ledger.task(&id).await
-                    && t.task.status == TaskStatus::Revealing
-                {
-                    self.maybe_finalize(&id, t.task.reveal_deadline <= now_s).await;
-                }
+                self.maybe_finalize(&id, Some(now_s)).await;
             }
         }
     }

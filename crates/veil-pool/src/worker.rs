@@ -16,7 +16,7 @@ use veil_exec::bundle::{Bundle, RuntimeKind};
 use veil_exec::contract::{Params, TaskInfo};
 use veil_exec::process::ProcessRuntime;
 use veil_exec::{Runtime, TaskDirs};
-use veil_sdk::{Client, Ledger};
+use veil_sdk::{Backoff, Client, Ledger};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -125,14 +125,13 @@ impl Worker {
     /// seen when the ledger goes away, with a growing pause) and hands consensus events to the
     /// tasks waiting for them.
     async fn follow(self: Arc<Self>) {
-        let mut pause = crate::scheduler::MIN_BACKOFF;
+        let mut backoff = Backoff::new();
         let mut from = loop {
             match self.ledger.chain().await {
                 Ok(c) => break c.head + 1,
                 Err(e) => {
                     tracing::warn!("cannot reach {}: {e}", self.ledger.describe());
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(crate::scheduler::MAX_BACKOFF);
+                    backoff.wait().await;
                 }
             }
         };
@@ -140,7 +139,7 @@ impl Worker {
             match self.ledger.follow(from).await {
                 Ok(mut stream) => {
                     while let Some(Ok(b)) = stream.next().await {
-                        pause = crate::scheduler::MIN_BACKOFF;
+                        backoff.reset();
                         from = b.block + 1;
                         for e in &b.events {
                             let (task, answer) = match e {
@@ -157,8 +156,7 @@ impl Worker {
                 }
                 Err(e) => tracing::warn!("cannot follow {}: {e}", self.ledger.describe()),
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(crate::scheduler::MAX_BACKOFF);
+            backoff.wait().await;
         }
     }
 

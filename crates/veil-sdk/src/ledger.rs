@@ -24,6 +24,44 @@ pub struct BlockEvents {
 /// Most blocks one [`Ledger::events`] call reads.
 pub const MAX_EVENT_BLOCKS: u64 = 1_000;
 
+/// The pause of a service asking a ledger that went away again: 200 ms, doubling up to 5 s, back to
+/// 200 ms once the ledger answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pause: std::time::Duration,
+}
+
+impl Backoff {
+    pub const FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+    pub const LONGEST: std::time::Duration = std::time::Duration::from_secs(5);
+
+    pub fn new() -> Backoff {
+        Backoff { pause: Backoff::FIRST }
+    }
+
+    /// The pause the next [`Backoff::wait`] takes.
+    pub fn next(&self) -> std::time::Duration {
+        self.pause
+    }
+
+    /// The ledger answered: the next failure waits the shortest pause again.
+    pub fn reset(&mut self) {
+        self.pause = Backoff::FIRST;
+    }
+
+    /// Sleeps the current pause, then doubles it (up to [`Backoff::LONGEST`]).
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Backoff::LONGEST);
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync {
     /// Where this ledger is, for messages ("the Veil node at …", "PoCo hub … on chain …").

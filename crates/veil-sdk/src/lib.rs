@@ -17,5 +17,5 @@ pub mod types;
 #[cfg(feature = "client")]
 pub use client::{Client, NonceSender, SdkError, http};
 #[cfg(feature = "client")]
-pub use ledger::{BlockEvents, Ledger};
+pub use ledger::{Backoff, BlockEvents, Ledger};
 pub use types::*;

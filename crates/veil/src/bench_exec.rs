@@ -199,7 +199,7 @@ async fn app(n: &Net, dir: &Path, manifest: &str, files: &[(&str, &[u8])], tag: 
         datasetrestrict: z,
         workerpoolrestrict: z,
         requesterrestrict: z,
-        salt: random_salt(),
+        salt: veil_sdk::flows::salt(),
     });
     let d = n.ledger.chain().await?.domain;
     c.publish(o.clone(), Some(n.key(1).sign_hash(&o.typed_hash(&d)))).await?;
@@ -218,7 +218,7 @@ async fn publish_pool(n: &Net, tag: B256) -> Result<()> {
         apprestrict: z,
         datasetrestrict: z,
         requesterrestrict: z,
-        salt: random_salt(),
+        salt: veil_sdk::flows::salt(),
     });
     let d = n.ledger.chain().await?.domain;
     n.book.publish(o.clone(), Some(n.key(3).sign_hash(&o.typed_hash(&d)))).await?;
@@ -311,12 +311,6 @@ async fn blocks_gas(evm: &veil_evm::EvmLedger, from: u64, to: u64) -> Result<u64
         total += g.with_context(|| format!("block {b} has no gasUsed: {v}"))?;
     }
     Ok(total)
-}
-
-fn random_salt() -> B256 {
-    let mut s = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut s);
-    B256::from(s)
 }
 
 fn wasm_bytes() -> Result<Vec<u8>> {

@@ -113,16 +113,15 @@ pub async fn ledger(conn: &Conn) -> Result<Arc<dyn Ledger>> {
 /// The ledger for a long-running service: like [`ledger`], but an unreachable chain is waited for
 /// (with a growing pause, saying so) instead of failing the start.
 pub async fn service_ledger(conn: &Conn) -> Result<Arc<dyn Ledger>> {
-    let mut pause = std::time::Duration::from_millis(250);
+    let mut backoff = veil_sdk::Backoff::new();
     loop {
         match ledger(conn).await {
             Err(e)
                 if e.downcast_ref::<veil_evm::EvmError>()
                     .is_some_and(|e| matches!(e, veil_evm::EvmError::Unreachable { .. })) =>
             {
-                tracing::warn!("{e:#}: trying again in {pause:?}");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                tracing::warn!("{e:#}: trying again in {:?}", backoff.next());
+                backoff.wait().await;
             }
             r => return r,
         }

@@ -37,7 +37,9 @@ impl ChainKind {
     pub fn dev_key(self, i: usize) -> PrivateKey {
         match self {
             ChainKind::Embedded => veil_node::dev::dev_key(i),
-            ChainKind::Anvil => veil_evm::anvil::dev_key(i).unwrap_or_else(|_| veil_node::dev::dev_key(i)),
+            ChainKind::Anvil => {
+                veil_evm::anvil::dev_key(i).expect("anvil has dev accounts 0–9, and callers stay below DEV_ACCOUNTS")
+            }
         }
     }
 }
