@@ -14,6 +14,8 @@ pub enum ExecError {
     Exit(i32),
     #[error("the app was killed by signal {0} (memory limit or crash)")]
     Signal(i32),
+    #[error("the app went over its memory limit ({} MiB) and was killed", .0 >> 20)]
+    MemoryKilled(u64),
     #[error("{0}")]
     Unsupported(String),
     #[error("io: {0}")]

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Largest manifest, index or config read.
 const MAX_JSON: u64 = 4 << 20;
+/// Most layers an image may have.
+const MAX_LAYERS: usize = 256;
 const TAG_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,10 +61,37 @@ pub struct Image {
     pub manifest_digest: String,
     pub config: ImageConfig,
     pub layers: Vec<Descriptor>,
+    /// The manifest's and the config's descriptors (the manifest's is what an app's checksum names).
+    pub manifest: Descriptor,
+    pub config_blob: Descriptor,
     root: PathBuf,
 }
 
 impl Image {
+    /// The layout folder the image was read from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every blob of the image: manifest, config, layers.
+    pub fn blobs(&self) -> Vec<Descriptor> {
+        let mut all = vec![self.manifest.clone(), self.config_blob.clone()];
+        all.extend(self.layers.iter().cloned());
+        all
+    }
+
+    /// The manifest digest as 32 bytes (an app's checksum).
+    pub fn checksum(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let _ = hex::decode_to_slice(self.manifest_digest.trim_start_matches("sha256:"), &mut out);
+        out
+    }
+
+    /// Bytes of every layer (what unpacking reads).
+    pub fn layers_size(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+
     /// Where a layer's blob is in the layout (checked against its digest by [`Image::verify_blob`]).
     pub fn blob_path(&self, d: &Descriptor) -> Result<PathBuf, OciError> {
         blob_path(&self.root, &d.digest)
@@ -142,30 +171,89 @@ pub fn read_layout(root: &Path, tag: Option<&str>) -> Result<Image, OciError> {
         }
     };
     let manifest: Manifest = read_json_blob(root, manifest_desc, "manifest")?;
+    if manifest.layers.len() > MAX_LAYERS {
+        return Err(OciError::Malformed(format!("{} layers, at most {MAX_LAYERS}", manifest.layers.len())));
+    }
     let config: ConfigFile = read_json_blob(root, &manifest.config, "image config")?;
     Ok(Image {
         manifest_digest: manifest_desc.digest.clone(),
         config: config.config,
         layers: manifest.layers,
+        manifest: manifest_desc.clone(),
+        config_blob: manifest.config,
         root: root.to_path_buf(),
     })
 }
 
-/// Opens a local image: an OCI layout folder as it is, an OCI archive (a tar of a layout) unpacked
-/// into `scratch` first (with the same path checks as layers). Registry references and Docker
-/// archives are not read here yet.
+/// Opens a local image: an OCI layout folder as it is; an OCI archive (a tar of a layout) or a
+/// Docker archive (`docker save`) unpacked into `scratch` first, with the same path checks as layers.
+/// A Docker archive becomes an OCI layout: its config unchanged (so its digest is Docker's image ID),
+/// its layers as they are, and a manifest written by [`crate::write::manifest_bytes`].
 pub fn open_local(r: &crate::ImageRef, scratch: &Path) -> Result<Image, OciError> {
+    let unpack_archive = |path: &Path, name: &str| -> Result<PathBuf, OciError> {
+        let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+        let dir = scratch.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        crate::unpack::unpack_layer(std::io::BufReader::new(f), false, &dir)?;
+        Ok(dir)
+    };
     match r {
         crate::ImageRef::OciDir { path, tag } => read_layout(path, tag.as_deref()),
-        crate::ImageRef::OciArchive { path } => {
-            let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
-            let dir = scratch.join("oci-archive");
-            std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-            crate::unpack::unpack_layer(std::io::BufReader::new(f), false, &dir)?;
-            read_layout(&dir, None)
+        crate::ImageRef::OciArchive { path } => read_layout(&unpack_archive(path, "oci-archive")?, None),
+        crate::ImageRef::DockerArchive { path } => {
+            let dir = unpack_archive(path, "docker-archive")?;
+            // Docker 25+ writes an OCI layout inside its archives: use it as it is.
+            if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
+                return read_layout(&dir, None);
+            }
+            docker_to_layout(&dir, &scratch.join("layout"))
         }
-        other => Err(OciError::Malformed(format!(
-            "{other:?}: only OCI layouts (oci:DIR[:TAG]) and OCI archives (oci-archive:FILE) are read so far"
-        ))),
+        crate::ImageRef::Registry { .. } => {
+            Err(OciError::Malformed("a registry reference is pulled, not opened locally".into()))
+        }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestEntry {
+    config: String,
+    layers: Vec<String>,
+}
+
+/// A `docker save` archive, unpacked at `dir`, rewritten as an OCI layout at `out`.
+fn docker_to_layout(dir: &Path, out: &Path) -> Result<Image, OciError> {
+    let listing = dir.join("manifest.json");
+    let text = std::fs::read(&listing)
+        .map_err(|_| OciError::Malformed("a Docker archive has a manifest.json: this one has none".into()))?;
+    let entries: Vec<DockerManifestEntry> =
+        serde_json::from_slice(&text).map_err(|e| OciError::Malformed(format!("manifest.json: {e}")))?;
+    let entry = match entries.as_slice() {
+        [one] => one,
+        [] => return Err(OciError::Malformed("the Docker archive holds no image".into())),
+        _ => return Err(OciError::Malformed("the Docker archive holds several images: save one at a time".into())),
+    };
+    let real_dir = dir.canonicalize().map_err(|e| io(dir, e))?;
+    // Archives link layer files to each other: follow, but never out of the archive.
+    let inside = |name: &str| -> Result<PathBuf, OciError> {
+        let outside =
+            || OciError::Unsafe { entry: name.into(), why: "manifest.json names a file outside the archive".into() };
+        let rel = Path::new(name);
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(outside());
+        }
+        let real = dir.join(rel).canonicalize().map_err(|e| io(&dir.join(rel), e))?;
+        if !real.starts_with(&real_dir) {
+            return Err(outside());
+        }
+        Ok(real)
+    };
+    let config_path = inside(&entry.config)?;
+    let meta = std::fs::metadata(&config_path).map_err(|e| io(&config_path, e))?;
+    if meta.len() > MAX_JSON {
+        return Err(OciError::Malformed(format!("the image config is {} bytes, at most {MAX_JSON}", meta.len())));
+    }
+    let config = std::fs::read(&config_path).map_err(|e| io(&config_path, e))?;
+    let layers = entry.layers.iter().map(|l| inside(l)).collect::<Result<Vec<_>, _>>()?;
+    crate::write::write_layout(out, &config, &layers)
 }

@@ -58,6 +58,10 @@ fn remove_any(p: &Path) -> std::io::Result<()> {
 pub fn unpack_layer(blob: impl Read, gzip: bool, root: &Path) -> Result<(), OciError> {
     let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(blob)) } else { Box::new(blob) };
     let mut archive = tar::Archive::new(reader);
+    // Files keep the owners the image gives them when we may set owners (as root, like Docker).
+    // SAFETY: geteuid has no preconditions.
+    archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
+    archive.set_preserve_permissions(true);
     // What this layer made: an opaque whiteout hides only what the layers below left.
     let mut made: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(|e| io(root, e))?;

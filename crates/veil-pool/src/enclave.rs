@@ -34,8 +34,12 @@ pub struct EnclaveRequest {
     pub bot_size: u64,
     /// The worker whose result seal this is.
     pub worker: Address,
-    /// The app bundle (checked against its on-chain checksum by the host).
+    /// The app bundle (checked against its on-chain checksum by the host); empty for an image app.
+    #[serde(default)]
     pub bundle: PathBuf,
+    /// An image app: its unpacked image (checked by the host) and how to run it.
+    #[serde(default)]
+    pub image: Option<crate::image::ImageTask>,
     /// The enclave's own working folder (created and removed by the enclave).
     pub dir: PathBuf,
     pub sms: String,
@@ -112,13 +116,25 @@ async fn pre_compute(
 
 async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     let http = EnclaveHttp::default();
-    let bundle = Bundle::from_bytes(std::fs::read(&req.bundle).map_err(|e| format!("app bundle: {e}"))?)
-        .map_err(|e| e.to_string())?;
-    let measurement = B256::from(bundle.measurement());
+    let bundle = match &req.image {
+        Some(_) => None,
+        None => Some(
+            Bundle::from_bytes(std::fs::read(&req.bundle).map_err(|e| format!("app bundle: {e}"))?)
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    // An image's measurement is its manifest digest (the app's checksum).
+    let measurement = match (&bundle, &req.image) {
+        (Some(b), _) => B256::from(b.measurement()),
+        (None, Some(i)) => i.measurement,
+        (None, None) => return Err("the request names neither a bundle nor an image".into()),
+    };
     let s = session(&http, req, measurement).await?;
     let params = Params::parse(&s.params)?;
     let dirs = veil_exec::TaskDirs::create(&req.dir).map_err(|e| e.to_string())?;
-    bundle.unpack(&dirs.app).map_err(|e| e.to_string())?;
+    if let Some(b) = &bundle {
+        b.unpack(&dirs.app).map_err(|e| e.to_string())?;
+    }
     let dataset = pre_compute(&http, &s, &dirs.iexec_in).await?;
     let mut names = vec![];
     for (i, url) in params.input_files.iter().enumerate() {
@@ -139,8 +155,19 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
         requester_secrets: s.requester_secrets.clone(),
     };
     let time_limit = Duration::from_secs(req.time_limit_secs.max(1));
-    let job = dirs.job(bundle.manifest.clone(), params.argv()?, &info, time_limit, req.memory_limit);
     let out = dirs.iexec_out.clone();
+    let Some(bundle) = bundle else {
+        let image = req.image.clone().ok_or("no image")?;
+        let job = image.job(&dirs, &params.argv()?, &info, time_limit, req.memory_limit).map_err(|e| e.to_string())?;
+        let outcome = tokio::task::spawn_blocking(move || image.runtime()?.run(&job).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())??;
+        for m in &outcome.missing_limits {
+            tracing::warn!(task = %req.taskid, "limit not applied: {m}");
+        }
+        return post_compute(&http, req, &s, &out).await;
+    };
+    let job = dirs.job(bundle.manifest.clone(), params.argv()?, &info, time_limit, req.memory_limit);
     let (interpreters, netns) = (req.interpreters.clone(), req.isolates_network);
     let cache = req.cache_dir.clone().map(|d| d.join(format!("{measurement}.wasm.sealed")));
     let outcome = tokio::task::spawn_blocking(move || -> Result<_, String> {

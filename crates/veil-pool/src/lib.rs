@@ -4,7 +4,8 @@
 //! through `veil_sdk::Ledger`): the scheduler follows the ledger for its pool's deals (resuming
 //! after its last processed block when the ledger comes back), initializes their tasks, hands them to registered workers (long poll, never a fixed
 //! sleep), signs worker authorizations, adds replicas until consensus, and finalizes (or reopens);
-//! the worker downloads and checks the app, runs it with a `veil-exec` runtime, stores the result,
+//! the worker downloads and checks the app (a bundle, or an image whose manifest digest must be the
+//! app's checksum), runs it with a `veil-exec` runtime (runc for images), stores the result,
 //! contributes and reveals with its own key.
 //!
 //! Protocol rules stay in `veil-core`: this crate only sends signed transactions and reads state.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod enclave;
 pub mod enclave_http;
 pub mod http;
+pub mod image;
 pub mod retry;
 pub mod scheduler;
 pub mod store;

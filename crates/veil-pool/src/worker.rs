@@ -33,6 +33,10 @@ pub struct WorkerConfig {
     pub sms: String,
     /// The program run as the enclave (`veil`, with the `enclave` subcommand).
     pub enclave_program: PathBuf,
+    /// Whether image apps may reach the network (iExec's apps do: email, APIs).
+    pub app_network: bool,
+    /// Largest size of the image cache (unpacked images and their layers), in bytes.
+    pub image_cache: u64,
 }
 
 pub struct Worker {
@@ -44,6 +48,8 @@ pub struct Worker {
     process: ProcessRuntime,
     /// Created on the first WebAssembly task.
     wasm: std::sync::OnceLock<Arc<veil_wasm::WasmRuntime>>,
+    /// Image apps: the cache and the container runtime, or why there are none.
+    images: Result<crate::image::Images, String>,
     /// Tasks waiting for their consensus, fed by the worker's one event stream.
     waiters: std::sync::Mutex<HashMap<B256, oneshot::Sender<Result<B256, String>>>>,
 }
@@ -79,11 +85,18 @@ impl Worker {
         if !process.isolates_network() {
             tracing::warn!("this machine gives apps no network namespace: apps run WITH network access");
         }
+        let http = veil_sdk::http();
+        let images = crate::image::Images::open(&cfg.work_dir, cfg.image_cache, cfg.app_network, http.clone());
+        match &images {
+            Ok(i) => tracing::info!("{}", i.describe()),
+            Err(e) => tracing::warn!("no image cache: {e}"),
+        }
         Arc::new(Worker {
             ledger,
             storage: Client::new(&cfg.storage),
-            http: veil_sdk::http(),
+            http,
             process,
+            images,
             wasm: std::sync::OnceLock::new(),
             waiters: Default::default(),
             cfg,
@@ -242,19 +255,13 @@ impl Worker {
 
     /// The app's bundle file, downloaded once and checked against its on-chain checksum.
     async fn app(&self, a: &Assignment) -> Result<(PathBuf, Bundle), Failure> {
-        if a.app_type.eq_ignore_ascii_case("DOCKER") {
-            return Err(fatal(format!(
-                "app {} is an iExec DOCKER app ({}): no container engine here; package it as a Veil bundle (`veil app deploy --bundle DIR`) to run it with the process or wasm runtime",
-                a.app, a.app_multiaddr
-            )));
-        }
         let id: String = a.app_checksum.0.iter().map(|b| format!("{b:02x}")).collect();
         let cache = self.cfg.work_dir.join("apps").join(&id);
         let file = cache.with_extension("zip");
         if !file.exists() {
             if !a.app_multiaddr.starts_with("http://") && !a.app_multiaddr.starts_with("https://") {
                 return Err(fatal(format!(
-                    "app {} is at `{}`: this worker fetches app bundles over HTTP (an image reference needs a container engine: no container engine here)",
+                    "app {} is at `{}`: a Veil bundle is fetched over HTTP (an image app has type DOCKER: `veil app deploy --image`)",
                     a.app, a.app_multiaddr
                 )));
             }
@@ -276,6 +283,21 @@ impl Worker {
         Ok((file, bundle))
     }
 
+    /// An image app's image (checked against the app's checksum) and its shared root filesystem.
+    async fn image(&self, a: &Assignment) -> Result<(veil_oci::Image, veil_oci::RootfsLease), Failure> {
+        let images = self.images.as_ref().map_err(|e| fatal(format!("this worker cannot run image apps: {e}")))?;
+        images.runtime().map_err(fatal)?;
+        let image = images.fetch(&a.app_multiaddr, &a.app_checksum).await.map_err(|e| Failure {
+            cause: format!("app {} ({}): {}", a.app, a.app_multiaddr, e.cause),
+            retry: e.retry,
+        })?;
+        let lease = tokio::task::block_in_place(|| images.rootfs(&image)).map_err(fatal)?;
+        if lease.unpacked_now {
+            tracing::info!(app = %a.app, image = %image.manifest_digest, "image unpacked into the cache");
+        }
+        Ok((image, lease))
+    }
+
     async fn work(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), Failure> {
         if a.enclave_challenge != Address::ZERO {
             return self.work_in_enclave(a, token).await;
@@ -284,6 +306,9 @@ impl Worker {
             return Err(fatal(
                 "this task uses a dataset: protected data is only decrypted inside an enclave (TEE tasks), not on a standard worker",
             ));
+        }
+        if crate::image::is_image_app(&a.app_type) {
+            return self.work_on_image(a, dir, token).await;
         }
         let (file, bundle) = self.app(a).await?;
         let params = Params::parse(&a.params).map_err(fatal)?;
@@ -295,16 +320,7 @@ impl Worker {
             RuntimeKind::Process => bundle.unpack(&dirs.app).map_err(|e| e.to_string())?,
         }
         let names = fetch_inputs(&self.http, &params.input_files, &dirs.iexec_in).await?;
-        let info = TaskInfo {
-            deal_id: format!("{:?}", a.dealid),
-            task_id: format!("{:?}", a.taskid),
-            task_index: a.idx,
-            bot_first: a.bot_first,
-            bot_size: a.bot_size,
-            dataset: None,
-            input_files: names,
-            ..Default::default()
-        };
+        let info = self.task_info(a, names);
         let time_limit = Duration::from_secs(a.time_limit_secs.max(1));
         let args = params.argv().map_err(fatal)?;
         let job = dirs.job(bundle.manifest.clone(), args, &info, time_limit, self.cfg.memory_limit);
@@ -320,17 +336,61 @@ impl Worker {
             },
         };
         let ran = tokio::task::block_in_place(|| rt.run(&job));
+        self.finish(a, token, ran, &out).await
+    }
+
+    /// A standard task of an image app: its container on the shared image, with its own layer.
+    async fn work_on_image(&self, a: &Assignment, dir: &Path, token: &str) -> Result<(), Failure> {
+        let (image, lease) = self.image(a).await?;
+        let params = Params::parse(&a.params).map_err(fatal)?;
+        let dirs = TaskDirs::create(dir).map_err(|e| e.to_string())?;
+        let names = fetch_inputs(&self.http, &params.input_files, &dirs.iexec_in).await?;
+        let info = self.task_info(a, names);
+        let images = self.images.as_ref().map_err(|e| fatal(e.clone()))?;
+        let rt = images.runtime().map_err(fatal)?;
+        let task = crate::image::ImageTask::new(&image, &lease.path, PathBuf::new(), rt.network());
+        let time_limit = Duration::from_secs(a.time_limit_secs.max(1));
+        let args = params.argv().map_err(fatal)?;
+        let job = task.job(&dirs, &args, &info, time_limit, self.cfg.memory_limit).map_err(|e| fatal(e.to_string()))?;
+        let ran = tokio::task::block_in_place(|| rt.run(&job));
+        drop(lease);
+        self.finish(a, token, ran, &dirs.iexec_out).await
+    }
+
+    fn task_info(&self, a: &Assignment, input_files: Vec<String>) -> TaskInfo {
+        TaskInfo {
+            deal_id: format!("{:?}", a.dealid),
+            task_id: format!("{:?}", a.taskid),
+            task_index: a.idx,
+            bot_first: a.bot_first,
+            bot_size: a.bot_size,
+            dataset: None,
+            input_files,
+            ..Default::default()
+        }
+    }
+
+    /// After a standard task's run: its logs to the requester, then the result stored, contributed
+    /// and revealed.
+    async fn finish(
+        &self,
+        a: &Assignment,
+        token: &str,
+        ran: Result<veil_exec::Outcome, veil_exec::ExecError>,
+        out: &Path,
+    ) -> Result<(), Failure> {
+        let root = out.parent().unwrap_or(out);
         // The app's output goes to its requester (`veil task debug`), never into causes or logs here.
-        self.send_logs(token, a, AppLogs::read(&job.stdout, &job.stderr)).await;
+        self.send_logs(token, a, AppLogs::read(&root.join("stdout.log"), &root.join("stderr.log"))).await;
         let outcome =
             ran.map_err(|e| fatal(format!("{e} (the requester sees the app's output with veil task debug)")))?;
         for m in &outcome.missing_limits {
             tracing::warn!(task = %a.taskid, "limit not applied: {m}");
         }
-        veil_exec::result::check_output(&out, self.cfg.max_output).map_err(|e| fatal(e.to_string()))?;
-        let computed = veil_exec::result::read_computed(&out).map_err(|e| fatal(e.to_string()))?;
-        let digest = veil_exec::result::digest(&out, &computed).map_err(|e| fatal(e.to_string()))?;
-        let zip = zip_dir(&out).map_err(|e| fatal(format!("cannot pack the result: {e}")))?;
+        veil_exec::result::check_output(out, self.cfg.max_output).map_err(|e| fatal(e.to_string()))?;
+        let computed = veil_exec::result::read_computed(out).map_err(|e| fatal(e.to_string()))?;
+        let digest = veil_exec::result::digest(out, &computed).map_err(|e| fatal(e.to_string()))?;
+        let zip = zip_dir(out).map_err(|e| fatal(format!("cannot pack the result: {e}")))?;
         let blob = self.storage.upload_bytes(zip).await.map_err(|e| format!("cannot store the result: {e}"))?;
 
         // Wait before contributing so the consensus event cannot be missed.
@@ -345,12 +405,21 @@ impl Worker {
     /// A TEE task: the enclave (a child process) does everything that touches plaintext; this host
     /// only contributes what it returns.
     async fn work_in_enclave(&self, a: &Assignment, token: &str) -> Result<(), Failure> {
-        let (bundle, app) = self.app(a).await?;
-        // Resolving an interpreter costs a start or two of it: the host does it once for all enclaves.
         let mut interpreters = std::collections::BTreeMap::new();
-        if let Some(i) = &app.manifest.interpreter {
-            interpreters.insert(i.clone(), self.process.interpreter(i).map_err(|e| fatal(e.to_string()))?);
-        }
+        // An image app's enclave runs the image the host checked and unpacked (held while it runs).
+        let (bundle, image, _lease) = if crate::image::is_image_app(&a.app_type) {
+            let (image, lease) = self.image(a).await?;
+            let rt = self.images.as_ref().map_err(|e| fatal(e.clone()))?.runtime().map_err(fatal)?;
+            let task = crate::image::ImageTask::new(&image, &lease.path, rt.state().to_path_buf(), rt.network());
+            (PathBuf::new(), Some(task), Some(lease))
+        } else {
+            let (bundle, app) = self.app(a).await?;
+            // Resolving an interpreter costs a start or two of it: the host does it once for all enclaves.
+            if let Some(i) = &app.manifest.interpreter {
+                interpreters.insert(i.clone(), self.process.interpreter(i).map_err(|e| fatal(e.to_string()))?);
+            }
+            (bundle, None, None)
+        };
         let dir = self.cfg.work_dir.join("enclaves").join(format!("{}-{:016x}", a.taskid, rand::random::<u64>()));
         let req = crate::enclave::EnclaveRequest {
             taskid: a.taskid,
@@ -360,6 +429,7 @@ impl Worker {
             bot_size: a.bot_size,
             worker: self.cfg.key.address(),
             bundle,
+            image,
             dir: dir.clone(),
             sms: self.cfg.sms.clone(),
             storage: self.cfg.storage.clone(),

@@ -366,6 +366,39 @@ pub async fn deploy_bundle(
     Ok(DeployedApp { app, multiaddr: blob.url, checksum: format!("0x{}", blob.id), measurement, block: r.block })
 }
 
+/// Registers an image app (iExec's `DOCKER` type) named `name`: checksum and measurement are the
+/// image's manifest `digest`. With `archive` (an OCI archive of a local image) the image is stored
+/// first and the app points at it; otherwise `reference` is where workers pull it from.
+pub async fn deploy_image(
+    ledger: &dyn Ledger,
+    storage: &Client,
+    key: &PrivateKey,
+    name: String,
+    archive: Option<Vec<u8>>,
+    reference: String,
+    digest: [u8; 32],
+) -> Result<DeployedApp, FlowError> {
+    let multiaddr = match archive {
+        Some(bytes) => {
+            let sha: [u8; 32] = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes)).into();
+            stored_as(storage.upload_bytes(bytes).await?, &sha)?.url
+        }
+        None => reference,
+    };
+    let checksum = format!("0x{}", hex::encode(digest));
+    let call = Call::CreateApp {
+        name,
+        app_type: "DOCKER".into(),
+        multiaddr: multiaddr.clone(),
+        checksum: B256::from(digest),
+        mrenclave: checksum.clone(),
+    };
+    let r = ledger.send(key, call).await?;
+    let app = created(&r.events)
+        .ok_or_else(|| FlowError::MissingEvent(format!("transaction {} registered no app", r.tx_hash)))?;
+    Ok(DeployedApp { app, multiaddr, checksum: checksum.clone(), measurement: checksum, block: r.block })
+}
+
 /// A dataset stored, registered and whose key is in the SMS.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -236,6 +236,17 @@ pub struct TestArgs {
     /// Largest output, MiB (a worker's default): a larger one fails on the network too.
     #[arg(long, default_value_t = 100)]
     pub max_result_mb: u64,
+    /// Run this image instead of the folder's app: a registry reference or oci:DIR[:TAG],
+    /// oci-archive:FILE, docker-archive:FILE.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// For a Dockerfile project: a build argument, NAME=VALUE (repeat for several), e.g.
+    /// BASE=localhost/python:3.11 for a local base image.
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Whether an image app may reach the network (as a worker's --app-network).
+    #[arg(long, value_enum, default_value = "on")]
+    pub app_network: crate::pool_cmd::OnOff,
 }
 
 fn parse_secret_value(s: &str) -> Result<(u32, String), String> {
@@ -247,17 +258,54 @@ fn parse_secret_value(s: &str) -> Result<(u32, String), String> {
 }
 
 /// `veil app test`: build, pack, unpack into `.veil-test/`, run as a worker would, show the outcome.
+/// An image (`--image REF`, or a Dockerfile project built with podman or buildah) runs in a
+/// container exactly as on a worker.
 pub fn test(a: TestArgs, json: bool) -> Result<()> {
     let t0 = Instant::now();
     // Absolute, as on a worker: the runtimes start the app from its own folder.
     let dir = a.dir.canonicalize().with_context(|| format!("cannot open the iApp folder {}", a.dir.display()))?;
-    let bundle = pack(&dir, json)?;
+    let image = match &a.image {
+        Some(r) => Some(r.clone()),
+        None if crate::image_cmd::is_image_project(&dir) => Some(crate::image_cmd::build(&dir, &a.build_args, json)?),
+        None => None,
+    };
+    let bundle = match image {
+        Some(_) => None,
+        None => Some(pack(&dir, json)?),
+    };
     let root = dir.join(TEST_DIR);
     if root.exists() {
         std::fs::remove_dir_all(&root).with_context(|| format!("cannot clear {}", root.display()))?;
     }
     let dirs = TaskDirs::create(&root)?;
+    let info = test_task_info(&a, &dirs)?;
+    let params = veil_exec::contract::Params { args: a.args.clone(), ..Default::default() };
+    let args = params.argv().map_err(anyhow::Error::msg)?;
+    let limits = (Duration::from_secs(a.time_limit.max(1)), a.memory_limit_mb << 20);
+    let Some(bundle) = bundle else {
+        let reference = image.unwrap_or_default();
+        let (ran, tested) = crate::image_cmd::test(&a, &reference, &dirs, &info, &args, limits, json)?;
+        return report(&a, &dirs, ran, tested, t0, json);
+    };
     bundle.unpack(&dirs.app)?;
+    let job = dirs.job(bundle.manifest.clone(), args, &info, limits.0, limits.1);
+    let progress = crate::progress::Progress::start(&format!("running {}", bundle.manifest.name), None, json);
+    let ran = run_job(&job);
+    progress.finish();
+    let tested = Tested {
+        name: bundle.manifest.name.clone(),
+        runtime: match bundle.manifest.runtime {
+            RuntimeKind::Process => "process",
+            RuntimeKind::Wasm => "wasm",
+        },
+        what: "bundle",
+        about: json!({ "bytes": bundle.bytes.len(), "checksum": format!("0x{}", hex::encode(bundle.checksum())), "measurement": format!("0x{}", hex::encode(bundle.measurement())) }),
+    };
+    report(&a, &dirs, ran, tested, t0, json)
+}
+
+/// The folders' inputs placed as a worker places them, and the task's environment.
+fn test_task_info(a: &TestArgs, dirs: &TaskDirs) -> Result<TaskInfo> {
     let dataset = match &a.protected_data {
         Some(p) => Some(place_protected_data(p, &dirs.iexec_in)?),
         None => None,
@@ -268,7 +316,7 @@ pub fn test(a: TestArgs, json: bool) -> Result<()> {
     }
     let dealid = B256::ZERO;
     let taskid = veil_core::state::task_id(&dealid, U256::ZERO);
-    let info = TaskInfo {
+    Ok(TaskInfo {
         deal_id: format!("{dealid:?}"),
         task_id: format!("{taskid:?}"),
         task_index: 0,
@@ -278,21 +326,29 @@ pub fn test(a: TestArgs, json: bool) -> Result<()> {
         input_files,
         app_secret: a.app_secret.clone(),
         requester_secrets: a.requester_secrets.iter().cloned().collect(),
-    };
-    let params = veil_exec::contract::Params { args: a.args.clone(), ..Default::default() };
-    let args = params.argv().map_err(anyhow::Error::msg)?;
-    let job = dirs.job(
-        bundle.manifest.clone(),
-        args,
-        &info,
-        Duration::from_secs(a.time_limit.max(1)),
-        a.memory_limit_mb << 20,
-    );
-    let progress = crate::progress::Progress::start(&format!("running {}", bundle.manifest.name), None, json);
-    let ran = run_job(&job);
-    progress.finish();
+    })
+}
+
+/// What `veil app test` ran: its name, runtime, and (`what`: `about`) its bundle or image.
+pub struct Tested {
+    pub name: String,
+    pub runtime: &'static str,
+    pub what: &'static str,
+    pub about: Value,
+}
+
+/// Shows the logs and the result of a test run, as a worker would judge it.
+fn report(
+    a: &TestArgs,
+    dirs: &TaskDirs,
+    ran: Result<veil_exec::Outcome, veil_exec::ExecError>,
+    tested: Tested,
+    t0: Instant,
+    json: bool,
+) -> Result<()> {
     // The same tails a worker hands the requester.
-    let veil_pool::api::AppLogs { stdout, stderr, .. } = veil_pool::api::AppLogs::read(&job.stdout, &job.stderr);
+    let (out_log, err_log) = (dirs.root.join("stdout.log"), dirs.root.join("stderr.log"));
+    let veil_pool::api::AppLogs { stdout, stderr, .. } = veil_pool::api::AppLogs::read(&out_log, &err_log);
     if !json {
         show_log("stdout", &stdout);
         show_log("stderr", &stderr);
@@ -303,10 +359,9 @@ pub fn test(a: TestArgs, json: bool) -> Result<()> {
     let digest = veil_exec::result::digest(&dirs.iexec_out, &computed)?;
     let files = list_files(&dirs.iexec_out)?;
     let result_text = std::fs::read_to_string(dirs.iexec_out.join("result.txt")).ok().filter(|t| t.len() <= 4096);
-    let v = json!({
-        "app": bundle.manifest.name,
-        "runtime": bundle.manifest.runtime,
-        "bundle": { "bytes": bundle.bytes.len(), "checksum": format!("0x{}", hex::encode(bundle.checksum())), "measurement": format!("0x{}", hex::encode(bundle.measurement())) },
+    let mut v = json!({
+        "app": tested.name,
+        "runtime": tested.runtime,
         "out": dirs.iexec_out,
         "files": files,
         "resultDigest": digest,
@@ -317,17 +372,15 @@ pub fn test(a: TestArgs, json: bool) -> Result<()> {
         "totalMs": t0.elapsed().as_secs_f64() * 1000.0,
         "missingLimits": outcome.missing_limits,
     });
+    v[tested.what] = tested.about.clone();
     let mut human = format!(
         "{} ran in {:.0} ms ({} runtime) → {}\n  files          {}\n  result digest  {digest}\n  measurement    {}",
-        bundle.manifest.name,
+        tested.name,
         outcome.duration.as_secs_f64() * 1000.0,
-        match bundle.manifest.runtime {
-            RuntimeKind::Process => "process",
-            RuntimeKind::Wasm => "wasm",
-        },
+        tested.runtime,
         dirs.iexec_out.display(),
         files.iter().map(|f| f["name"].as_str().unwrap_or_default()).collect::<Vec<_>>().join(", "),
-        v["bundle"]["measurement"].as_str().unwrap_or_default(),
+        tested.about["measurement"].as_str().unwrap_or_default(),
     );
     for m in &outcome.missing_limits {
         human.push_str(&format!("\n  note: not applied on this machine: {m}"));

@@ -70,6 +70,9 @@ pub struct DevArgs {
     /// With --chain anvil: anvil's RPC port.
     #[arg(long, default_value_t = 8545)]
     anvil_port: u16,
+    /// Whether image apps may reach the network (iExec's apps send email and call APIs).
+    #[arg(long, value_enum, default_value = "on")]
+    app_network: crate::pool_cmd::OnOff,
 }
 
 pub fn run(a: DevArgs, json: bool) -> Result<()> {
@@ -99,6 +102,8 @@ pub struct NetOptions {
     pub chain: ChainKind,
     /// With [`ChainKind::Anvil`]: anvil's port (0: a free one).
     pub anvil_port: u16,
+    /// Whether image apps may reach the network.
+    pub app_network: bool,
 }
 
 /// A running local network (its services live on the runtime that started it).
@@ -147,6 +152,7 @@ async fn network(a: DevArgs, dir: PathBuf, json: bool) -> Result<()> {
         pool_price: U256::ZERO,
         chain: a.chain,
         anvil_port: a.anvil_port,
+        app_network: a.app_network == crate::pool_cmd::OnOff::On,
     };
     let net = start(&o).await?;
     announce(&net, &a, &dir, json);
@@ -254,6 +260,8 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
             max_output: veil_exec::result::DEFAULT_MAX_OUTPUT,
             sms: node.clone(),
             enclave_program: program.clone(),
+            app_network: o.app_network,
+            image_cache: veil_pool::image::DEFAULT_CACHE,
         };
         tokio::spawn(veil_pool::Worker::new(cfg, ledger.clone()).run());
     }

@@ -16,6 +16,7 @@ mod data_cmd;
 mod dataset_cmd;
 mod dev_cmd;
 mod evm_cmd;
+mod image_cmd;
 mod local;
 mod node_cmd;
 mod order_cmd;
@@ -183,11 +184,24 @@ enum AppCmd {
         conn: chain_cmd::Conn,
     },
     /// Register an app: the iApp in this folder (or --bundle DIR) built, packed, stored and
-    /// registered; or, with --name and --multiaddr, a registration only.
+    /// registered; an image (--image REF, or this folder's Dockerfile built); or, with --name and
+    /// --multiaddr, a registration only.
     Deploy {
         /// An iApp folder (with iapp.toml) to pack, store and register.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "image")]
         bundle: Option<std::path::PathBuf>,
+        /// An image app (iExec's DOCKER type): a registry reference (HOST[:PORT]/NAME:TAG or
+        /// NAME@sha256:…), or a local image: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE
+        /// (stored in Veil's storage unless --push names a registry).
+        #[arg(long)]
+        image: Option<String>,
+        /// With a local --image: push it to this registry reference (HOST[:PORT]/NAME:TAG) and
+        /// register that reference.
+        #[arg(long, requires = "image")]
+        push: Option<String>,
+        /// For a Dockerfile project: a build argument, NAME=VALUE (repeat for several).
+        #[arg(long = "build-arg")]
+        build_args: Vec<String>,
         /// Where to store the bundle (default: the node's embedded storage).
         #[arg(long, env = "VEIL_STORAGE")]
         storage: Option<String>,
@@ -331,13 +345,25 @@ fn main() {
         Cmd::Order { cmd, conn } => order_cmd::run_online(cmd, &conn, json),
         Cmd::Node(a) => node_cmd::run(a, json),
         Cmd::Account { cmd, conn } => chain_cmd::account(cmd, &conn, json),
-        Cmd::App(AppCmd::Deploy { bundle: Some(dir), storage, args, conn }) => {
+        Cmd::App(AppCmd::Deploy { image: Some(r), push, storage, args, conn, .. }) => {
+            image_cmd::deploy(&r, push.as_deref(), storage, &args, &conn, json)
+        }
+        Cmd::App(AppCmd::Deploy { bundle: Some(dir), storage, args, conn, .. }) => {
             pool_cmd::deploy_bundle(&dir, storage, &args, &conn, json)
         }
-        Cmd::App(AppCmd::Deploy { bundle: None, storage, args, conn })
+        Cmd::App(AppCmd::Deploy { bundle: None, storage, args, conn, .. })
             if args.multiaddr.is_empty() && std::path::Path::new(veil_exec::bundle::MANIFEST).is_file() =>
         {
             pool_cmd::deploy_bundle(std::path::Path::new("."), storage, &args, &conn, json)
+        }
+        Cmd::App(AppCmd::Deploy { bundle: None, storage, args, conn, build_args, .. })
+            if args.multiaddr.is_empty() && image_cmd::is_image_project(std::path::Path::new(".")) =>
+        {
+            std::path::Path::new(".")
+                .canonicalize()
+                .map_err(anyhow::Error::from)
+                .and_then(|dir| image_cmd::build(&dir, &build_args, json))
+                .and_then(|r| image_cmd::deploy(&r, None, storage, &args, &conn, json))
         }
         Cmd::App(AppCmd::Deploy { bundle: None, args, conn, .. }) => chain_cmd::deploy("app", args, &conn, json),
         Cmd::App(AppCmd::Init(a)) => app_cmd::init(a, json),

@@ -66,6 +66,12 @@ pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
     })
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Args)]
 pub struct WorkerArgs {
     /// The scheduler's URL.
@@ -85,6 +91,13 @@ pub struct WorkerArgs {
     /// Where results are stored (default: the node's embedded storage).
     #[arg(long, env = "VEIL_STORAGE")]
     storage: Option<String>,
+    /// Whether image apps may reach the network (iExec's apps send email and call APIs); `off`
+    /// gives each container a network namespace with only loopback.
+    #[arg(long, value_enum, default_value = "on")]
+    app_network: OnOff,
+    /// Largest size of the image cache (unpacked images and their layers), MiB.
+    #[arg(long, default_value_t = veil_pool::image::DEFAULT_CACHE >> 20)]
+    image_cache_mb: u64,
     /// The SMS that releases TEE tasks' secrets to enclaves (default: the node's embedded SMS).
     #[arg(long, env = "VEIL_SMS")]
     sms: Option<String>,
@@ -108,6 +121,8 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
         max_output: a.max_result_mb << 20,
         sms: a.sms.unwrap_or_else(|| a.conn.node.clone()).trim_end_matches('/').to_string(),
         enclave_program: std::env::current_exe().context("cannot find the veil program to run enclaves")?,
+        app_network: a.app_network == OnOff::On,
+        image_cache: a.image_cache_mb << 20,
     };
     if json {
         println!("{}", json!({ "ready": true, "worker": address, "scheduler": cfg.scheduler }));

@@ -120,6 +120,7 @@ impl Story {
             pool_price: Nrlc::rlc(POOL_PRICE_RLC).0,
             chain: self.chain,
             anvil_port: 0,
+            app_network: true,
         };
         let net = rt.block_on(crate::dev_cmd::start(&opts)).context("the local network did not start")?;
         let c = Client::new(&net.node);

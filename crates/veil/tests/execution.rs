@@ -237,26 +237,6 @@ fn task_of(url: &str, dealid: &str, n: u64) -> String {
     format!("{id:?}")
 }
 
-fn a_docker_app_is_refused_with_a_clear_cause(b: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pool(b, dir.path(), 1, 0, 1);
-    let url = &p.node.url;
-    let image = "docker.io/iexechub/python-hello-world:8.0.0";
-    let app = addr(&ok(
-        url,
-        &["app", "deploy", "--name", "img", "--app-type", "DOCKER", "--multiaddr", image, "--dev-account", "1"],
-    ));
-    ok(url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
-    let deal = ok(url, &["run", &app, "--no-watch", "--dev-account", "4"]);
-    let taskid = task_of(url, deal["dealid"].as_str().unwrap(), 0);
-    let show = ["task", "show", &taskid, "--scheduler", &p.scheduler.url];
-    let t = wait_until(url, &show, 20, |t| t["replicates"][0]["status"] == "failed");
-    let cause = t["replicates"][0]["cause"].as_str().unwrap();
-    assert!(cause.contains("no container engine here"), "{cause}");
-    assert_eq!(t["replicates"][0]["attempts"], 1, "a DOCKER app is not retried");
-    assert_eq!(t["status"], "ACTIVE", "nothing was contributed");
-}
-
 fn a_restarted_scheduler_finishes_its_in_flight_tasks(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -346,7 +326,6 @@ on_both_ledgers!(
     an_endless_app_is_killed_and_the_worker_lives_on,
     a_wasm_app_runs_through_the_pool,
     a_silent_workers_task_goes_to_another_worker,
-    a_docker_app_is_refused_with_a_clear_cause,
     a_restarted_scheduler_finishes_its_in_flight_tasks,
     a_kept_pool_order_is_topped_up_when_deals_use_it,
     a_busy_worker_keeps_its_task_past_the_silence_timeout,
