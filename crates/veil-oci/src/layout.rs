@@ -194,7 +194,7 @@ pub fn open_local(r: &crate::ImageRef, scratch: &Path) -> Result<Image, OciError
         let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
         let dir = scratch.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        crate::unpack::unpack_layer(std::io::BufReader::new(f), false, &dir)?;
+        crate::unpack::unpack_archive(std::io::BufReader::new(f), &dir)?;
         Ok(dir)
     };
     match r {

@@ -54,13 +54,22 @@ fn remove_any(p: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Unpacks the layer read from `blob` (gzip-compressed when `gzip`) over `root`.
+/// Unpacks the layer read from `blob` (gzip-compressed when `gzip`) over `root`; files keep the
+/// owners the image gives them when this process may set owners (as root, like Docker).
 pub fn unpack_layer(blob: impl Read, gzip: bool, root: &Path) -> Result<(), OciError> {
+    // SAFETY: geteuid has no preconditions.
+    unpack(blob, gzip, root, unsafe { libc::geteuid() } == 0)
+}
+
+/// Unpacks an image archive (OCI or Docker) into `root` with the same checks, owned by this process.
+pub fn unpack_archive(blob: impl Read, root: &Path) -> Result<(), OciError> {
+    unpack(blob, false, root, false)
+}
+
+fn unpack(blob: impl Read, gzip: bool, root: &Path, owners: bool) -> Result<(), OciError> {
     let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(blob)) } else { Box::new(blob) };
     let mut archive = tar::Archive::new(reader);
-    // Files keep the owners the image gives them when we may set owners (as root, like Docker).
-    // SAFETY: geteuid has no preconditions.
-    archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
+    archive.set_preserve_ownerships(owners);
     archive.set_preserve_permissions(true);
     // What this layer made: an opaque whiteout hides only what the layers below left.
     let mut made: HashSet<PathBuf> = HashSet::new();
@@ -86,6 +95,10 @@ pub fn unpack_layer(blob: impl Read, gzip: bool, root: &Path) -> Result<(), OciE
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT) {
+            // `.wh..` or `.wh...` would name the folder itself or its parent.
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                return Err(unsafe_entry(&raw, "a whiteout naming `.` or `..` (outside its folder)"));
+            }
             let target = dest.with_file_name(hidden);
             remove_any(&target).map_err(|e| io(&target, e))?;
             continue;

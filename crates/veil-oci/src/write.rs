@@ -148,6 +148,8 @@ pub fn write_archive(image: &Image, out: impl std::io::Write) -> Result<(), OciE
         h.set_size(size);
         h.set_mode(0o644);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, data).map_err(err)
     };

@@ -58,6 +58,8 @@ fn layer(entries: &[E], gzip: bool) -> Vec<u8> {
     for e in entries {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
         match e {
             E::File(p, data) => {
                 h.set_size(data.len() as u64);
@@ -227,6 +229,8 @@ fn tampered_blobs_and_unsafe_entries_are_refused_with_the_reason() {
         ),
         ("hard link out", layer(&[E::Hardlink("h", "../../etc/passwd")], true), "climbs out"),
         ("fifo", layer(&[E::Fifo("pipe")], true), "device nodes"),
+        ("whiteout of the parent", layer(&[E::Dir("d"), E::File("d/.wh...", b"")], true), "`.` or `..`"),
+        ("whiteout of the root's parent", layer(&[E::File(".wh...", b"")], true), "`.` or `..`"),
     ];
     std::fs::write(outside.join("keep"), "kept").unwrap();
     for (name, l, needle) in cases {
@@ -255,5 +259,103 @@ fn an_oci_archive_opens_as_the_layout_it_holds() {
     let same = open_local(&ImageRef::parse(&format!("oci:{}:latest", root.display())).unwrap(), tmp.path()).unwrap();
     assert_eq!(same.manifest_digest, digest);
     let e = open_local(&ImageRef::parse("docker-archive:x.tar").unwrap(), tmp.path()).unwrap_err();
-    assert!(e.to_string().contains("only OCI layouts"), "{e}");
+    assert!(e.to_string().contains("x.tar"), "{e}");
+}
+
+/// A `docker save` archive as Docker writes it: manifest.json, the config (whose digest is the
+/// image ID), and one folder per layer (linked from the archive's top level, as podman does).
+fn docker_archive(path: &Path, layers: &[Vec<u8>], config: &[u8]) {
+    let mut b = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    let config_name = format!("{}.json", sha256_digest(config).trim_start_matches("sha256:"));
+    add(&config_name, config);
+    let mut names = vec![];
+    for (i, l) in layers.iter().enumerate() {
+        let name = format!("layer{i}/layer.tar");
+        add(&name, l);
+        names.push(name);
+    }
+    let manifest = json!([{ "Config": config_name, "RepoTags": ["app:1"], "Layers": names }]);
+    add("manifest.json", manifest.to_string().as_bytes());
+    b.finish().unwrap();
+}
+
+#[test]
+fn a_docker_archive_becomes_an_oci_image_with_a_stable_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config =
+        json!({ "architecture": "amd64", "os": "linux", "config": { "Entrypoint": ["/app"], "WorkingDir": "/w" } });
+    let config = serde_json::to_vec(&config).unwrap();
+    let layers = vec![layer(&[E::File("app", b"#!")], false), layer(&[E::File("w/x", b"x")], true)];
+    let archive = tmp.path().join("saved.tar");
+    docker_archive(&archive, &layers, &config);
+    let r = ImageRef::parse(&format!("docker-archive:{}", archive.display())).unwrap();
+    let a = open_local(&r, &tmp.path().join("s1")).unwrap();
+    let b = open_local(&r, &tmp.path().join("s2")).unwrap();
+    assert_eq!(a.manifest_digest, b.manifest_digest, "the same archive always gives the same checksum");
+    assert_eq!(a.config_blob.digest, sha256_digest(&config), "the config is kept as it is (Docker's image ID)");
+    assert_eq!(a.config.entrypoint, Some(vec!["/app".to_string()]));
+    let types: Vec<&str> = a.layers.iter().map(|l| l.media_type.as_str()).collect();
+    assert_eq!(types, [veil_oci::write::LAYER_TAR, veil_oci::write::LAYER_TAR_GZIP]);
+    for l in &a.layers {
+        a.verify_blob(l).unwrap();
+    }
+
+    // The OCI archive Veil stores is deterministic and opens as the same image.
+    let (mut x, mut y) = (vec![], vec![]);
+    veil_oci::write::write_archive(&a, &mut x).unwrap();
+    veil_oci::write::write_archive(&b, &mut y).unwrap();
+    assert_eq!(x, y);
+    let stored = tmp.path().join("stored.tar");
+    std::fs::write(&stored, &x).unwrap();
+    let r = ImageRef::parse(&format!("oci-archive:{}", stored.display())).unwrap();
+    assert_eq!(open_local(&r, &tmp.path().join("s3")).unwrap().manifest_digest, a.manifest_digest);
+
+    // A manifest.json naming a file outside the archive is refused.
+    let evil = tmp.path().join("evil.tar");
+    let mut bld = tar::Builder::new(std::fs::File::create(&evil).unwrap());
+    let m = json!([{ "Config": "../../etc/passwd", "Layers": [] }]).to_string();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(m.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    bld.append_data(&mut h, "manifest.json", m.as_bytes()).unwrap();
+    bld.finish().unwrap();
+    drop(bld);
+    let r = ImageRef::parse(&format!("docker-archive:{}", evil.display())).unwrap();
+    let e = open_local(&r, &tmp.path().join("s4")).unwrap_err();
+    assert!(e.to_string().contains("outside the archive"), "{e}");
+}
+
+#[test]
+fn the_cache_unpacks_once_and_evicts_what_nobody_uses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut images = vec![];
+    for i in 0..3u8 {
+        let root = tmp.path().join(format!("img{i}"));
+        image(&root, "latest", &[layer(&[E::File("blob", &vec![i; 4096])], true)]);
+        images.push(read_layout(&root, Some("latest")).unwrap());
+    }
+    // Room for about two images (each ~4 KiB unpacked plus its layout).
+    let store = veil_oci::ImageStore::open(&tmp.path().join("cache"), 11_000).unwrap();
+    let kept: Vec<_> = images.iter().map(|i| store.keep(i).unwrap()).collect();
+    let first = store.rootfs(&kept[0]).unwrap();
+    assert!(first.unpacked_now);
+    assert_eq!(std::fs::read(first.path.join("blob")).unwrap(), vec![0u8; 4096]);
+    assert!(!store.rootfs(&kept[0]).unwrap().unpacked_now, "unpacked once");
+    drop(store.rootfs(&kept[1]).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    drop(store.rootfs(&kept[2]).unwrap());
+    // Image 0 is in use and stays; image 1 (least recently used, idle) went.
+    assert!(first.path.is_dir(), "an image in use is never evicted");
+    assert!(store.get(&kept[1].manifest_digest).is_none(), "the idle, least recently used image went");
+    assert!(store.get(&kept[2].manifest_digest).is_some());
 }
