@@ -266,6 +266,13 @@ fn explain(e: EvmError, call: &Call) -> EvmError {
         EvmError::Reverted { what, reason } if reason.starts_with(crate::rpc::NO_REASON) => {
             EvmError::Reverted { what, reason: format!("{reason}: {}", convert::refusal_hint(call)) }
         }
+        // PoCo's registries derive an asset's address from its fields (CREATE2).
+        EvmError::Reverted { what, reason } if reason.contains("Create2: Failed on deploy") => EvmError::Reverted {
+            what,
+            reason: format!(
+                "{reason}: the same owner already registered an asset with exactly these fields (PoCo derives its address from them): give it another --name"
+            ),
+        },
         other => other,
     }
 }

@@ -169,3 +169,46 @@ pub fn write_archive(image: &Image, out: impl std::io::Write) -> Result<(), OciE
     b.into_inner().map_err(err)?;
     Ok(())
 }
+
+/// A file for [`image_from_files`]: its path in the image, its bytes and its mode.
+pub struct NewFile<'a> {
+    pub path: &'a str,
+    pub bytes: &'a [u8],
+    pub mode: u32,
+}
+
+/// An OCI layout at `root` holding a one-layer image (gzip when `gzip`) of `files`, run with
+/// `entrypoint`: what `FROM scratch` + `COPY` builds. For tests, benchmarks and small tools.
+pub fn image_from_files(root: &Path, files: &[NewFile], entrypoint: &[&str], gzip: bool) -> Result<Image, OciError> {
+    let err = |e: std::io::Error| io(root, e);
+    let mut b = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(f.bytes.len() as u64);
+        h.set_mode(f.mode);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, f.path, f.bytes).map_err(err)?;
+    }
+    let tar = b.into_inner().map_err(err)?;
+    let diff_id = sha256_digest(&tar);
+    let layer = if gzip {
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut z, &tar).map_err(err)?;
+        z.finish().map_err(err)?
+    } else {
+        tar
+    };
+    std::fs::create_dir_all(root).map_err(err)?;
+    let file = root.join("layer.tmp");
+    std::fs::write(&file, layer).map_err(err)?;
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": { "Entrypoint": entrypoint },
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+    });
+    write_layout(root, &serde_json::to_vec(&config).unwrap_or_default(), &[file])
+}

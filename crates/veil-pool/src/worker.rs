@@ -410,7 +410,7 @@ impl Worker {
         let (bundle, image, _lease) = if crate::image::is_image_app(&a.app_type) {
             let (image, lease) = self.image(a).await?;
             let rt = self.images.as_ref().map_err(|e| fatal(e.clone()))?.runtime().map_err(fatal)?;
-            let task = crate::image::ImageTask::new(&image, &lease.path, rt.state().to_path_buf(), rt.network());
+            let task = crate::image::ImageTask::new(&image, &lease.path, rt.state_base().to_path_buf(), rt.network());
             (PathBuf::new(), Some(task), Some(lease))
         } else {
             let (bundle, app) = self.app(a).await?;

@@ -26,6 +26,8 @@ pub enum Template {
     Python,
     Node,
     RustWasm,
+    /// A Dockerfile (Python), built into an image with podman or buildah.
+    Docker,
 }
 
 type Files = &'static [(&'static str, &'static str)];
@@ -49,6 +51,11 @@ impl Template {
                 ("src/main.rs", include_str!("../templates/rust-wasm/src/main.rs")),
                 (".gitignore", include_str!("../templates/rust-wasm/gitignore")),
             ],
+            Template::Docker => &[
+                ("Dockerfile", include_str!("../templates/docker/Dockerfile")),
+                ("app.py", include_str!("../templates/python/app.py")),
+                (".gitignore", include_str!("../templates/docker/gitignore")),
+            ],
         }
     }
 
@@ -57,6 +64,7 @@ impl Template {
             Template::Python => "Python 3, process runtime",
             Template::Node => "Node.js, process runtime",
             Template::RustWasm => "Rust compiled to wasm32-wasip1, wasm runtime",
+            Template::Docker => "Python in a Docker image (iExec's DOCKER apps), image runtime",
         }
     }
 }
@@ -92,7 +100,8 @@ pub fn init(a: InitArgs, json: bool) -> Result<()> {
         bail!("{} exists and is not empty: choose another name or --dir", dir.display());
     }
     let mut written = vec![];
-    for (name, text) in a.template.files().iter().copied().chain([("README.md", README)]) {
+    let readme = if matches!(a.template, Template::Docker) { README_DOCKER } else { README };
+    for (name, text) in a.template.files().iter().copied().chain([("README.md", readme)]) {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().unwrap_or(&dir))
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -134,6 +143,26 @@ veil app run --tee --args World --dev-account 4                                 
 `stderr.log` the logs). `--protected-data FILE` gives the app a file as its protected data (a `.json`
 file becomes a DataProtector archive first, as `veil data protect --json` makes it); `mock` gives it
 a small DataProtector archive. Hidden files never go into the bundle.
+";
+
+const README_DOCKER: &str = "# {{name}}
+
+An iApp for Veil and iExec ({{template}}), made by `veil app init --template docker`: the same
+Docker image runs on iExec's workers and on Veil's.
+
+```sh
+veil app test --args World --protected-data mock --requester-secret 1=s3cr3t   # build (podman or buildah), run here as a worker would
+veil app deploy --dev-account 1                                                 # build, store the image, register it (type DOCKER)
+veil app publish --price 0 --tag tee --dev-account 1
+veil app run --tee --args World --dev-account 4
+```
+
+`veil app test` and `veil app deploy` build the `Dockerfile` with podman (or buildah) into
+`.veil-image.tar` (a Docker archive). Without network, build on a local base image:
+`--build-arg BASE=localhost/python:3.11`. An image built elsewhere runs and deploys the same way:
+`veil app test --image docker-archive:FILE`, `veil app deploy --image docker-archive:FILE` (or
+`oci:DIR`, `oci-archive:FILE`, a registry reference; `--push HOST/NAME:TAG` sends a local image to a
+registry). The app's checksum is the image's manifest digest: workers refuse any other image.
 ";
 
 /// Reads the project's manifest and runs its `build` command, if any.

@@ -50,7 +50,8 @@ pub enum BenchCmd {
         #[arg(long)]
         chain: Option<BenchChain>,
     },
-    /// One deal of many trivial WASM tasks, with 1 and 2 workers (tasks per second).
+    /// One deal of many trivial tasks (WASM, or a static binary image run by runc), with 1 and 2
+    /// workers (tasks per second).
     Bag {
         #[arg(long, default_value_t = 1000)]
         volume: u64,
@@ -63,6 +64,17 @@ pub enum BenchCmd {
         /// `anvil`: the same deals on iExec's PoCo on anvil too, side by side, with gas per task.
         #[arg(long)]
         chain: Option<BenchChain>,
+        /// The trivial app: WebAssembly, or an image (a static binary FROM scratch, run by runc).
+        #[arg(long, value_enum, default_value = "wasm")]
+        runtime: BagRuntime,
+    },
+    /// Pulling (from Debian's docker-registry on loopback) and unpacking an image of --size-mb
+    /// of incompressible files, from an empty cache.
+    Image {
+        #[arg(long, default_value_t = 60)]
+        size_mb: u64,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// Resident memory of node, scheduler and workers: idle, and at their peak under a bag of tasks.
     Memory {
@@ -81,6 +93,13 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+}
+
+/// The app of `veil bench bag`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BagRuntime {
+    Wasm,
+    Image,
 }
 
 /// A chain to compare the embedded ledger with.
@@ -104,9 +123,10 @@ pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
         BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
         BenchCmd::Memory { volume, runs } => crate::bench_exec::memory(volume, runs, json),
         BenchCmd::Latency { runs, chain } => crate::bench_exec::latency(runs, &ledgers(chain), json),
-        BenchCmd::Bag { volume, slots, runs, chain } => {
-            crate::bench_exec::bag(volume, slots, runs, &[1, 2], &ledgers(chain), json)
+        BenchCmd::Bag { volume, slots, runs, chain, runtime } => {
+            crate::bench_exec::bag(volume, slots, runs, &[1, 2], &ledgers(chain), runtime, json)
         }
+        BenchCmd::Image { size_mb, runs } => crate::bench_image::run(size_mb, runs, json),
         BenchCmd::Ledger { chain: Some(BenchChain::Anvil), chain_n, concurrency, runs, .. } => {
             crate::bench_chain::run(chain_n, concurrency, runs, json)
         }

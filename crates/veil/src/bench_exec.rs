@@ -190,6 +190,13 @@ async fn app(n: &Net, dir: &Path, manifest: &str, files: &[(&str, &[u8])], tag: 
         mrenclave: format!("{}", B256::from(b.measurement())),
     };
     let app = crate::local::created(&n.ledger.send(&n.key(1), call).await?.events)?;
+    publish_app_order(n, app, tag).await?;
+    Ok(app)
+}
+
+/// Publishes an order for `app` (volume 1,000,000, free) tagged `tag`.
+async fn publish_app_order(n: &Net, app: Address, tag: B256) -> Result<()> {
+    let c = &n.book;
     let z = Address::ZERO;
     let o = AnyOrder::App(AppOrder {
         app,
@@ -203,7 +210,7 @@ async fn app(n: &Net, dir: &Path, manifest: &str, files: &[(&str, &[u8])], tag: 
     });
     let d = n.ledger.chain().await?.domain;
     c.publish(o.clone(), Some(n.key(1).sign_hash(&o.typed_hash(&d)))).await?;
-    Ok(app)
+    Ok(())
 }
 
 async fn publish_pool(n: &Net, tag: B256) -> Result<()> {
@@ -331,6 +338,46 @@ async fn wasm_app(n: &Net, dir: &Path, tag: B256) -> Result<Address> {
     .await
 }
 
+/// The static C app of the image benchmarks, compiled here (`cc -static`) into `dir`.
+fn static_app(dir: &Path) -> Result<Vec<u8>> {
+    std::fs::create_dir_all(dir)?;
+    let (src, bin) = (dir.join("app.c"), dir.join("app"));
+    std::fs::write(&src, include_str!("bench_app.c"))?;
+    let st =
+        std::process::Command::new("cc").args(["-static", "-O2", "-o"]).arg(&bin).arg(&src).status().context(
+            "the image benchmark compiles a static C app: install gcc (Debian: apt-get install gcc libc6-dev)",
+        )?;
+    if !st.success() {
+        bail!("cc -static failed: the image benchmark needs a C compiler with static glibc (libc6-dev)");
+    }
+    Ok(std::fs::read(&bin)?)
+}
+
+/// Deploys the static binary as an image app (`FROM scratch`, stored as an OCI archive in the
+/// node's storage, type DOCKER) with its order.
+async fn image_app(n: &Net, dir: &Path, tag: B256) -> Result<Address> {
+    let bin = static_app(&dir.join("image-src"))?;
+    let layout = dir.join(if tag == B256::ZERO { "image" } else { "image-tee" });
+    let _ = std::fs::remove_dir_all(&layout);
+    let files = [veil_oci::write::NewFile { path: "app", bytes: &bin, mode: 0o755 }];
+    let img = veil_oci::write::image_from_files(&layout, &files, &["/app"], true)?;
+    let mut archive = vec![];
+    veil_oci::write::write_archive(&img, &mut archive)?;
+    let blob = n.book.upload_bytes(archive).await?;
+    let checksum = B256::from(img.checksum());
+    let name = if tag == B256::ZERO { "image".to_string() } else { "image-tee".to_string() };
+    let call = Call::CreateApp {
+        name,
+        app_type: "DOCKER".into(),
+        multiaddr: blob.url,
+        checksum,
+        mrenclave: format!("{checksum}"),
+    };
+    let app = crate::local::created(&n.ledger.send(&n.key(1), call).await?.events)?;
+    publish_app_order(n, app, tag).await?;
+    Ok(app)
+}
+
 /// `veil bench latency`: on each ledger of `chains`, side by side.
 pub fn latency(runs: usize, chains: &[ChainKind], json: bool) -> Result<()> {
     let mut human = format!("latency: trivial app, matchOrders → task finalized, 1 worker, {runs} runs each");
@@ -342,7 +389,7 @@ pub fn latency(runs: usize, chains: &[ChainKind], json: bool) -> Result<()> {
     }
     human.push_str("\n  target   the TEE path adds < 20 ms at p50");
     human.push_str(
-        "\n  targets  process p50 ≤ 100 ms, wasm p50 ≤ 50 ms (≤ 100 ms on PoCo); iExec quotes ~30 s of scheduling",
+        "\n  targets  process p50 ≤ 100 ms, wasm p50 ≤ 50 ms (≤ 100 ms on PoCo), image (static binary FROM scratch) p50 ≤ 50 ms; iExec quotes ~30 s of scheduling",
     );
     if chains.contains(&ChainKind::Anvil) {
         human.push_str(&format!(
@@ -381,11 +428,13 @@ fn latency_on(chain: ChainKind, runs: usize) -> Result<(String, serde_json::Valu
         let py_manifest = "name = \"py\"\nruntime = \"process\"\nentrypoint = \"app.py\"\ninterpreter = \"python3\"\n";
         let py = app(&n, &dir.join("py"), py_manifest, &[("app.py", PY.as_bytes())], B256::ZERO).await?;
         let wasm = wasm_app(&n, &dir, B256::ZERO).await?;
+        let image = image_app(&n, &dir, B256::ZERO).await?;
         // The same bundles as TEE apps (a TEE deal needs a TEE-tagged app order).
         let tee_dir = dir.join("tee");
         let tee_tag = B256::with_last_byte(1);
         let py_tee = app(&n, &tee_dir.join("py"), py_manifest, &[("app.py", PY.as_bytes())], tee_tag).await?;
         let wasm_tee = wasm_app(&n, &tee_dir, tee_tag).await?;
+        let image_tee = image_app(&n, &tee_dir, tee_tag).await?;
         let (mut ms_out, mut gas_out) = (serde_json::Map::new(), serde_json::Map::new());
         let mut human = match chain {
             ChainKind::Embedded => "\n  Veil's embedded ledger:".to_string(),
@@ -398,8 +447,10 @@ fn latency_on(chain: ChainKind, runs: usize) -> Result<(String, serde_json::Valu
         for (name, app, tag) in [
             ("process", py, B256::ZERO),
             ("wasm", wasm, B256::ZERO),
+            ("image", image, B256::ZERO),
             ("process+tee", py_tee, tee_tag),
             ("wasm+tee", wasm_tee, tee_tag),
+            ("image+tee", image_tee, tee_tag),
         ] {
             deal(&n, app, 1, 1_000_000, tag).await?; // warm-up: download, unpack, compile
             let (mut ms, mut gas) = (vec![], vec![]);
@@ -421,7 +472,7 @@ fn latency_on(chain: ChainKind, runs: usize) -> Result<(String, serde_json::Valu
             p50.insert(name, s.median);
             ms_out.insert(name.into(), s.json());
         }
-        for rt in ["process", "wasm"] {
+        for rt in ["process", "wasm", "image"] {
             let added = p50[format!("{rt}+tee").as_str()] - p50[rt];
             human.push_str(&format!("\n    TEE ({}) adds {added:.1} ms at p50 to {rt}", veil_tee::SIM_NOTICE));
             ms_out.insert(format!("{rt}TeeAddedP50"), json!(added));
@@ -434,24 +485,40 @@ fn latency_on(chain: ChainKind, runs: usize) -> Result<(String, serde_json::Valu
     })
 }
 
-/// `veil bench bag`: one deal of `volume` WASM tasks with each worker count, on each ledger.
-pub fn bag(volume: u64, slots: u32, runs: usize, workers: &[usize], chains: &[ChainKind], json: bool) -> Result<()> {
+/// `veil bench bag`: one deal of `volume` trivial tasks with each worker count, on each ledger.
+pub fn bag(
+    volume: u64,
+    slots: u32,
+    runs: usize,
+    workers: &[usize],
+    chains: &[ChainKind],
+    runtime: crate::bench::BagRuntime,
+    json: bool,
+) -> Result<()> {
     let mut rows = vec![];
+    let what = match runtime {
+        crate::bench::BagRuntime::Wasm => "WASM",
+        crate::bench::BagRuntime::Image => "image (static binary FROM scratch)",
+    };
     let mut human =
-        format!("bag: one deal of {volume} trivial WASM tasks, {slots} slots per worker, {runs} deals each");
+        format!("bag: one deal of {volume} trivial {what} tasks, {slots} slots per worker, {runs} deals each");
     for &chain in chains {
         human.push_str(match chain {
             ChainKind::Embedded => "\n  Veil's embedded ledger:",
             ChainKind::Anvil => "\n  iExec's PoCo 6.1.0 on anvil (one transaction per block):",
         });
         for &w in workers {
-            let (h, row) = bag_on(chain, volume, slots, runs, w)?;
+            let (h, row) = bag_on(chain, volume, slots, runs, w, runtime)?;
             human.push_str(&h);
             rows.push(row);
         }
     }
     human.push_str("\n  targets ≥ 200 tasks/s with 2 workers on the embedded ledger, ≥ 100 on PoCo (CPU per task is steadier than wall time on a shared VM)");
-    emit(json, &json!({ "scenario": "bag", "volume": volume, "slotsPerWorker": slots, "results": rows }), &human);
+    emit(
+        json,
+        &json!({ "scenario": "bag", "runtime": what, "volume": volume, "slotsPerWorker": slots, "results": rows }),
+        &human,
+    );
     Ok(())
 }
 
@@ -461,6 +528,7 @@ fn bag_on(
     slots: u32,
     runs: usize,
     workers: usize,
+    runtime: crate::bench::BagRuntime,
 ) -> Result<(String, serde_json::Value)> {
     let dir =
         std::env::temp_dir().join(format!("veil-bench-bag-{}-{}-{workers}", std::process::id(), chain_name(chain)));
@@ -469,7 +537,10 @@ fn bag_on(
     let (rates, cpu, gas) = rt.block_on(async {
         let n = network(&mut procs, chain, workers, slots).await?;
         publish_pool(&n, B256::ZERO).await?;
-        let wasm = wasm_app(&n, &dir, B256::ZERO).await?;
+        let wasm = match runtime {
+            crate::bench::BagRuntime::Wasm => wasm_app(&n, &dir, B256::ZERO).await?,
+            crate::bench::BagRuntime::Image => image_app(&n, &dir, B256::ZERO).await?,
+        };
         deal(&n, wasm, workers as u64 * slots as u64 * 2, 999_999, B256::ZERO).await?; // warm every worker
         let pids: Vec<u32> = procs.0.iter().map(|c| c.id()).chain(n.extra_pids.iter().copied()).collect();
         let (mut rates, mut cpu, mut gas) = (vec![], vec![], vec![]);

@@ -115,7 +115,7 @@ pub fn test(
     let rt = images.runtime().map_err(anyhow::Error::msg)?;
     let image = runtime()?.block_on(open(reference, &images))?;
     let lease = images.rootfs(&image).map_err(anyhow::Error::msg)?;
-    let task = ImageTask::new(&image, &lease.path, rt.state().to_path_buf(), rt.network());
+    let task = ImageTask::new(&image, &lease.path, rt.state_base().to_path_buf(), rt.network());
     let job = task.job(dirs, args, info, time_limit, memory_limit)?;
     let progress = crate::progress::Progress::start(&format!("running {reference}"), None, json);
     let ran = rt.run(&job);
@@ -140,12 +140,15 @@ pub fn test(
 /// `veil app deploy --image REF [--push REGISTRY/NAME:TAG]`: registers an image app (`DOCKER`),
 /// its checksum the manifest digest. A local image is stored in Veil's storage (or pushed to a
 /// registry with --push); a registry image is registered where it is.
+/// `project`: the Dockerfile project it was built from (which then remembers the app, as a
+/// bundle project does, for `veil app publish` and `veil app run`).
 pub fn deploy(
     reference: &str,
     push: Option<&str>,
     storage: Option<String>,
     args: &DeployArgs,
     conn: &Conn,
+    project: Option<&Path>,
     json: bool,
 ) -> Result<()> {
     let r = ImageRef::parse(reference)?;
@@ -190,6 +193,9 @@ pub fn deploy(
     let c = rt.block_on(crate::chain_cmd::ledger(conn))?;
     let store = veil_sdk::Client::new(storage.as_deref().unwrap_or(&conn.node));
     let d = rt.block_on(veil_sdk::flows::deploy_image(&*c, &store, &key, name, archive, multiaddr, checksum))?;
+    if let Some(dir) = project {
+        crate::app_cmd::remember_deployment(dir, d.app, &conn.node)?;
+    }
     emit(
         json,
         &json!({ "address": d.app, "app": d.app, "type": "DOCKER", "image": reference, "multiaddr": d.multiaddr, "checksum": d.checksum, "measurement": d.measurement, "block": d.block }),

@@ -7,6 +7,7 @@ mod app_cmd;
 mod bench;
 mod bench_chain;
 mod bench_exec;
+mod bench_image;
 mod bench_ledger;
 mod bench_protect;
 mod chain_cmd;
@@ -346,7 +347,7 @@ fn main() {
         Cmd::Node(a) => node_cmd::run(a, json),
         Cmd::Account { cmd, conn } => chain_cmd::account(cmd, &conn, json),
         Cmd::App(AppCmd::Deploy { image: Some(r), push, storage, args, conn, .. }) => {
-            image_cmd::deploy(&r, push.as_deref(), storage, &args, &conn, json)
+            image_cmd::deploy(&r, push.as_deref(), storage, &args, &conn, None, json)
         }
         Cmd::App(AppCmd::Deploy { bundle: Some(dir), storage, args, conn, .. }) => {
             pool_cmd::deploy_bundle(&dir, storage, &args, &conn, json)
@@ -359,11 +360,10 @@ fn main() {
         Cmd::App(AppCmd::Deploy { bundle: None, storage, args, conn, build_args, .. })
             if args.multiaddr.is_empty() && image_cmd::is_image_project(std::path::Path::new(".")) =>
         {
-            std::path::Path::new(".")
-                .canonicalize()
-                .map_err(anyhow::Error::from)
-                .and_then(|dir| image_cmd::build(&dir, &build_args, json))
-                .and_then(|r| image_cmd::deploy(&r, None, storage, &args, &conn, json))
+            std::path::Path::new(".").canonicalize().map_err(anyhow::Error::from).and_then(|dir| {
+                let r = image_cmd::build(&dir, &build_args, json)?;
+                image_cmd::deploy(&r, None, storage, &args, &conn, Some(&dir), json)
+            })
         }
         Cmd::App(AppCmd::Deploy { bundle: None, args, conn, .. }) => chain_cmd::deploy("app", args, &conn, json),
         Cmd::App(AppCmd::Init(a)) => app_cmd::init(a, json),

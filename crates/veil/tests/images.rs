@@ -368,8 +368,21 @@ fn image_apps_run_from_every_transport_and_bad_images_are_refused(b: Backend) {
 
 on_both_ledgers!(image_apps_run_from_every_transport_and_bad_images_are_refused);
 
-/// `veil app test --image`, as a worker runs images: the memory and time limits, the network on
-/// and off.
+/// `veil ARGS --json` with the OCI runtime `runtime` (`VEIL_OCI_RUNTIME`).
+fn veil_with_runtime(runtime: &str, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .arg("--json")
+        .env("VEIL_OCI_RUNTIME", runtime)
+        .output()
+        .expect("run veil");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
+    if out.status.success() { Ok(v) } else { Err(v["error"].as_str().unwrap_or("").to_string()) }
+}
+
+/// `veil app test --image`, as a worker runs images, with each OCI runtime (crun and runc): the
+/// memory and time limits, the network on and off.
 #[test]
 fn image_limits_and_network_through_app_test() {
     let dir = tempfile::tempdir().unwrap();
@@ -378,19 +391,6 @@ fn image_limits_and_network_through_app_test() {
     let oci = format!("oci:{}", layout.display());
     let project = d.join("project");
     std::fs::create_dir_all(&project).unwrap();
-    let test = |extra: &[&str]| {
-        let mut args = vec!["app", "test", "--dir", project.to_str().unwrap(), "--image", &oci];
-        args.extend_from_slice(extra);
-        veil("http://127.0.0.1:1", &args)
-    };
-    let v = test(&["--args", "'quoted arg'"]).unwrap();
-    assert_eq!(v["runtime"], "image");
-    assert!(v["result"].as_str().unwrap().contains("[quoted arg]"), "{v}");
-    let e = test(&["--args", "mem", "--memory-limit-mb", "32"]).unwrap_err();
-    assert!(e.contains("memory limit (32 MiB)"), "{e}");
-    let e = test(&["--args", "sleep", "--time-limit", "1"]).unwrap_err();
-    assert!(e.contains("ran out of time"), "{e}");
-
     // A server on loopback: reachable with the network on, not with it off.
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
@@ -402,8 +402,44 @@ fn image_limits_and_network_through_app_test() {
         }
     });
     let fetch = format!("fetch http://127.0.0.1:{port}/");
-    let v = test(&["--args", &fetch]).unwrap();
-    assert_eq!(v["result"], "pong-from-api", "{v}");
-    let e = test(&["--args", &fetch, "--app-network", "off"]).unwrap_err();
-    assert!(e.contains("exited with status 3"), "{e}");
+    for runtime in ["crun", "runc"] {
+        let test = |extra: &[&str]| {
+            let mut args = vec!["app", "test", "--dir", project.to_str().unwrap(), "--image", &oci];
+            args.extend_from_slice(extra);
+            veil_with_runtime(runtime, &args)
+        };
+        let v = test(&["--args", "'quoted arg'"]).unwrap();
+        assert_eq!(v["runtime"], "image");
+        assert!(v["image"]["runner"].as_str().unwrap().starts_with(runtime), "{v}");
+        assert!(v["result"].as_str().unwrap().contains("[quoted arg]"), "{v}");
+        let e = test(&["--args", "mem", "--memory-limit-mb", "32"]).unwrap_err();
+        assert!(e.contains("memory limit (32 MiB)"), "{runtime}: {e}");
+        let e = test(&["--args", "sleep", "--time-limit", "1"]).unwrap_err();
+        assert!(e.contains("ran out of time"), "{runtime}: {e}");
+        let v = test(&["--args", &fetch]).unwrap();
+        assert_eq!(v["result"], "pong-from-api", "{runtime}: {v}");
+        let e = test(&["--args", &fetch, "--app-network", "off"]).unwrap_err();
+        assert!(e.contains("exited with status 3"), "{runtime}: {e}");
+    }
+}
+
+/// `veil app init --template docker` writes an iExec-style project; without podman or buildah,
+/// `veil app test` says what to install instead of failing obscurely.
+#[test]
+fn a_dockerfile_project_says_what_builds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("hello");
+    ok("http://127.0.0.1:1", &["app", "init", "hello", "--template", "docker", "--dir", project.to_str().unwrap()]);
+    let dockerfile = std::fs::read_to_string(project.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["python3", "/app/app.py"]"#), "{dockerfile}");
+    assert!(!project.join("iapp.toml").exists(), "an image project has no bundle manifest");
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["app", "test", "--json", "--dir", project.to_str().unwrap()])
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!out.status.success());
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("podman or buildah") && e.contains("--image docker-archive:FILE"), "{e}");
 }
