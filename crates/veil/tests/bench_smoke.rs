@@ -30,13 +30,23 @@ fn every_scenario_reports_median_p99_and_spread() {
     check(&v["perSecond"], "ledger perSecond");
     check(&v["submitToReceiptMs"], "ledger latency");
     let v = bench(&["latency", "--runs", "2"]);
-    for k in ["process", "wasm", "process+tee", "wasm+tee"] {
+    for k in ["process", "wasm", "image", "process+tee", "wasm+tee", "image+tee"] {
         check(&v["ms"][k], k);
     }
     let v = bench(&["bag", "--volume", "20", "--runs", "1"]);
     for row in v["results"].as_array().unwrap() {
         check(&row["tasksPerSecond"], "bag");
         check(&row["cpuMsPerTask"], "bag cpu");
+    }
+    let v = bench(&["bag", "--volume", "20", "--runs", "1", "--runtime", "image"]);
+    let rows = v["results"].as_array().unwrap();
+    for row in rows.iter().filter(|r| r["ledger"] != "none") {
+        check(&row["tasksPerSecond"], "image bag");
+    }
+    assert!(rows.iter().any(|r| r["containersAlonePerSecond"].as_f64().is_some_and(|x| x > 0.0)), "{v}");
+    let v = bench(&["image", "--size-mb", "2", "--runs", "1"]);
+    for k in ["pullMs", "unpackMs", "totalMs"] {
+        check(&v[k], k);
     }
     let v = bench(&["memory", "--volume", "20", "--runs", "1"]);
     for role in ["node", "scheduler", "worker"] {
