@@ -100,18 +100,7 @@ impl Image {
     /// Checks a blob's bytes against its descriptor (digest and size), reading the file once.
     pub fn verify_blob(&self, d: &Descriptor) -> Result<PathBuf, OciError> {
         let path = self.blob_path(d)?;
-        let mut f = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-        let mut h = <sha2::Sha256 as sha2::Digest>::new();
-        let (mut n, mut buf) = (0u64, vec![0u8; 1 << 16]);
-        loop {
-            let k = std::io::Read::read(&mut f, &mut buf).map_err(|e| io(&path, e))?;
-            if k == 0 {
-                break;
-            }
-            sha2::Digest::update(&mut h, &buf[..k]);
-            n += k as u64;
-        }
-        let actual = format!("sha256:{}", hex::encode(sha2::Digest::finalize(h)));
+        let (actual, n) = crate::write::file_digest(&path)?;
         if actual != d.digest || n != d.size {
             return Err(OciError::Digest { expected: d.digest.clone(), actual });
         }

@@ -368,19 +368,6 @@ fn image_apps_run_from_every_transport_and_bad_images_are_refused(b: Backend) {
 
 on_both_ledgers!(image_apps_run_from_every_transport_and_bad_images_are_refused);
 
-/// `veil ARGS --json` with the OCI runtime `runtime` (`VEIL_OCI_RUNTIME`).
-fn veil_with_runtime(runtime: &str, args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(args)
-        .arg("--json")
-        .env("VEIL_OCI_RUNTIME", runtime)
-        .output()
-        .expect("run veil");
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))?;
-    if out.status.success() { Ok(v) } else { Err(v["error"].as_str().unwrap_or("").to_string()) }
-}
-
 /// `veil app test --image`, as a worker runs images, with each OCI runtime (crun and runc): the
 /// memory and time limits, the network on and off.
 #[test]
@@ -406,7 +393,7 @@ fn image_limits_and_network_through_app_test() {
         let test = |extra: &[&str]| {
             let mut args = vec!["app", "test", "--dir", project.to_str().unwrap(), "--image", &oci];
             args.extend_from_slice(extra);
-            veil_with_runtime(runtime, &args)
+            common::veil_env("http://127.0.0.1:1", &args, &[("VEIL_OCI_RUNTIME", runtime)])
         };
         let v = test(&["--args", "'quoted arg'"]).unwrap();
         assert_eq!(v["runtime"], "image");

@@ -181,10 +181,16 @@ pub fn dev_node(dir: &Path) -> Service {
 
 /// Runs `veil ARGS --json` against the node at `url`; the JSON answer, or the error message.
 pub fn veil(url: &str, args: &[&str]) -> Result<Value, String> {
+    veil_env(url, args, &[])
+}
+
+/// [`veil`] with more environment variables.
+pub fn veil_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Value, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_veil"))
         .args(args)
         .arg("--json")
         .env("VEIL_NODE", url)
+        .envs(env.iter().copied())
         .output()
         .expect("run veil");
     let v: Value = serde_json::from_slice(&out.stdout)
