@@ -97,6 +97,17 @@ fn unmount(target: &Path) {
     }
 }
 
+/// Unmounts the task layers a killed worker left mounted under `tasks` (`TASK/container/rootfs`),
+/// so their folders can go; returns how many task folders it looked at.
+pub fn unmount_stale(tasks: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+        unmount(&e.path().join("container").join("rootfs"));
+        n += 1;
+    }
+    n
+}
+
 /// Whether this process may mount overlays (probed once, in `dir`).
 fn probe_overlay(dir: &Path) -> bool {
     let p = dir.join(format!("overlay-probe-{}", std::process::id()));
@@ -272,6 +283,18 @@ impl ContainerRuntime {
             Some(c) => Err(ExecError::Exit(c)),
             None => Err(ExecError::Start("the container ended in an unknown way".into())),
         }
+    }
+
+    /// Kills and removes every container in this runtime's state folder (those a killed worker
+    /// left running); returns how many. Only for a process that owns the folder alone.
+    pub fn clear_stale(&self) -> usize {
+        let Ok(out) = self.command(&["list", "-q"]).stderr(Stdio::null()).output() else { return 0 };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect();
+        let ids: Vec<&String> = ids.iter().filter(|i| !i.is_empty()).collect();
+        for id in &ids {
+            self.delete(id);
+        }
+        ids.len()
     }
 
     fn delete(&self, id: &str) {

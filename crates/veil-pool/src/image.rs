@@ -58,6 +58,22 @@ impl Images {
         Ok(Images { store, registry: Registry::new(http.clone(), veil_oci::Credentials::from_env()), http, runtime })
     }
 
+    /// What a worker killed mid-task left behind in its folder `dir`: its containers (still running)
+    /// and their mounted layers. Only for the worker that owns `dir`, before it takes work.
+    pub fn clear_stale(&self, dir: &Path) {
+        if let Ok(rt) = &self.runtime {
+            let n = rt.clear_stale();
+            if n > 0 {
+                tracing::warn!("removed {n} container(s) a previous run of this worker left running");
+            }
+        }
+        for tasks in [dir.join("tasks"), dir.join("enclaves")] {
+            if veil_exec::container::unmount_stale(&tasks) > 0 {
+                let _ = std::fs::remove_dir_all(&tasks);
+            }
+        }
+    }
+
     /// The runtime, or why image apps cannot run here.
     pub fn runtime(&self) -> Result<&ContainerRuntime, String> {
         self.runtime.as_ref().map_err(|e| format!("this worker cannot run image apps: {e}"))

@@ -88,7 +88,10 @@ impl Worker {
         let http = veil_sdk::http();
         let images = crate::image::Images::open(&cfg.work_dir, cfg.image_cache, cfg.app_network, http.clone());
         match &images {
-            Ok(i) => tracing::info!("{}", i.describe()),
+            Ok(i) => {
+                i.clear_stale(&cfg.work_dir);
+                tracing::info!("{}", i.describe());
+            }
             Err(e) => tracing::warn!("no image cache: {e}"),
         }
         Arc::new(Worker {

@@ -19,6 +19,7 @@ out="$IEXEC_OUT/result.txt"
 case "$1" in
   mem) exec awk 'BEGIN { s = "x"; while (1) s = s s }' ;;
   sleep) exec sleep 600 ;;
+  nap) exec sleep 20 ;;
   fetch) wget -q -O "$out" "$2" || exit 3 ;;
   *)
     echo "args=$#" > "$out"
@@ -429,4 +430,49 @@ fn a_dockerfile_project_says_what_builds_it() {
     assert!(!out.status.success());
     let e = v["error"].as_str().unwrap();
     assert!(e.contains("podman or buildah") && e.contains("--image docker-archive:FILE"), "{e}");
+}
+
+/// Mount ids of the overlays mounted under `dir` (from /proc/self/mountinfo).
+fn overlays_under(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let d = dir.canonicalize().unwrap().display().to_string();
+    info.lines()
+        .filter(|l| l.contains(" - overlay ") && l.split(' ').nth(4).is_some_and(|m| m.starts_with(&d)))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+/// A worker killed in the middle of an image task leaves the task's layer mounted; the worker
+/// started again on the same folder unmounts it before taking work.
+#[test]
+fn a_restarted_worker_clears_the_layers_a_killed_one_left_mounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = network(Backend::Embedded, d);
+    let url = &n.node.url;
+    let layout = busybox_image(&d.join("busybox"));
+    let app = deploy(url, &format!("oci:{}", layout.display()), false, "sleeper");
+    ok(url, &["run", &app, "--args", "nap", "--no-watch", "--dev-account", "4"]);
+    let worker_dir = d.join("worker");
+    let t0 = std::time::Instant::now();
+    let stale = loop {
+        let m = overlays_under(&worker_dir);
+        if !m.is_empty() {
+            break m;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "the task never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut killed = n._worker;
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    std::mem::forget(killed);
+    assert_eq!(overlays_under(&worker_dir), stale, "kill -9 leaves the layer mounted");
+    let _again = common::spawn_worker(&n._scheduler.url, url, "5", &worker_dir);
+    let t0 = std::time::Instant::now();
+    while overlays_under(&worker_dir).iter().any(|m| stale.contains(m)) {
+        assert!(t0.elapsed().as_secs() < 20, "the stale layer is still mounted");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(n.node);
 }
