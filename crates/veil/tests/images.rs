@@ -276,6 +276,15 @@ fn image_apps_run_from_every_transport_and_bad_images_are_refused(b: Backend) {
         assert_eq!(text, "args=3\n[a b]\n[c d]\n[e]\ngreeting=hello pwd=/app uid=0\n", "{reference}");
     }
 
+    // A local image pushed by `veil app deploy --push` to the registry, registered there, pulled.
+    let target = format!("{}/pushed-by-veil:2.0", reg.host);
+    let args = ["app", "deploy", "--image", &oci, "--push", &target, "--name", "pushed", "--dev-account", "1"];
+    let v = ok(url, &args);
+    assert_eq!(v["multiaddr"], target.as_str(), "{v}");
+    let app = addr(&v);
+    ok(url, &["app", "publish", "--app", &app, "--volume", "100", "--dev-account", "1"]);
+    assert!(run(url, d, &app, "pushed").starts_with("args=1\n[pushed]\n"));
+
     // A static binary FROM scratch: no PATH in the image, Docker's default given.
     let st = static_image(&d.join("static"));
     let app = deploy(url, &format!("oci:{}", st.display()), false, "static");
@@ -409,6 +418,10 @@ fn image_limits_and_network_through_app_test() {
         let e = test(&["--args", &fetch, "--app-network", "off"]).unwrap_err();
         assert!(e.contains("exited with status 3"), "{runtime}: {e}");
     }
+    // No usable OCI runtime: image apps are refused with the cause.
+    let args = ["app", "test", "--dir", project.to_str().unwrap(), "--image", &oci];
+    let e = common::veil_env("http://127.0.0.1:1", &args, &[("VEIL_OCI_RUNTIME", "no-such-runtime")]).unwrap_err();
+    assert!(e.contains("cannot run image apps") && e.contains("no-such-runtime"), "{e}");
 }
 
 /// `veil app init --template docker` writes an iExec-style project; without podman or buildah,
