@@ -235,7 +235,7 @@ async fn post_compute(
     if blob.id.len() != 64 || !blob.id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("the storage at {storage} answered a blob id that is not a sha256: `{}`", blob.id));
     }
-    let results = format!("{storage}/blobs/{}", blob.id);
+    let results = veil_storage::cid::results_record(&format!("{storage}/blobs/{}", blob.id), &blob.id);
     let challenge = PrivateKey::from_hex(&s.challenge_key).map_err(|e| e.to_string())?;
     let rh = result_hash(&req.taskid, &digest);
     let rs = result_seal(&req.worker, &req.taskid, &digest);

@@ -395,11 +395,13 @@ impl Worker {
         let digest = veil_exec::result::digest(out, &computed).map_err(|e| fatal(e.to_string()))?;
         let zip = zip_dir(out).map_err(|e| fatal(format!("cannot pack the result: {e}")))?;
         let blob = self.storage.upload_bytes(zip).await.map_err(|e| format!("cannot store the result: {e}"))?;
+        // iExec's record (its SDK fetches `/ipfs/<cid>` from its gateway) and where Veil's clients go.
+        let results = veil_storage::cid::results_record(&blob.url, &blob.id);
 
         // Wait before contributing so the consensus event cannot be missed.
         let (tell, consensus_event) = oneshot::channel();
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(a.taskid, tell);
-        let r = self.contribute_and_reveal(a, token, &digest, &blob.url, None, consensus_event).await;
+        let r = self.contribute_and_reveal(a, token, &digest, &results, None, consensus_event).await;
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&a.taskid);
         // Once contributed, the task is not ours to run again.
         r.map_err(fatal)

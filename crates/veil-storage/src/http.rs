@@ -1,5 +1,6 @@
 //! HTTP routes: `POST /blobs` (streamed body) → `{id, size}`; `GET /blobs/{id}` streams a verified
-//! blob; `HEAD /blobs/{id}` tells whether it is there.
+//! blob; `HEAD /blobs/{id}` tells whether it is there; `GET|HEAD /ipfs/{cid}` the same blob named by
+//! its CIDv1 (iExec's IPFS gateway path).
 
 use crate::store::{BlobInfo, BlobStore, StorageError, check_id};
 use axum::Json;
@@ -17,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 impl IntoResponse for StorageError {
     fn into_response(self) -> Response {
         let (status, kind) = match &self {
-            StorageError::BadId(_) => (StatusCode::BAD_REQUEST, "malformed"),
+            StorageError::BadId(_) | StorageError::BadCid(_) => (StatusCode::BAD_REQUEST, "malformed"),
             StorageError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             StorageError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             StorageError::Corrupt { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt"),
@@ -32,6 +33,7 @@ pub fn router(store: Arc<BlobStore>) -> Router {
     Router::new()
         .route("/blobs", post(upload))
         .route("/blobs/{id}", get(download).head(head))
+        .route("/ipfs/{cid}", get(download_cid).head(head_cid))
         .layer(DefaultBodyLimit::disable())
         .with_state(store)
 }
@@ -83,6 +85,19 @@ async fn head(State(store): State<Arc<BlobStore>>, Path(id): Path<String>) -> Re
     check_id(&id)?;
     let meta = tokio::fs::metadata(store.path_of(&id)?).await.map_err(|_| StorageError::NotFound(id.clone()))?;
     Ok(([(header::CONTENT_LENGTH, meta.len().to_string())], "").into_response())
+}
+
+/// The blob id a CID names (its path may go on, as gateways allow: `/ipfs/<cid>` only here).
+fn id_of_cid(cid: &str) -> Result<String, StorageError> {
+    Ok(hex::encode(crate::cid::digest_of(cid)?))
+}
+
+async fn head_cid(store: State<Arc<BlobStore>>, Path(cid): Path<String>) -> Result<Response, StorageError> {
+    head(store, Path(id_of_cid(&cid)?)).await
+}
+
+async fn download_cid(store: State<Arc<BlobStore>>, Path(cid): Path<String>) -> Result<Response, StorageError> {
+    download(store, Path(id_of_cid(&cid)?)).await
 }
 
 async fn download(State(store): State<Arc<BlobStore>>, Path(id): Path<String>) -> Result<Response, StorageError> {

@@ -8,6 +8,7 @@
 //! It must never serve bytes whose hash differs from their id, and never keep a partial upload
 //! under a blob id.
 
+pub mod cid;
 pub mod http;
 pub mod store;
 

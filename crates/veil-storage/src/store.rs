@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub enum StorageError {
     #[error("`{0}` is not a blob id (64 lowercase hex characters: the sha256 of the bytes)")]
     BadId(String),
+    #[error("{0}")]
+    BadCid(#[from] crate::cid::CidError),
     #[error("no blob {0}")]
     NotFound(String),
     #[error("blob is larger than the {limit}-byte limit")]

@@ -377,7 +377,8 @@ pub fn run_deal_as(
     }
     if !json {
         for t in &outcome.tasks {
-            println!("task {}: {}  result {}", t.taskid, t.status, t.results);
+            let at = veil_storage::cid::results_url(t.results.as_bytes(), &conn.node).unwrap_or(t.results.clone());
+            println!("task {}: {}  result {at}", t.taskid, t.status);
         }
     }
     let summary = json!({ "dealid": dealid, "tasks": outcome.tasks, "ms": outcome.ms });
@@ -411,7 +412,7 @@ pub fn result_get(a: ResultGetArgs, conn: &Conn, json: bool) -> Result<()> {
     if task.status != TaskStatus::Completed {
         bail!("task {} is {}: no result yet", a.taskid, task.status);
     }
-    let url = String::from_utf8(task.results.to_vec()).context("the task's results field is not a URL")?;
+    let url = veil_storage::cid::results_url(&task.results, &conn.node).map_err(anyhow::Error::msg)?;
     let bytes = rt
         .block_on(async { reqwest::get(&url).await?.error_for_status()?.bytes().await })
         .with_context(|| format!("cannot download {url}"))?;

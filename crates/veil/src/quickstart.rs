@@ -376,7 +376,8 @@ fn run_task(net: &Network, requester: &PrivateKey, app: Address, dataset: Addres
 
 async fn fetch_and_decrypt(l: &dyn Ledger, task: &B256, private_pem: &str) -> Result<String> {
     let t = l.task(task).await?.task;
-    let url = String::from_utf8(t.results.to_vec()).context("the task's results field is not a URL")?;
+    // Records name their storage's URL; an iExec-only record has no gateway here.
+    let url = veil_storage::cid::results_url(&t.results, "").map_err(anyhow::Error::msg)?;
     let bytes = reqwest::get(&url).await?.error_for_status()?.bytes().await?;
     if !crate::tee_cmd::is_encrypted_result(&bytes) {
         bail!("the result at {url} is not encrypted: the enclave should have encrypted it for the requester");

@@ -281,7 +281,8 @@ pub fn process(a: ProcessArgs, conn: &Conn, json: bool) -> Result<()> {
     }
     let summary = crate::pool_cmd::run_deal_as(run, &key, conn, json, true)?;
     let task = &summary["tasks"][0];
-    let url = task["results"].as_str().context("the task has no result")?.to_string();
+    let results = task["results"].as_str().context("the task has no result")?;
+    let url = veil_storage::cid::results_url(results.as_bytes(), &conn.node).map_err(anyhow::Error::msg)?;
     let bytes = runtime()?
         .block_on(async { reqwest::get(&url).await?.error_for_status()?.bytes().await })
         .with_context(|| format!("cannot download {url}"))?;

@@ -149,7 +149,12 @@ fn a_confidential_task_keeps_data_and_result_sealed(b: Backend) {
     let other = d.join("other");
     ok(url, &["result", "generate-keypair", "--bits", "2048", "--out", other.to_str().unwrap()]);
     let enc = d.join("encrypted.zip");
-    let url_of_result = task["results"].as_str().unwrap();
+    let record: Value = serde_json::from_str(task["results"].as_str().unwrap()).unwrap();
+    assert_eq!(record["storage"], "ipfs", "iExec's form: {record}");
+    let url_of_result = record["url"].as_str().unwrap();
+    // The same bytes through the IPFS gateway path the iExec SDK uses.
+    let gateway = format!("{url}{}", record["location"].as_str().unwrap());
+    assert_eq!(http_get(&gateway), http_get(url_of_result));
     std::fs::write(&enc, http_get(url_of_result)).unwrap();
     let other_key = other.join("result-key.pem");
     let err =

@@ -131,6 +131,10 @@ fn service_cases(me: &str) -> Vec<(Req, u16, &'static str)> {
         (post("/blobs", vec![0u8; 2048]), 413, ""),
         (get("/blobs/zzz"), 400, ""),
         (get(format!("/blobs/{}", "ab".repeat(32))), 404, ""),
+        // The IPFS gateway path: a CIDv1 raw sha2-256 only; unknown blobs are 404.
+        (get("/ipfs/QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR"), 400, "base32"),
+        (get("/ipfs/bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"), 400, "raw sha2-256"),
+        (get("/ipfs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"), 404, ""),
         // SMS: bad kinds and targets, unsigned and replayed writes, garbage sessions.
         (post("/sms/nonsense/0x0000000000000000000000000000000000000001", "{}"), 400, "unknown secret kind"),
         (post(format!("/sms/requester-secret/{me}/name"), r#"{"value": "v"}"#), 400, "missing field `challenge`"),

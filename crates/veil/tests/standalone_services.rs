@@ -130,7 +130,8 @@ fn every_service_as_its_own_process_runs_a_confidential_task() {
         "120",
     ]);
     assert_eq!(run["tasks"][0]["status"], "COMPLETED", "{run}");
-    assert!(run["tasks"][0]["results"].as_str().unwrap().starts_with(&storage), "{run}");
+    let record: Value = serde_json::from_str(run["tasks"][0]["results"].as_str().unwrap()).unwrap();
+    assert!(record["url"].as_str().unwrap().starts_with(&storage), "{run}");
     let task = run["tasks"][0]["taskid"].as_str().unwrap();
     ok(&["result", "get", task, "--key", &p("keys/result-key.pem"), "--out", &p("result")]);
     let text = std::fs::read_to_string(d.join("result/result.txt")).unwrap();
