@@ -1,0 +1,86 @@
+//! iExec's own CLI (`iexec` 9.0.1 from the npm registry; `scripts/iexec-sdk` installs it and the
+//! README's test command exports `VEIL_IEXEC`) driven against `veil dev --chain anvil`, with its own
+//! `chain.json` pointing every iExec service at the Veil node. What works so far (issue 17, in
+//! progress): wallet import, account deposit and show, app show of a Veil-deployed image app, and
+//! `task show --download` of a task Veil's workerpool ran, through the node's IPFS gateway path.
+
+mod common;
+use common::{Backend, ok};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `iexec ARGS --raw` in `dir` (with its chain.json); the JSON it answers.
+fn iexec(dir: &Path, args: &[&str]) -> Value {
+    let bin = std::env::var("VEIL_IEXEC")
+        .expect("VEIL_IEXEC names iExec's CLI: run `eval \"$(scripts/iexec-sdk)\"` (the README's test command does)");
+    let out = Command::new(bin).args(args).arg("--raw").current_dir(dir).output().expect("run iexec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
+    let v: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("iexec {args:?}: {e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["ok"], true, "iexec {args:?}: {v}");
+    v
+}
+
+#[test]
+fn iexecs_cli_reads_what_veil_did_on_poco() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dev = common::dev_network_on(Backend::Anvil, &d.join("dev"), true);
+    let url = dev.url.clone();
+    let (rpc, hub) = (dev.ready["rpc"].as_str().unwrap(), dev.ready["hub"].as_str().unwrap());
+    let sdk = d.join("sdk");
+    std::fs::create_dir_all(&sdk).unwrap();
+    let chain = json!({
+        "default": "veil",
+        "chains": { "veil": {
+            "id": "31337", "host": rpc, "hub": hub, "sms": url, "ipfsGateway": url,
+            "iexecGateway": url, "compass": url, "pocoSubgraph": url,
+        }},
+    });
+    std::fs::write(sdk.join("chain.json"), chain.to_string()).unwrap();
+    std::fs::write(sdk.join("iexec.json"), "{}").unwrap();
+
+    // The requester (anvil's account 4) as an iExec wallet; its deposit seen by Veil.
+    let key = dev.ready["devAccounts"][4]["privateKey"].as_str().unwrap().to_string();
+    let requester = Backend::Anvil.address(4);
+    let w = ["--password", "pw", "--keystoredir", "./keys"];
+    let imported = iexec(&sdk, &[&["wallet", "import", &key, "--force"][..], &w].concat());
+    assert_eq!(imported["address"].as_str().unwrap().to_lowercase(), requester.to_lowercase());
+    iexec(&sdk, &[&["account", "deposit", "100"][..], &w].concat());
+    let shown = iexec(&sdk, &[&["account", "show"][..], &w].concat());
+    let mine = ok(&url, &["account", "show", &requester]);
+    assert_eq!(shown["balance"]["stake"], "100", "{shown}");
+    // `iexec account deposit 100` deposits 100 nRLC; Veil shows the same escrow.
+    assert_eq!(mine["balance"].to_string().trim_matches('"'), "100", "{mine}");
+
+    // An image app deployed and run by Veil, as iExec's CLI sees it.
+    let img = d.join("image");
+    let bin = std::fs::read("/bin/busybox").expect("busybox-static at /bin/busybox");
+    let app_sh = b"#!/bin/busybox sh\necho \"Hello, $1!\" > /iexec_out/result.txt\necho '{\"deterministic-output-path\":\"/iexec_out/result.txt\"}' > /iexec_out/computed.json\n";
+    let files = [
+        veil_oci::write::NewFile { path: "bin/busybox", bytes: &bin, mode: 0o755 },
+        veil_oci::write::NewFile { path: "app.sh", bytes: app_sh, mode: 0o755 },
+    ];
+    veil_oci::write::image_from_files(&img, &files, &["/bin/busybox", "sh", "/app.sh"], true).unwrap();
+    let deployed = ok(
+        &url,
+        &["app", "deploy", "--image", &format!("oci:{}", img.display()), "--name", "sdk", "--dev-account", "1"],
+    );
+    let app = deployed["address"].as_str().unwrap().to_string();
+    ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    let seen = iexec(&sdk, &["app", "show", &app]);
+    assert_eq!(seen["app"]["appType"], "DOCKER", "{seen}");
+    assert_eq!(seen["app"]["appChecksum"], deployed["checksum"], "{seen}");
+    let run = ok(&url, &["run", &app, "--args", "iExec", "--dev-account", "4", "--timeout", "60"]);
+    let taskid = run["tasks"][0]["taskid"].as_str().unwrap();
+    let zip_path = sdk.join("result.zip");
+    let t = iexec(&sdk, &[&["task", "show", taskid, "--download", "result.zip"][..], &w].concat());
+    assert_eq!(t["task"]["statusName"], "COMPLETED", "{t}");
+    assert_eq!(t["task"]["results"]["storage"], "ipfs", "{t}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("result.txt").unwrap(), &mut text).unwrap();
+    assert_eq!(text, "Hello, iExec!\n");
+}
