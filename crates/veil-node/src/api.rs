@@ -29,9 +29,9 @@ pub const MAX_BODY: usize = MAX_TX_BYTES;
 pub const MAX_BATCH_BODY: usize = 8 * 1024 * 1024;
 
 pub(crate) struct ApiErr {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     kind: &'static str,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl ApiErr {
@@ -124,6 +124,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/orders/unpublish", post(unpublish))
         .route("/orders/{hash}", get(order::<Shared>))
         .route("/orderbook/{kind}", get(orderbook::<Shared>))
+        .merge(crate::market::routes::<Shared>())
         .route("/events", get(events))
         .fallback(|| async { ApiErr::not_found("no such endpoint; see /openapi.json") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -334,6 +335,37 @@ pub(crate) trait HasBook: Send + Sync + 'static {
 impl HasBook for Shared {
     fn book(&self) -> &std::sync::Mutex<crate::book::Book> {
         &self.book
+    }
+}
+
+impl crate::market::MarketHost for Shared {
+    fn chain_id(&self) -> u64 {
+        self.domain.chain_id
+    }
+
+    fn challenges(&self) -> &crate::market::Challenges {
+        &self.challenges
+    }
+
+    fn publish_signed(
+        self: Arc<Self>,
+        order: veil_core::tx::AnyOrder,
+        sign: veil_core::Signature,
+    ) -> futures_util::future::BoxFuture<'static, Result<BookEntry, ApiErr>> {
+        let l = self.ledger.read().unwrap_or_else(|p| p.into_inner());
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let r = book.publish(&l.store, &l.state, order, Some(sign)).map_err(book_err);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn unpublish_by(&self, hash: &B256, signer: Address) -> Result<BookEntry, ApiErr> {
+        let l = self.ledger.read().unwrap_or_else(|p| p.into_inner());
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let published = book
+            .get(hash)
+            .map(|e| e.published)
+            .ok_or_else(|| ApiErr::not_found(format!("order {hash} is not in the book")))?;
+        book.unpublish(&l.store, hash, published, Some(signer)).map_err(book_err)
     }
 }
 

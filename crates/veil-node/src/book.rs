@@ -174,6 +174,11 @@ impl Book {
         Ok(self.entries.remove(hash).expect("entry checked above"))
     }
 
+    /// Every published order of `kind`.
+    pub fn all(&self, kind: OrderKind) -> impl Iterator<Item = &BookEntry> {
+        self.entries.values().filter(move |e| e.kind == kind)
+    }
+
     pub fn get(&self, hash: &B256) -> Option<&BookEntry> {
         self.entries.get(hash)
     }

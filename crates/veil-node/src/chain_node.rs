@@ -43,6 +43,8 @@ pub struct ChainNode {
     book: Mutex<Book>,
     domain: Domain,
     followed: Mutex<(u64, u64)>,
+    /// iExec's market API: challenges handed out, not used yet.
+    challenges: crate::market::Challenges,
 }
 
 fn service(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -86,6 +88,7 @@ impl ChainNode {
             book: Mutex::new(book),
             domain: info.domain,
             followed: Mutex::new((followed, followed)),
+            challenges: Default::default(),
         }))
     }
 
@@ -200,6 +203,7 @@ pub fn router(node: Arc<ChainNode>) -> Router {
         .route("/orders/unpublish", post(unpublish))
         .route("/orders/{hash}", get(order::<ChainNode>))
         .route("/orderbook/{kind}", get(orderbook::<ChainNode>))
+        .merge(crate::market::routes::<ChainNode>())
         .fallback(|State(n): C| async move {
             ApiErr::not_found(format!(
                 "no such endpoint on this node, which serves the off-chain services of {}",
@@ -283,6 +287,38 @@ async fn unpublish(State(n): C, b: Result<axum::body::Bytes, BytesRejection>) ->
 impl crate::api::HasBook for ChainNode {
     fn book(&self) -> &Mutex<Book> {
         &self.book
+    }
+}
+
+impl crate::market::MarketHost for ChainNode {
+    fn chain_id(&self) -> u64 {
+        self.domain.chain_id
+    }
+
+    fn challenges(&self) -> &crate::market::Challenges {
+        &self.challenges
+    }
+
+    fn publish_signed(
+        self: Arc<Self>,
+        order: AnyOrder,
+        sign: veil_core::Signature,
+    ) -> futures_util::future::BoxFuture<'static, Result<BookEntry, ApiErr>> {
+        Box::pin(async move {
+            let facts =
+                gather(self.ledger.as_ref(), self.domain, std::slice::from_ref(&order)).await.map_err(ledger_err)?;
+            let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+            book.publish(&self.store, &facts, order, Some(sign)).map_err(book_err)
+        })
+    }
+
+    fn unpublish_by(&self, hash: &veil_core::B256, signer: veil_core::Address) -> Result<BookEntry, ApiErr> {
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        let published = book
+            .get(hash)
+            .map(|e| e.published)
+            .ok_or_else(|| ApiErr::not_found(format!("order {hash} is not in the book")))?;
+        book.unpublish(&self.store, hash, published, Some(signer)).map_err(book_err)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod book;
 pub mod chain_node;
 pub mod dev;
 pub mod ledger;
+pub mod market;
 pub mod node;
 pub mod openapi;
 pub mod sigcache;

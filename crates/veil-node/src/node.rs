@@ -98,6 +98,8 @@ pub struct Shared {
     pub domain: veil_core::Domain,
     /// Memo of recovered order signers (orders recur across matches).
     pub signers: crate::sigcache::SigCache,
+    /// iExec's market API: challenges handed out, not used yet.
+    pub challenges: crate::market::Challenges,
 }
 
 fn unix_now() -> u64 {
@@ -119,6 +121,7 @@ pub fn start(config: &NodeConfig) -> Result<(Arc<Shared>, OpenReport), LedgerErr
         dev: config.dev,
         domain: ledger_domain,
         signers: Default::default(),
+        challenges: Default::default(),
     });
     let s = shared.clone();
     let block_time = config.block_time;

@@ -1,8 +1,10 @@
 //! iExec's own CLI (`iexec` 9.0.1 from the npm registry; `scripts/iexec-sdk` installs it and the
 //! README's test command exports `VEIL_IEXEC`) driven against `veil dev --chain anvil`, with its own
 //! `chain.json` pointing every iExec service at the Veil node. What works so far (issue 17, in
-//! progress): wallet import, account deposit and show, app show of a Veil-deployed image app, and
-//! `task show --download` of a task Veil's workerpool ran, through the node's IPFS gateway path.
+//! progress): wallet import, account deposit and show, app deploy and show, app orders signed,
+//! published, listed, shown and unpublished through Veil's market API (the same orderbook Veil's
+//! own commands read), and `task show --download` of a task Veil's workerpool ran, through the
+//! node's IPFS gateway path.
 
 mod common;
 use common::{Backend, ok};
@@ -40,7 +42,11 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
         }},
     });
     std::fs::write(sdk.join("chain.json"), chain.to_string()).unwrap();
-    std::fs::write(sdk.join("iexec.json"), "{}").unwrap();
+    let app_conf = json!({ "app": {
+        "owner": Backend::Anvil.address(4), "name": "sdk-app", "type": "DOCKER",
+        "multiaddr": "127.0.0.1:5000/sdk-app:1.0", "checksum": format!("0x{}", "ab".repeat(32)),
+    }});
+    std::fs::write(sdk.join("iexec.json"), app_conf.to_string()).unwrap();
 
     // The requester (anvil's account 4) as an iExec wallet; its deposit seen by Veil.
     let key = dev.ready["devAccounts"][4]["privateKey"].as_str().unwrap().to_string();
@@ -54,6 +60,45 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
     assert_eq!(shown["balance"]["stake"], "100", "{shown}");
     // `iexec account deposit 100` deposits 100 nRLC; Veil shows the same escrow.
     assert_eq!(mine["balance"].to_string().trim_matches('"'), "100", "{mine}");
+
+    // An app deployed by iExec's CLI; its order signed and published through Veil's market API.
+    let app = iexec(&sdk, &[&["app", "deploy"][..], &w].concat())["address"].as_str().unwrap().to_string();
+    iexec(&sdk, &[&["order", "init", "--app"][..], &w].concat());
+    iexec(&sdk, &[&["order", "sign", "--app", "--skip-preflight-check"][..], &w].concat());
+    let published = iexec(&sdk, &[&["order", "publish", "--app", "--force"][..], &w].concat());
+    let hash = published["apporder"]["orderHash"].as_str().unwrap().to_string();
+    let book = iexec(&sdk, &["orderbook", "app", &app]);
+    assert_eq!(book["count"], 1, "{book}");
+    assert_eq!(book["appOrders"][0]["orderHash"], hash.as_str(), "{book}");
+    let shown = iexec(&sdk, &["order", "show", "--app", &hash]);
+    assert_eq!(shown["apporder"]["signer"].as_str().unwrap().to_lowercase(), requester.to_lowercase(), "{shown}");
+    let veils = ok(&url, &["orderbook", "app", "--app", &app]);
+    assert_eq!(veils["orders"][0]["orderHash"], hash.as_str(), "one orderbook, two shapes: {veils}");
+    iexec(&sdk, &[&["order", "unpublish", "--app", &hash, "--force"][..], &w].concat());
+    assert_eq!(iexec(&sdk, &["orderbook", "app", &app])["count"], 0);
+    assert_eq!(ok(&url, &["orderbook", "app", "--app", &app])["count"], 0);
+
+    // Market calls without a valid authorization change nothing.
+    let market = |method: reqwest::Method, path: &str, auth: Option<&str>| -> u16 {
+        common::rt().block_on(async {
+            let mut r = reqwest::Client::new().request(method, format!("{url}{path}"));
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            r.json(&json!({ "order": {}, "target": "unpublish_all", "app": app }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(market(reqwest::Method::POST, "/apporders?chainId=31337", None), 401);
+    assert_eq!(market(reqwest::Method::PUT, "/apporders?chainId=31337", Some("0x00_0x00_0x00")), 401);
+    let forged = format!("0x{}_0x{}_{requester}", "11".repeat(32), "22".repeat(65));
+    assert_eq!(market(reqwest::Method::PUT, "/apporders?chainId=31337", Some(&forged)), 401);
+    assert_eq!(market(reqwest::Method::GET, "/apporders?chainId=1", None), 400);
+    assert_eq!(market(reqwest::Method::GET, &format!("/apporders/0x{}", "12".repeat(32)), None), 404);
 
     // An image app deployed and run by Veil, as iExec's CLI sees it.
     let img = d.join("image");
