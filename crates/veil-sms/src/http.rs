@@ -24,6 +24,8 @@ impl IntoResponse for SmsError {
             SmsError::Ledger(_) => (StatusCode::BAD_GATEWAY, "ledger_unavailable"),
             SmsError::Storage(_) | SmsError::Seal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             SmsError::Session { .. } => (StatusCode::FORBIDDEN, "session_refused"),
+            SmsError::Exists => (StatusCode::CONFLICT, "exists"),
+            SmsError::Missing => (StatusCode::NOT_FOUND, "not_found"),
         };
         (status, Json(serde_json::json!({ "error": self.to_string(), "kind": kind }))).into_response()
     }
@@ -38,6 +40,7 @@ pub fn router(sms: Arc<Sms>) -> Router {
         .route("/sms/enclave-challenge/{taskid}", post(enclave_challenge))
         .route("/sms/{kind}/{target}", post(write).get(exists))
         .route("/sms/{kind}/{target}/{name}", post(write_named).get(exists_named))
+        .merge(crate::iexec::routes())
         .layer(DefaultBodyLimit::max(crate::service::MAX_SECRET * 2 + 4096))
         .with_state(sms)
 }

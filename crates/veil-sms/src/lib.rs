@@ -12,6 +12,7 @@
 //! (a refusal names the rule), and keeps each task's enclave challenge key.
 
 pub mod http;
+pub mod iexec;
 pub mod ledger;
 pub mod seal;
 pub mod service;

@@ -43,6 +43,11 @@ pub enum SmsError {
     Session { rule: &'static str, detail: String },
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// iExec's SMS never overwrites these (dataset keys, app and requester secrets, a POSTed web2 secret).
+    #[error("this secret already exists and cannot be replaced")]
+    Exists,
+    #[error("no such secret to update")]
+    Missing,
 }
 
 pub(crate) fn storage<E: std::fmt::Display>(e: E) -> SmsError {
@@ -180,6 +185,37 @@ impl Sms {
         tx.open_table(SECRETS).map_err(storage)?.insert(slot.as_str(), sealed.as_slice()).map_err(storage)?;
         tx.commit().map_err(storage)?;
         tracing::info!(kind = kind.as_str(), %target, name, "secret stored");
+        Ok(())
+    }
+
+    /// Stores a secret written through iExec's SMS API: `signer` (recovered by the caller from iExec's
+    /// challenge) must be the slot's writer; `update` replaces an existing secret (web2 `PUT`), else
+    /// an existing one is refused (`Exists`), as iExec's SMS does.
+    pub async fn write_iexec(
+        &self,
+        kind: SecretKind,
+        target: &Address,
+        name: &str,
+        value: &str,
+        signer: Address,
+        update: bool,
+    ) -> Result<(), SmsError> {
+        Self::check_value(kind, name, value)?;
+        let writer = self.allowed_writer(kind, target).await?;
+        if signer != writer {
+            return Err(SmsError::Forbidden(format!("{signer} may not set this secret of {target}")));
+        }
+        match (self.exists(kind, target, name)?, update) {
+            (true, false) => return Err(SmsError::Exists),
+            (false, true) => return Err(SmsError::Missing),
+            _ => {}
+        }
+        let slot = slot(kind, target, name);
+        let sealed = self.sealer.seal(&slot, value.trim().as_bytes());
+        let tx = self.db.begin_write().map_err(storage)?;
+        tx.open_table(SECRETS).map_err(storage)?.insert(slot.as_str(), sealed.as_slice()).map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        tracing::info!(kind = kind.as_str(), %target, name, "secret stored (iExec API)");
         Ok(())
     }
 

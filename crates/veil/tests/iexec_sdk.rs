@@ -12,17 +12,36 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 
-/// Runs `iexec ARGS --raw` in `dir` (with its chain.json); the JSON it answers.
+/// Runs `iexec ARGS --raw` in `dir` (with its chain.json); the JSON it answers, which must be ok.
 fn iexec(dir: &Path, args: &[&str]) -> Value {
+    let v = iexec_any(dir, args);
+    assert_eq!(v["ok"], true, "iexec {args:?}: {v}");
+    v
+}
+
+/// [`iexec`] for a command that must fail: its error message.
+fn iexec_err(dir: &Path, args: &[&str]) -> String {
+    let v = iexec_any(dir, args);
+    assert_eq!(v["ok"], false, "iexec {args:?} should have failed: {v}");
+    v["error"]["message"].as_str().unwrap_or_default().to_string()
+}
+
+fn iexec_any(dir: &Path, args: &[&str]) -> Value {
     let bin = std::env::var("VEIL_IEXEC")
         .expect("VEIL_IEXEC names iExec's CLI: run `eval \"$(scripts/iexec-sdk)\"` (the README's test command does)");
     let out = Command::new(bin).args(args).arg("--raw").current_dir(dir).output().expect("run iexec");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // Answers go to stdout, failures to stderr, each as one JSON line.
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let line = text.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
-    let v: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("iexec {args:?}: {e}: {text}{}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(v["ok"], true, "iexec {args:?}: {v}");
-    v
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("iexec {args:?}: {e}: {text}"))
+}
+
+/// Whether Veil's own SMS API says the secret `path` (under `/sms/`) exists.
+fn veil_has(url: &str, path: &str) -> bool {
+    common::rt().block_on(async {
+        let v: Value = reqwest::get(format!("{url}/sms/{path}")).await.unwrap().json().await.unwrap();
+        v["exists"].as_bool().unwrap()
+    })
 }
 
 #[test]
@@ -42,10 +61,17 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
         }},
     });
     std::fs::write(sdk.join("chain.json"), chain.to_string()).unwrap();
-    let app_conf = json!({ "app": {
-        "owner": Backend::Anvil.address(4), "name": "sdk-app", "type": "DOCKER",
-        "multiaddr": "127.0.0.1:5000/sdk-app:1.0", "checksum": format!("0x{}", "ab".repeat(32)),
-    }});
+    let app_conf = json!({
+        "app": {
+            "owner": Backend::Anvil.address(4), "name": "sdk-app", "type": "DOCKER",
+            "multiaddr": "127.0.0.1:5000/sdk-app:1.0", "checksum": format!("0x{}", "ab".repeat(32)),
+        },
+        "dataset": {
+            "owner": Backend::Anvil.address(4), "name": "sdk-data",
+            "multiaddr": "/ipfs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+            "checksum": format!("0x{}", "cd".repeat(32)),
+        },
+    });
     std::fs::write(sdk.join("iexec.json"), app_conf.to_string()).unwrap();
 
     // The requester (anvil's account 4) as an iExec wallet; its deposit seen by Veil.
@@ -77,6 +103,32 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
     iexec(&sdk, &[&["order", "unpublish", "--app", &hash, "--force"][..], &w].concat());
     assert_eq!(iexec(&sdk, &["orderbook", "app", &app])["count"], 0);
     assert_eq!(ok(&url, &["orderbook", "app", "--app", &app])["count"], 0);
+
+    // Secrets through iExec's SMS API land in Veil's SMS (one SMS, two shapes).
+    fn with<'a>(args: &[&'a str], w: &[&'a str]) -> Vec<&'a str> {
+        [args, w].concat()
+    }
+    iexec(&sdk, &with(&["requester", "push-secret", "my-token", "--secret-value", "s3cr3t"], &w));
+    assert_eq!(iexec(&sdk, &with(&["requester", "check-secret", "my-token"], &w))["isSet"], true);
+    assert!(veil_has(&url, &format!("requester-secret/{requester}/my-token")));
+    let e = iexec_err(&sdk, &with(&["requester", "push-secret", "my-token", "--secret-value", "other"], &w));
+    assert!(e.contains("already exists"), "{e}");
+    iexec(&sdk, &with(&["result", "generate-encryption-keypair", "--force"], &w));
+    iexec(&sdk, &with(&["result", "push-encryption-key"], &w));
+    assert_eq!(iexec(&sdk, &with(&["result", "check-encryption-key"], &w))["isEncryptionKeySet"], true);
+    assert!(veil_has(&url, &format!("result-key/{requester}")));
+    iexec(&sdk, &with(&["app", "push-secret", &app, "--secret-value", "dev-secret"], &w));
+    assert_eq!(iexec(&sdk, &["app", "check-secret", &app])["isSecretSet"], true);
+    assert!(veil_has(&url, &format!("app-secret/{app}")));
+    let e = iexec_err(&sdk, &with(&["app", "push-secret", &app, "--secret-value", "again"], &w));
+    assert!(e.contains("can't be updated"), "{e}");
+    let dataset = iexec(&sdk, &with(&["dataset", "deploy"], &w))["address"].as_str().unwrap().to_string();
+    let key = veil_protect::DatasetKey::random().to_base64();
+    std::fs::create_dir_all(sdk.join(".secrets/datasets")).unwrap();
+    std::fs::write(sdk.join(".secrets/datasets/dataset.key"), &key).unwrap();
+    iexec(&sdk, &with(&["dataset", "push-secret", &dataset], &w));
+    assert_eq!(iexec(&sdk, &["dataset", "check-secret", &dataset])["isSecretSet"], true);
+    assert!(veil_has(&url, &format!("dataset-key/{dataset}")));
 
     // Market calls without a valid authorization change nothing.
     let market = |method: reqwest::Method, path: &str, auth: Option<&str>| -> u16 {
@@ -115,6 +167,10 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
     );
     let app = deployed["address"].as_str().unwrap().to_string();
     ok(&url, &["app", "publish", "--app", &app, "--dev-account", "1"]);
+    // Someone else's app: its secret is not the requester's to set (401 from the SMS).
+    let e = iexec_err(&sdk, &[&["app", "push-secret", &app, "--secret-value", "x"][..], &w].concat());
+    assert!(e.contains("not allowed"), "{e}");
+    assert!(!veil_has(&url, &format!("app-secret/{app}")));
     let seen = iexec(&sdk, &["app", "show", &app]);
     assert_eq!(seen["app"]["appType"], "DOCKER", "{seen}");
     assert_eq!(seen["app"]["appChecksum"], deployed["checksum"], "{seen}");
