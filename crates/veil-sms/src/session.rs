@@ -142,7 +142,13 @@ impl Sms {
             .await
             .map_err(SmsError::Ledger)?
             .ok_or_else(|| refuse("measurement", format!("app {} is not registered", deal.app.pointer)))?;
-        let registered: Option<B256> = app.mrenclave.trim().parse().ok();
+        // A TDX app (what iExec's SDK deploys) registers no fingerprint: its image's manifest digest,
+        // the app's checksum, is what the enclave measures.
+        let tdx = deal.tag.0[31] & veil_core::tag::TDX != 0;
+        let registered: Option<B256> = match app.mrenclave.trim() {
+            "" if tdx => Some(app.checksum),
+            m => m.parse().ok(),
+        };
         if registered != Some(c.measurement) {
             return Err(refuse(
                 "measurement",

@@ -267,7 +267,10 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
     }
     let trust = if o.workers >= 2 { 3 } else { 1 };
     let mut published = vec![];
-    for tag in [B256::ZERO, B256::with_last_byte(1)] {
+    // Standard, TEE, and TEE+TDX (iExec's SDK puts the TDX tag on every order; here TDX deals run
+    // on the `sim` platform like every TEE deal, and say so).
+    let tdx = B256::with_last_byte(veil_core::tag::TEE | veil_core::tag::TDX);
+    for tag in [B256::ZERO, B256::with_last_byte(veil_core::tag::TEE), tdx] {
         let (ledger, book, owner, price) = (ledger.clone(), book.clone(), owner.clone(), o.pool_price);
         let (tell, first) = tokio::sync::oneshot::channel();
         published.push(first);

@@ -1,10 +1,11 @@
 //! iExec's own CLI (`iexec` 9.0.1 from the npm registry; `scripts/iexec-sdk` installs it and the
 //! README's test command exports `VEIL_IEXEC`) driven against `veil dev --chain anvil`, with its own
 //! `chain.json` pointing every iExec service at the Veil node. What works so far (issue 17, in
-//! progress): wallet import, account deposit and show, app deploy and show, app orders signed,
-//! published, listed, shown and unpublished through Veil's market API (the same orderbook Veil's
-//! own commands read), and `task show --download` of a task Veil's workerpool ran, through the
-//! node's IPFS gateway path.
+//! progress): wallet import, account deposit and show, app and dataset deploy, app show, app orders
+//! signed, published, listed, shown and unpublished through Veil's market API (the same orderbook
+//! Veil's own commands read), requester, result-key, app and dataset secrets through iExec's SMS
+//! API, `app run --tag tee,tdx --secret … --encrypt-result --watch` executed by Veil's workerpool,
+//! `task show --download` through the node's IPFS gateway path, and `result decrypt`.
 
 mod common;
 use common::{Backend, ok};
@@ -36,6 +37,10 @@ fn iexec_any(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("iexec {args:?}: {e}: {text}"))
 }
 
+fn with<'a>(args: &[&'a str], w: &[&'a str]) -> Vec<&'a str> {
+    [args, w].concat()
+}
+
 /// Whether Veil's own SMS API says the secret `path` (under `/sms/`) exists.
 fn veil_has(url: &str, path: &str) -> bool {
     common::rt().block_on(async {
@@ -45,7 +50,7 @@ fn veil_has(url: &str, path: &str) -> bool {
 }
 
 #[test]
-fn iexecs_cli_reads_what_veil_did_on_poco() {
+fn iexecs_own_cli_drives_a_veil_network_on_poco() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dev = common::dev_network_on(Backend::Anvil, &d.join("dev"), true);
@@ -105,9 +110,7 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
     assert_eq!(ok(&url, &["orderbook", "app", "--app", &app])["count"], 0);
 
     // Secrets through iExec's SMS API land in Veil's SMS (one SMS, two shapes).
-    fn with<'a>(args: &[&'a str], w: &[&'a str]) -> Vec<&'a str> {
-        [args, w].concat()
-    }
+
     iexec(&sdk, &with(&["requester", "push-secret", "my-token", "--secret-value", "s3cr3t"], &w));
     assert_eq!(iexec(&sdk, &with(&["requester", "check-secret", "my-token"], &w))["isSet"], true);
     assert!(veil_has(&url, &format!("requester-secret/{requester}/my-token")));
@@ -180,8 +183,37 @@ fn iexecs_cli_reads_what_veil_did_on_poco() {
     let t = iexec(&sdk, &[&["task", "show", taskid, "--download", "result.zip"][..], &w].concat());
     assert_eq!(t["task"]["statusName"], "COMPLETED", "{t}");
     assert_eq!(t["task"]["results"]["storage"], "ipfs", "{t}");
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert_eq!(result_txt(&zip_path), "Hello, iExec!\n");
+
+    // A deal made by iExec's CLI — TEE and TDX tags, a requester secret, an encrypted result — run
+    // by Veil's workerpool (on the `sim` platform), its result downloaded and decrypted by the CLI.
+    let conf = json!({ "app": {
+        "owner": requester, "name": "sdk-image", "type": "DOCKER",
+        "multiaddr": deployed["multiaddr"], "checksum": deployed["checksum"],
+    }});
+    std::fs::write(sdk.join("iexec.json"), conf.to_string()).unwrap();
+    let sdk_app = iexec(&sdk, &with(&["app", "deploy"], &w))["address"].as_str().unwrap().to_string();
+    iexec(&sdk, &with(&["order", "init", "--app"], &w));
+    iexec(&sdk, &with(&["order", "sign", "--app", "--skip-preflight-check"], &w));
+    iexec(&sdk, &with(&["order", "publish", "--app", "--force"], &w));
+    let pool = dev.ready["workerpool"].as_str().unwrap();
+    let args = ["app", "run", &sdk_app, "--workerpool", pool, "--tag", "tee,tdx", "--args", "SDK"];
+    let flags = ["--secret", "1=my-token", "--encrypt-result", "--watch", "--skip-preflight-check", "--force"];
+    let ran = iexec(&sdk, &with(&[&args[..], &flags[..]].concat(), &w));
+    let task = &ran["tasks"][0];
+    assert_eq!(task["statusName"], "COMPLETED", "{ran}");
+    let taskid = task["taskid"].as_str().unwrap();
+    let shown = ok(&url, &["task", "show", taskid]);
+    assert_eq!(shown["enclave"]["platform"], "sim", "Veil says the enclave is simulated: {shown}");
+    iexec(&sdk, &with(&["task", "show", taskid, "--download", "encrypted.zip"], &w));
+    iexec(&sdk, &with(&["result", "decrypt", "encrypted.zip", "--force"], &w));
+    assert_eq!(result_txt(&sdk.join("results.zip")), "Hello, SDK!\n");
+}
+
+/// `result.txt` of a result archive.
+fn result_txt(zip_path: &Path) -> String {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(zip_path).unwrap()).unwrap();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut zip.by_name("result.txt").unwrap(), &mut text).unwrap();
-    assert_eq!(text, "Hello, iExec!\n");
+    text
 }
