@@ -202,6 +202,13 @@ fn iexecs_own_cli_drives_a_veil_network_on_poco() {
     let ran = iexec(&sdk, &with(&[&args[..], &flags[..]].concat(), &w));
     let task = &ran["tasks"][0];
     assert_eq!(task["statusName"], "COMPLETED", "{ran}");
+    let dealid = ran["deals"][0]["dealid"].as_str().unwrap();
+    let deal = iexec(&sdk, &["deal", "show", dealid]);
+    let veils = ok(&url, &["deal", "show", dealid]);
+    assert_eq!(deal["deal"]["app"]["pointer"].as_str().unwrap().to_lowercase(), sdk_app.to_lowercase(), "{deal}");
+    assert_eq!(veils["app"]["pointer"].as_str().unwrap().to_lowercase(), sdk_app.to_lowercase(), "{veils}");
+    let pools = iexec(&sdk, &["orderbook", "workerpool", "--tag", "tee,tdx"]);
+    assert!(pools["count"].as_u64().unwrap() >= 1, "the pool's TDX-tagged order: {pools}");
     let taskid = task["taskid"].as_str().unwrap();
     let shown = ok(&url, &["task", "show", taskid]);
     assert_eq!(shown["enclave"]["platform"], "sim", "Veil says the enclave is simulated: {shown}");
