@@ -192,6 +192,22 @@ fn order_of(kind: OrderKind, mut v: Value) -> Result<(AnyOrder, Signature), Mark
     Ok((order, sign))
 }
 
+/// What every write starts with: the order kind of the path, the chain, the authorized address
+/// (its challenge spent), and the JSON body.
+fn authorized_call<T: MarketHost>(
+    host: &T,
+    uri: &axum::http::Uri,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(OrderKind, Address, Value), MarketErr> {
+    let (kind, _) = kind_of(uri)?;
+    check_chain(host, q)?;
+    let who = authorized(host, headers)?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    Ok((kind, who, v))
+}
+
 /// `POST /{kind}orders?chainId` with `{order}` and an authorization.
 async fn publish<T: MarketHost>(
     State(h): State<Arc<T>>,
@@ -200,10 +216,7 @@ async fn publish<T: MarketHost>(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> MResult {
-    let (kind, _) = kind_of(&uri)?;
-    check_chain(h.as_ref(), &q)?;
-    let who = authorized(h.as_ref(), &headers)?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let (kind, who, v) = authorized_call(h.as_ref(), &uri, &q, &headers, &body)?;
     let (order, sign) = order_of(kind, v["order"].clone())?;
     let entry = h.clone().publish_signed(order, sign).await?;
     if entry.signer != who {
@@ -221,10 +234,7 @@ async fn unpublish<T: MarketHost>(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> MResult {
-    let (kind, _) = kind_of(&uri)?;
-    check_chain(h.as_ref(), &q)?;
-    let who = authorized(h.as_ref(), &headers)?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let (kind, who, v) = authorized_call(h.as_ref(), &uri, &q, &headers, &body)?;
     let target = v["target"].as_str().unwrap_or("unpublish_orderHash");
     let hashes: Vec<B256> = match target {
         "unpublish_orderHash" => vec![
