@@ -33,6 +33,10 @@ pub fn has_tee(t: &B256) -> bool {
     t.0[31] & TEE != 0
 }
 
+pub fn has_tdx(t: &B256) -> bool {
+    t.0[31] & TDX != 0
+}
+
 /// Builds a tag from names such as `["tee", "scone"]`.
 pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<B256, String> {
     let mut out = B256::ZERO;

@@ -54,6 +54,9 @@ pub fn command(entrypoint: &[String], cmd: &[String], args: &[String]) -> Result
     Ok(c)
 }
 
+/// An OCI runtime found on this host; serializable, so a worker hands the one it detected to its
+/// enclave processes instead of each detecting it again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ContainerRuntime {
     /// The OCI runtime's binary (crun or runc; both take the same commands).
     runc: PathBuf,
@@ -61,19 +64,17 @@ pub struct ContainerRuntime {
     /// mount namespace of its own where `/sys/fs/cgroup/unified` is detached.
     crun: bool,
     version: String,
-    /// The runtime's state folder, under `base` (the folder `detect` was given).
+    /// The runtime's state folder (under the folder `detect` was given).
     state: PathBuf,
-    base: PathBuf,
     overlay: bool,
     network: bool,
 }
 
+/// `name` on `PATH`, else in the system folders (runtimes live in /usr/sbin, often off a user's PATH).
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
-        .or_else(|| {
-            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
-        })
+    crate::process::which(name).or_else(|| {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    })
 }
 
 fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> std::io::Result<()> {
@@ -145,13 +146,12 @@ impl ContainerRuntime {
                 "{version} is here, but containers need root on this worker (rootless containers are not set up)"
             ));
         }
-        let base = state.to_path_buf();
         let state = state.join(if crun { "crun" } else { "runc" });
         std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
         // runc refuses paths through symlinks: work on the real path.
         let state = state.canonicalize().map_err(|e| format!("{}: {e}", state.display()))?;
         let overlay = probe_overlay(&state);
-        Ok(ContainerRuntime { runc, crun, version, state, base, overlay, network })
+        Ok(ContainerRuntime { runc, crun, version, state, overlay, network })
     }
 
     /// A command of the OCI runtime (`--root STATE ARGS…`), in its own mount namespace for crun.
@@ -195,11 +195,6 @@ impl ContainerRuntime {
 
     pub fn network(&self) -> bool {
         self.network
-    }
-
-    /// The folder given to [`ContainerRuntime::detect`] (the runtime keeps its state under it).
-    pub fn state_base(&self) -> &Path {
-        &self.base
     }
 
     pub fn run(&self, job: &ContainerJob) -> Result<Outcome, ExecError> {

@@ -29,7 +29,8 @@ fn probe_netns() -> bool {
     c.status().map(|s| s.success()).unwrap_or(false)
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+/// Where the program `name` is: a path as given, or the first match on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(PathBuf::from(name));
     }

@@ -159,7 +159,7 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     let Some(bundle) = bundle else {
         let image = req.image.clone().ok_or("no image")?;
         let job = image.job(&dirs, &params.argv()?, &info, time_limit, req.memory_limit).map_err(|e| e.to_string())?;
-        let outcome = tokio::task::spawn_blocking(move || image.runtime()?.run(&job).map_err(|e| e.to_string()))
+        let outcome = tokio::task::spawn_blocking(move || image.runtime.run(&job).map_err(|e| e.to_string()))
             .await
             .map_err(|e| e.to_string())??;
         for m in &outcome.missing_limits {

@@ -168,13 +168,12 @@ pub struct ImageTask {
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
-    /// runc's state folder and whether apps get the network (as the host found them).
-    pub runc_state: PathBuf,
-    pub network: bool,
+    /// The OCI runtime the host found (the enclave runs the task with it).
+    pub runtime: ContainerRuntime,
 }
 
 impl ImageTask {
-    pub fn new(image: &Image, rootfs: &Path, runc_state: PathBuf, network: bool) -> ImageTask {
+    pub fn new(image: &Image, rootfs: &Path, runtime: &ContainerRuntime) -> ImageTask {
         let c = &image.config;
         ImageTask {
             rootfs: rootfs.to_path_buf(),
@@ -184,8 +183,7 @@ impl ImageTask {
             env: c.env.clone().unwrap_or_default(),
             working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
             user: c.user.clone().filter(|u| !u.is_empty()),
-            runc_state,
-            network,
+            runtime: runtime.clone(),
         }
     }
 
@@ -214,10 +212,5 @@ impl ImageTask {
             stdout: dirs.root.join("stdout.log"),
             stderr: dirs.root.join("stderr.log"),
         })
-    }
-
-    /// Runs the job with the runtime the host found (the enclave process detects it again).
-    pub fn runtime(&self) -> Result<ContainerRuntime, String> {
-        ContainerRuntime::detect(&self.runc_state, self.network)
     }
 }

@@ -351,7 +351,7 @@ impl Worker {
         let info = self.task_info(a, names);
         let images = self.images.as_ref().map_err(|e| fatal(e.clone()))?;
         let rt = images.runtime().map_err(fatal)?;
-        let task = crate::image::ImageTask::new(&image, &lease.path, PathBuf::new(), rt.network());
+        let task = crate::image::ImageTask::new(&image, &lease.path, rt);
         let time_limit = Duration::from_secs(a.time_limit_secs.max(1));
         let args = params.argv().map_err(fatal)?;
         let job = task.job(&dirs, &args, &info, time_limit, self.cfg.memory_limit).map_err(|e| fatal(e.to_string()))?;
@@ -415,7 +415,7 @@ impl Worker {
         let (bundle, image, _lease) = if crate::image::is_image_app(&a.app_type) {
             let (image, lease) = self.image(a).await?;
             let rt = self.images.as_ref().map_err(|e| fatal(e.clone()))?.runtime().map_err(fatal)?;
-            let task = crate::image::ImageTask::new(&image, &lease.path, rt.state_base().to_path_buf(), rt.network());
+            let task = crate::image::ImageTask::new(&image, &lease.path, rt);
             (PathBuf::new(), Some(task), Some(lease))
         } else {
             let (bundle, app) = self.app(a).await?;

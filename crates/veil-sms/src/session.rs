@@ -144,7 +144,7 @@ impl Sms {
             .ok_or_else(|| refuse("measurement", format!("app {} is not registered", deal.app.pointer)))?;
         // A TDX app (what iExec's SDK deploys) registers no fingerprint: its image's manifest digest,
         // the app's checksum, is what the enclave measures.
-        let tdx = deal.tag.0[31] & veil_core::tag::TDX != 0;
+        let tdx = veil_core::tag::has_tdx(&deal.tag);
         let registered: Option<B256> = match app.mrenclave.trim() {
             "" if tdx => Some(app.checksum),
             m => m.parse().ok(),

@@ -391,7 +391,7 @@ fn containers_alone(n: u64, parallel: usize) -> Result<(String, serde_json::Valu
             veil_pool::image::Images::open(&dir, u64::MAX, true, veil_sdk::http()).map_err(anyhow::Error::msg)?;
         let rt = images.runtime().map_err(anyhow::Error::msg)?;
         let lease = images.rootfs(&images.store().keep(&img)?).map_err(anyhow::Error::msg)?;
-        let task = veil_pool::image::ImageTask::new(&img, &lease.path, rt.state_base().to_path_buf(), rt.network());
+        let task = veil_pool::image::ImageTask::new(&img, &lease.path, rt);
         let next = std::sync::atomic::AtomicU64::new(0);
         let t0 = std::time::Instant::now();
         std::thread::scope(|s| -> Result<()> {

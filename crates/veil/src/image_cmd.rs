@@ -7,7 +7,7 @@ use crate::chain_cmd::{Conn, DeployArgs, runtime};
 use crate::cli_io::{emit, veil_home};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use veil_exec::TaskDirs;
 use veil_exec::contract::TaskInfo;
@@ -20,10 +20,6 @@ const BUILT: &str = ".veil-image.tar";
 /// A project built from a Dockerfile rather than packed as a bundle.
 pub fn is_image_project(dir: &Path) -> bool {
     dir.join("Dockerfile").is_file() && !dir.join(veil_exec::bundle::MANIFEST).is_file()
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
 }
 
 fn run(cmd: &mut std::process::Command, what: &str) -> Result<()> {
@@ -50,7 +46,7 @@ pub fn build(dir: &Path, build_args: &[String], json: bool) -> Result<String> {
         }
         args.extend(["--build-arg".into(), b.clone()]);
     }
-    if let Some(podman) = which("podman") {
+    if let Some(podman) = veil_exec::process::which("podman") {
         if !json {
             eprintln!("building the image with podman ({tag})");
         }
@@ -65,7 +61,7 @@ pub fn build(dir: &Path, build_args: &[String], json: bool) -> Result<String> {
             "podman build",
         )?;
         run(std::process::Command::new(&podman).args(global).args(["save", "-o"]).arg(&out).arg(&tag), "podman save")?;
-    } else if let Some(buildah) = which("buildah") {
+    } else if let Some(buildah) = veil_exec::process::which("buildah") {
         if !json {
             eprintln!("building the image with buildah ({tag})");
         }
@@ -115,7 +111,7 @@ pub fn test(
     let rt = images.runtime().map_err(anyhow::Error::msg)?;
     let image = runtime()?.block_on(open(reference, &images))?;
     let lease = images.rootfs(&image).map_err(anyhow::Error::msg)?;
-    let task = ImageTask::new(&image, &lease.path, rt.state_base().to_path_buf(), rt.network());
+    let task = ImageTask::new(&image, &lease.path, rt);
     let job = task.job(dirs, args, info, time_limit, memory_limit)?;
     let progress = crate::progress::Progress::start(&format!("running {reference}"), None, json);
     let ran = rt.run(&job);
