@@ -361,11 +361,7 @@ impl crate::market::MarketHost for Shared {
     fn unpublish_by(&self, hash: &B256, signer: Address) -> Result<BookEntry, ApiErr> {
         let l = self.ledger.read().unwrap_or_else(|p| p.into_inner());
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        let published = book
-            .get(hash)
-            .map(|e| e.published)
-            .ok_or_else(|| ApiErr::not_found(format!("order {hash} is not in the book")))?;
-        book.unpublish(&l.store, hash, published, Some(signer)).map_err(book_err)
+        book.unpublish_current(&l.store, hash, signer).map_err(book_err)
     }
 }
 

@@ -174,6 +174,12 @@ impl Book {
         Ok(self.entries.remove(hash).expect("entry checked above"))
     }
 
+    /// Removes the order as it stands now, for `signer` (iExec's market API names no publication).
+    pub fn unpublish_current(&mut self, store: &Store, hash: &B256, signer: Address) -> Result<BookEntry, BookError> {
+        let published = self.entries.get(hash).ok_or(BookError::NotFound(*hash))?.published;
+        self.unpublish(store, hash, published, Some(signer))
+    }
+
     /// Every published order of `kind`.
     pub fn all(&self, kind: OrderKind) -> impl Iterator<Item = &BookEntry> {
         self.entries.values().filter(move |e| e.kind == kind)

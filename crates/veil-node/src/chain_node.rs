@@ -314,11 +314,7 @@ impl crate::market::MarketHost for ChainNode {
 
     fn unpublish_by(&self, hash: &veil_core::B256, signer: veil_core::Address) -> Result<BookEntry, ApiErr> {
         let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        let published = book
-            .get(hash)
-            .map(|e| e.published)
-            .ok_or_else(|| ApiErr::not_found(format!("order {hash} is not in the book")))?;
-        book.unpublish(&self.store, hash, published, Some(signer)).map_err(book_err)
+        book.unpublish_current(&self.store, hash, signer).map_err(book_err)
     }
 }
 
