@@ -24,6 +24,9 @@ pub struct BookEntry {
     pub remaining: U256,
     /// Publication sequence number: smaller is older.
     pub published: u64,
+    /// When it was published (unix milliseconds; 0 for orders kept before it was recorded).
+    #[serde(default)]
+    pub published_at_ms: u64,
 }
 
 impl AnyOrder {
@@ -107,49 +110,106 @@ pub struct BookQuery {
     pub strict: bool,
     pub page: Option<u64>,
     pub page_size: Option<u64>,
+    /// Only orders signed by this address (the asset's owner, or the requester).
+    pub signer: Option<Address>,
+    /// Request orders paying out to this beneficiary.
+    pub beneficiary: Option<Address>,
+    /// Dataset orders that are free and of (practically) unlimited volume: iExec's "bulk" orders.
+    pub bulk_only: bool,
+    /// Per-party restriction filters that replace the ones above (iExec's market API, where a party
+    /// left out means "unrestricted orders only" and each party has its own strict flag).
+    #[serde(skip)]
+    pub restrictions: Option<Restrictions>,
 }
+
+/// What a query wants of an order's restriction for one party.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Want {
+    /// Any restriction.
+    #[default]
+    Any,
+    /// Usable by this party: restricted to it, or unrestricted.
+    Usable(Address),
+    /// Restricted to exactly this party.
+    Exactly(Address),
+    /// Not restricted at all.
+    Unrestricted,
+}
+
+impl Want {
+    fn accepts(self, restriction: Address) -> bool {
+        match self {
+            Want::Any => true,
+            Want::Usable(p) => restriction == p || restriction == Address::ZERO,
+            Want::Exactly(p) => restriction == p,
+            Want::Unrestricted => restriction == Address::ZERO,
+        }
+    }
+}
+
+/// [`Want`]s for each restriction an order can carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    pub app: Want,
+    pub dataset: Want,
+    pub workerpool: Want,
+    pub requester: Want,
+}
+
+/// iExec's volume for a dataset order that never runs out (`Number.MAX_SAFE_INTEGER`); one less is
+/// accepted, as iExec's market does for older orders.
+pub const BULK_VOLUME: u64 = (1 << 53) - 2;
 
 pub const MAX_PAGE_SIZE: u64 = 1000;
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
-
-/// `restriction` is usable by `party` (loose: unrestricted also passes).
-fn usable(restriction: Address, party: Option<Address>, strict: bool) -> bool {
-    match party {
-        None => true,
-        Some(p) => restriction == p || (!strict && restriction == Address::ZERO),
-    }
-}
 
 fn same(value: Address, wanted: Option<Address>) -> bool {
     wanted.is_none_or(|w| w == value)
 }
 
 impl BookQuery {
+    /// The restriction filters in force: the per-party ones, or those the party fields make.
+    fn wants(&self) -> Restrictions {
+        let want = |party: Option<Address>| match party {
+            None => Want::Any,
+            Some(p) if self.strict => Want::Exactly(p),
+            Some(p) => Want::Usable(p),
+        };
+        self.restrictions.unwrap_or(Restrictions {
+            app: want(self.app),
+            dataset: want(self.dataset),
+            workerpool: want(self.workerpool),
+            requester: want(self.requester),
+        })
+    }
+
     pub fn selects(&self, e: &BookEntry) -> bool {
-        let s = self.strict;
+        let w = self.wants();
         let t = e.order.tag();
         let tags_ok =
             self.min_tag.is_none_or(|m| tag::is_subset(&m, &t)) && self.max_tag.is_none_or(|m| tag::is_subset(&t, &m));
         let volume_ok = self.min_volume.is_none_or(|v| e.remaining >= U256::from(v));
+        let signer_ok = same(e.signer, self.signer);
         let u = |x: U256| u64::try_from(x).unwrap_or(u64::MAX);
         let terms_ok = match &e.order {
             AnyOrder::App(o) => {
                 same(o.app, self.app)
-                    && usable(o.datasetrestrict, self.dataset, s)
-                    && usable(o.workerpoolrestrict, self.workerpool, s)
-                    && usable(o.requesterrestrict, self.requester, s)
+                    && w.dataset.accepts(o.datasetrestrict)
+                    && w.workerpool.accepts(o.workerpoolrestrict)
+                    && w.requester.accepts(o.requesterrestrict)
             }
             AnyOrder::Dataset(o) => {
                 same(o.dataset, self.dataset)
-                    && usable(o.apprestrict, self.app, s)
-                    && usable(o.workerpoolrestrict, self.workerpool, s)
-                    && usable(o.requesterrestrict, self.requester, s)
+                    && w.app.accepts(o.apprestrict)
+                    && w.workerpool.accepts(o.workerpoolrestrict)
+                    && w.requester.accepts(o.requesterrestrict)
+                    && (!self.bulk_only || (o.datasetprice.is_zero() && o.volume >= U256::from(BULK_VOLUME)))
             }
             AnyOrder::Workerpool(o) => {
                 same(o.workerpool, self.workerpool)
-                    && usable(o.apprestrict, self.app, s)
-                    && usable(o.datasetrestrict, self.dataset, s)
-                    && usable(o.requesterrestrict, self.requester, s)
+                    && w.app.accepts(o.apprestrict)
+                    && w.dataset.accepts(o.datasetrestrict)
+                    && w.requester.accepts(o.requesterrestrict)
                     && self.category.is_none_or(|c| u(o.category) == c)
                     && self.min_trust.is_none_or(|m| u(o.trust) >= m)
                     && self.max_trust.is_none_or(|m| u(o.trust) <= m)
@@ -158,13 +218,14 @@ impl BookQuery {
                 same(o.app, self.app)
                     && same(o.dataset, self.dataset)
                     && same(o.requester, self.requester)
-                    && usable(o.workerpool, self.workerpool, s)
+                    && same(o.beneficiary, self.beneficiary)
+                    && w.workerpool.accepts(o.workerpool)
                     && self.category.is_none_or(|c| u(o.category) == c)
                     && self.min_trust.is_none_or(|m| u(o.trust) >= m)
                     && self.max_trust.is_none_or(|m| u(o.trust) <= m)
             }
         };
-        tags_ok && volume_ok && terms_ok
+        tags_ok && volume_ok && signer_ok && terms_ok
     }
 
     pub fn page_size(&self) -> u64 {

@@ -15,6 +15,7 @@ pub mod amount;
 pub mod apply;
 pub mod block;
 pub mod book;
+pub mod cid;
 pub mod crypto;
 pub mod eip712;
 pub mod error;

@@ -217,7 +217,7 @@ pub fn outgoing(d: &Deployment, from: Address, call: &Call, registry: Option<Add
                 owner: from,
                 name: name.clone(),
                 appType: app_type.clone(),
-                multiaddr: Bytes::from(multiaddr.clone().into_bytes()),
+                multiaddr: Bytes::from(veil_core::cid::multiaddr_bytes(multiaddr)),
                 checksum: *checksum,
                 mrenclave: Bytes::from(mrenclave.clone().into_bytes()),
             }
@@ -229,7 +229,7 @@ pub fn outgoing(d: &Deployment, from: Address, call: &Call, registry: Option<Add
             IRegistry::createDatasetCall {
                 owner: from,
                 name: name.clone(),
-                multiaddr: Bytes::from(multiaddr.clone().into_bytes()),
+                multiaddr: Bytes::from(veil_core::cid::multiaddr_bytes(multiaddr)),
                 checksum: *checksum,
             }
             .abi_encode(),

@@ -300,8 +300,9 @@ fn asset(r: &crate::abi::Resource) -> DealAsset {
     DealAsset { pointer: r.pointer, owner: r.owner, price: Nrlc(r.price) }
 }
 
+/// A multiaddr read from PoCo: iExec's SDK writes `/ipfs/…` in binary form.
 fn text(b: &Bytes) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    veil_core::cid::multiaddr_text(b)
 }
 
 #[async_trait::async_trait]

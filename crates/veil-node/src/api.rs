@@ -271,16 +271,34 @@ asset_routes!(app, apps, apps, veil_core::state::App, "app");
 asset_routes!(dataset, datasets, datasets, veil_core::state::Dataset, "dataset");
 asset_routes!(workerpool, workerpools, workerpools, veil_core::state::Workerpool, "workerpool");
 
-async fn categories(State(s): S) -> ApiResult<Vec<(u64, veil_core::state::Category)>> {
+fn categories_of(s: &Shared) -> Vec<(u64, veil_core::state::Category)> {
     let l = s.ledger.read().unwrap_or_else(|p| p.into_inner());
-    Ok(Json(l.state.categories.iter().map(|(k, v)| (*k, v.clone())).collect()))
+    l.state.categories.iter().map(|(k, v)| (*k, v.clone())).collect()
 }
 
-async fn deal(State(s): S, Path(id): Path<String>) -> ApiResult<DealView> {
-    let id = hash32(&id)?;
-    let l = s.ledger.read().unwrap_or_else(|p| p.into_inner());
-    let deal = l.state.deals.get(&id).cloned().ok_or_else(|| ApiErr::not_found(format!("no deal {id}")))?;
-    Ok(Json(DealView { dealid: id, deal }))
+/// Veil's categories, or iExec's market answer when asked with a `chainId`.
+async fn categories(State(s): S, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    match crate::market_deals::wants_iexec(&q) {
+        true => crate::market_deals::categories(s, &q).await.into_response(),
+        false => Json(categories_of(&s)).into_response(),
+    }
+}
+
+/// Veil's deal, or iExec's market answer when asked with a `chainId`.
+async fn deal(
+    State(s): S,
+    Path(id): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if crate::market_deals::wants_iexec(&q) {
+        return crate::market_deals::deal(s, &id, &q).await.into_response();
+    }
+    let found = hash32(&id).and_then(|id| {
+        let l = s.ledger.read().unwrap_or_else(|p| p.into_inner());
+        let deal = l.state.deals.get(&id).cloned().ok_or_else(|| ApiErr::not_found(format!("no deal {id}")))?;
+        Ok(DealView { dealid: id, deal })
+    });
+    found.map(Json).into_response()
 }
 
 /// Volume consumed of an order (its EIP-712 typed hash): 0 for an order never matched.
@@ -339,8 +357,32 @@ impl HasBook for Shared {
 }
 
 impl crate::market::MarketHost for Shared {
-    fn chain_id(&self) -> u64 {
-        self.domain.chain_id
+    fn domain(&self) -> veil_core::Domain {
+        self.domain
+    }
+
+    fn deals(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, Result<Vec<DealView>, ApiErr>> {
+        let l = self.ledger.read().unwrap_or_else(|p| p.into_inner());
+        let all = l.state.deals.iter().map(|(id, d)| DealView { dealid: *id, deal: d.clone() }).collect();
+        Box::pin(std::future::ready(Ok(all)))
+    }
+
+    fn categories(
+        self: Arc<Self>,
+    ) -> futures_util::future::BoxFuture<'static, Result<Vec<(u64, veil_core::state::Category)>, ApiErr>> {
+        Box::pin(std::future::ready(Ok(categories_of(&self))))
+    }
+
+    fn workerpool_owner(
+        self: Arc<Self>,
+        pool: Address,
+    ) -> futures_util::future::BoxFuture<'static, Result<Option<Address>, ApiErr>> {
+        let l = self.ledger.read().unwrap_or_else(|p| p.into_inner());
+        Box::pin(std::future::ready(Ok(l.state.workerpools.get(&pool).map(|w| w.owner))))
+    }
+
+    fn pool_apis(&self) -> &crate::compass::PoolApis {
+        &self.pool_apis
     }
 
     fn challenges(&self) -> &crate::market::Challenges {

@@ -145,8 +145,18 @@ impl Book {
         if let Some(e) = self.entries.get(&hash) {
             return Ok(e.clone());
         }
-        let entry =
-            BookEntry { order_hash: hash, kind: order.kind(), order, sign, signer, remaining, published: self.seq };
+        let published_at_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let entry = BookEntry {
+            order_hash: hash,
+            kind: order.kind(),
+            order,
+            sign,
+            signer,
+            remaining,
+            published: self.seq,
+            published_at_ms,
+        };
         store.put_order(&entry)?;
         self.seq += 1;
         self.entries.insert(hash, entry.clone());

@@ -14,8 +14,9 @@ use crate::book::{Book, ChainFacts};
 use crate::node::{NodeConfig, NodeError};
 use crate::store::Store;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
@@ -45,6 +46,8 @@ pub struct ChainNode {
     followed: Mutex<(u64, u64)>,
     /// iExec's market API: challenges handed out, not used yet.
     challenges: crate::market::Challenges,
+    /// iExec's compass: workerpools' API URLs.
+    pool_apis: crate::compass::PoolApis,
 }
 
 fn service(what: &str, e: impl std::fmt::Display) -> NodeError {
@@ -88,7 +91,8 @@ impl ChainNode {
             book: Mutex::new(book),
             domain: info.domain,
             followed: Mutex::new((followed, followed)),
-            challenges: Default::default(),
+            challenges: crate::market::challenges(info.domain.chain_id),
+            pool_apis: Default::default(),
         }))
     }
 
@@ -127,6 +131,28 @@ impl ChainNode {
     }
 
     async fn on_block(&self, b: &BlockEvents) -> Result<(), String> {
+        // Deals are indexed for iExec's market API (`GET /deals`): the chain has no list of them.
+        let mut deals = vec![];
+        for e in &b.events {
+            if let veil_core::events::Event::OrdersMatched {
+                dealid,
+                app_hash,
+                dataset_hash,
+                workerpool_hash,
+                request_hash,
+                ..
+            } = e
+            {
+                let mut v = self.ledger.deal(dealid).await.map_err(|e| e.to_string())?;
+                // PoCo's viewDeal has no order hashes: the event names them.
+                v.deal.app_order_hash = *app_hash;
+                v.deal.dataset_order_hash = *dataset_hash;
+                v.deal.workerpool_order_hash = *workerpool_hash;
+                v.deal.request_order_hash = *request_hash;
+                deals.push(v);
+            }
+        }
+        self.store.put_deals(&deals).map_err(|e| e.to_string())?;
         let (hashes, orders) = {
             let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             let hashes = book.changed_by(b.events.iter());
@@ -245,12 +271,23 @@ async fn workerpool(State(n): C, Path(a): Path<String>) -> ApiResult<AssetView<v
     n.ledger.workerpool(&address(&a)?).await.map(Json).map_err(ledger_err)
 }
 
-async fn categories(State(n): C) -> ApiResult<Vec<(u64, veil_core::state::Category)>> {
-    n.ledger.chain().await.map(|c| Json(c.categories)).map_err(ledger_err)
+/// Veil's categories, or iExec's market answer when asked with a `chainId`.
+async fn categories(State(n): C, Query(q): Query<HashMap<String, String>>) -> Response {
+    if crate::market_deals::wants_iexec(&q) {
+        return crate::market_deals::categories(n, &q).await.into_response();
+    }
+    n.ledger.chain().await.map(|c| Json(c.categories)).map_err(ledger_err).into_response()
 }
 
-async fn deal(State(n): C, Path(id): Path<String>) -> ApiResult<DealView> {
-    n.ledger.deal(&hash32(&id)?).await.map(Json).map_err(ledger_err)
+/// Veil's deal, or iExec's market answer when asked with a `chainId`.
+async fn deal(State(n): C, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    if crate::market_deals::wants_iexec(&q) {
+        return crate::market_deals::deal(n, &id, &q).await.into_response();
+    }
+    match hash32(&id) {
+        Ok(id) => n.ledger.deal(&id).await.map(Json).map_err(ledger_err).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn task(State(n): C, Path(id): Path<String>) -> ApiResult<TaskView> {
@@ -291,8 +328,35 @@ impl crate::api::HasBook for ChainNode {
 }
 
 impl crate::market::MarketHost for ChainNode {
-    fn chain_id(&self) -> u64 {
-        self.domain.chain_id
+    fn domain(&self) -> Domain {
+        self.domain
+    }
+
+    fn deals(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, Result<Vec<DealView>, ApiErr>> {
+        Box::pin(std::future::ready(self.store.deals().map_err(ApiErr::internal)))
+    }
+
+    fn workerpool_owner(
+        self: Arc<Self>,
+        pool: veil_core::Address,
+    ) -> futures_util::future::BoxFuture<'static, Result<Option<veil_core::Address>, ApiErr>> {
+        Box::pin(async move {
+            match self.ledger.workerpool(&pool).await {
+                Ok(v) => Ok(Some(v.asset.owner)),
+                Err(e) if e.kind() == Some("not_found") => Ok(None),
+                Err(e) => Err(ledger_err(e)),
+            }
+        })
+    }
+
+    fn pool_apis(&self) -> &crate::compass::PoolApis {
+        &self.pool_apis
+    }
+
+    fn categories(
+        self: Arc<Self>,
+    ) -> futures_util::future::BoxFuture<'static, Result<Vec<(u64, veil_core::state::Category)>, ApiErr>> {
+        Box::pin(async move { self.ledger.chain().await.map(|c| c.categories).map_err(ledger_err) })
     }
 
     fn challenges(&self) -> &crate::market::Challenges {

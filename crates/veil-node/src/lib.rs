@@ -13,9 +13,11 @@
 pub mod api;
 pub mod book;
 pub mod chain_node;
+pub mod compass;
 pub mod dev;
 pub mod ledger;
 pub mod market;
+pub mod market_deals;
 pub mod node;
 pub mod openapi;
 pub mod sigcache;

@@ -11,25 +11,26 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use veil_core::book::{BookEntry, BookQuery};
-use veil_core::eip712::{Encoder, typed_hash_with};
+use std::sync::Arc;
+use veil_core::book::{BookEntry, BookQuery, Restrictions, Want};
 use veil_core::orders::OrderKind;
 use veil_core::tx::AnyOrder;
-use veil_core::{Address, B256, Signature};
+use veil_core::{Address, B256, Domain, Signature};
+use veil_sdk::challenge::AuthError;
 
-/// How long a challenge may wait for its signature, and how many may wait at once.
-const CHALLENGE_TTL: Duration = Duration::from_secs(300);
-const MAX_CHALLENGES: usize = 10_000;
+pub use veil_sdk::challenge::Challenges;
 
-/// Challenges handed out and not used yet: typed hash → (address, when).
-#[derive(Default)]
-pub struct Challenges(Mutex<HashMap<B256, (Address, Instant)>>);
+/// The EIP-712 domain name of the market's challenges.
+pub const DOMAIN_NAME: &str = "iExec Gateway";
+
+/// The market's challenge book for a chain.
+pub fn challenges(chain_id: u64) -> Challenges {
+    Challenges::new(DOMAIN_NAME, chain_id)
+}
 
 /// What a service must offer to speak the market API.
 pub(crate) trait MarketHost: HasBook {
-    fn chain_id(&self) -> u64;
+    fn domain(&self) -> Domain;
     fn challenges(&self) -> &Challenges;
     /// Publishes a signed order with the host's own checks.
     fn publish_signed(
@@ -39,10 +40,23 @@ pub(crate) trait MarketHost: HasBook {
     ) -> futures_util::future::BoxFuture<'static, Result<BookEntry, ApiErr>>;
     /// Removes an order the `signer` published.
     fn unpublish_by(&self, hash: &B256, signer: Address) -> Result<BookEntry, ApiErr>;
+    /// Every deal the host knows of.
+    fn deals(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, Result<Vec<veil_sdk::DealView>, ApiErr>>;
+    /// The owner of a workerpool (None: not registered).
+    fn workerpool_owner(
+        self: Arc<Self>,
+        pool: Address,
+    ) -> futures_util::future::BoxFuture<'static, Result<Option<Address>, ApiErr>>;
+    /// Workerpools' API URLs their schedulers announced (iExec's compass).
+    fn pool_apis(&self) -> &crate::compass::PoolApis;
+    /// The ledger's categories.
+    fn categories(
+        self: Arc<Self>,
+    ) -> futures_util::future::BoxFuture<'static, Result<Vec<(u64, veil_core::state::Category)>, ApiErr>>;
 }
 
 /// iExec's error shape (`{ok: false, error}`), which its SDK shows.
-struct MarketErr(StatusCode, String);
+pub(crate) struct MarketErr(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for MarketErr {
     fn into_response(self) -> Response {
@@ -50,37 +64,32 @@ impl IntoResponse for MarketErr {
     }
 }
 
+/// A refusal of the host's checks is what iExec's market calls a business error (403); a
+/// failure of the host itself stays a 5xx.
 impl From<ApiErr> for MarketErr {
     fn from(e: ApiErr) -> MarketErr {
-        MarketErr(e.status, e.message)
+        match e.status.is_server_error() {
+            true => MarketErr(e.status, e.message),
+            false => refused(e.message),
+        }
     }
 }
 
-fn bad(m: impl Into<String>) -> MarketErr {
+pub(crate) fn bad(m: impl Into<String>) -> MarketErr {
     MarketErr(StatusCode::BAD_REQUEST, m.into())
 }
 
-type MResult = Result<Json<Value>, MarketErr>;
-
-fn domain_separator(chain_id: u64) -> B256 {
-    Encoder::new("EIP712Domain(string name,string version,uint256 chainId)")
-        .string("iExec Gateway")
-        .string("1")
-        .uint(veil_core::U256::from(chain_id))
-        .finish()
+fn refused(m: impl Into<String>) -> MarketErr {
+    MarketErr(StatusCode::FORBIDDEN, m.into())
 }
 
-fn challenge_hash(chain_id: u64, challenge: &str) -> B256 {
-    typed_hash_with(
-        &domain_separator(chain_id),
-        &Encoder::new("Challenge(string challenge)").string(challenge).finish(),
-    )
-}
+pub(crate) type MResult = Result<Json<Value>, MarketErr>;
 
-fn check_chain<T: MarketHost>(host: &T, q: &HashMap<String, String>) -> Result<(), MarketErr> {
+pub(crate) fn check_chain<T: MarketHost>(host: &T, q: &HashMap<String, String>) -> Result<(), MarketErr> {
+    let chain_id = host.domain().chain_id;
     match q.get("chainId").map(|c| c.parse::<u64>()) {
-        Some(Ok(c)) if c == host.chain_id() => Ok(()),
-        Some(Ok(c)) => Err(bad(format!("this market serves chain {}, not {c}", host.chain_id()))),
+        Some(Ok(c)) if c == chain_id => Ok(()),
+        Some(Ok(c)) => Err(bad(format!("this market serves chain {chain_id}, not {c}"))),
         _ => Err(bad("give the chainId (a number)")),
     }
 }
@@ -92,55 +101,19 @@ async fn challenge<T: MarketHost>(State(h): State<Arc<T>>, Query(q): Query<HashM
         .get("address")
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| bad("give the address that will sign the challenge"))?;
-    let challenge = format!("0x{}", hex::encode(rand::random::<[u8; 32]>()));
-    let hash = challenge_hash(h.chain_id(), &challenge);
-    let mut m = h.challenges().0.lock().unwrap_or_else(|p| p.into_inner());
-    m.retain(|_, (_, at)| at.elapsed() < CHALLENGE_TTL);
-    if m.len() >= MAX_CHALLENGES {
-        return Err(MarketErr(StatusCode::TOO_MANY_REQUESTS, "too many open challenges: try again later".into()));
+    match h.challenges().issue(address, rand::random()) {
+        Ok(data) => Ok(Json(json!({ "ok": true, "data": data }))),
+        Err(e) => Err(MarketErr(StatusCode::TOO_MANY_REQUESTS, e.to_string())),
     }
-    m.insert(hash, (address, Instant::now()));
-    Ok(Json(json!({ "ok": true, "data": {
-        "types": {
-            "EIP712Domain": [
-                { "name": "name", "type": "string" },
-                { "name": "version", "type": "string" },
-                { "name": "chainId", "type": "uint256" },
-            ],
-            "Challenge": [{ "name": "challenge", "type": "string" }],
-        },
-        "domain": { "name": "iExec Gateway", "version": "1", "chainId": h.chain_id().to_string() },
-        "primaryType": "Challenge",
-        "message": { "challenge": challenge },
-    }})))
 }
 
-/// The address an `authorization: <hash>_<signature>_<address>` header proves, spending its challenge.
+/// The address an `authorization: <hash>_<signature>_<address>` header proves, spending its
+/// challenge. iExec's market answers 403 "invalid authorization" to every failure; Veil says why.
 fn authorized<T: MarketHost>(host: &T, headers: &HeaderMap) -> Result<Address, MarketErr> {
-    let unauthorized = |m: &str| MarketErr(StatusCode::UNAUTHORIZED, m.to_string());
-    let value = headers.get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-        unauthorized("this call needs an authorization header (a signed challenge from GET /challenge)")
-    })?;
-    let parts: Vec<&str> = value.split('_').collect();
-    let [hash, sign, address] = parts.as_slice() else {
-        return Err(unauthorized("the authorization header is <challenge hash>_<signature>_<address>"));
-    };
-    let (hash, address): (B256, Address) = match (hash.parse(), address.parse()) {
-        (Ok(h), Ok(a)) => (h, a),
-        _ => return Err(unauthorized("the authorization header is <challenge hash>_<signature>_<address>")),
-    };
-    let sign: Signature =
-        serde_json::from_value(json!(sign)).map_err(|_| unauthorized("the authorization's signature is malformed"))?;
-    let signer = veil_core::crypto::recover(&hash, &sign)
-        .map_err(|_| unauthorized("the authorization's signature is invalid"))?;
-    if signer != address {
-        return Err(unauthorized("the authorization is not signed by the address it names"));
-    }
-    let mut m = host.challenges().0.lock().unwrap_or_else(|p| p.into_inner());
-    match m.remove(&hash) {
-        Some((a, at)) if a == address && at.elapsed() < CHALLENGE_TTL => Ok(address),
-        _ => Err(unauthorized("unknown, expired or already used challenge: get a new one from GET /challenge")),
-    }
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+    host.challenges()
+        .redeem(header, "/challenge")
+        .map_err(|e: AuthError| refused(format!("invalid authorization: {e}")))
 }
 
 /// The order kind a market path is about (`/apporders…` → app).
@@ -161,7 +134,7 @@ fn party(e: &BookEntry) -> Address {
     }
 }
 
-/// An entry in iExec's shape: the order with its `sign`, `remaining` and `signer`.
+/// An entry in iExec's shape: the order with its `sign`, `remaining`, `signer` and publication time.
 fn entry_json(e: &BookEntry, chain_id: u64) -> Value {
     let mut order = serde_json::to_value(&e.order).map(|v| v["order"].clone()).unwrap_or_default();
     if let (Some(o), Some(s)) = (order.as_object_mut(), &e.sign) {
@@ -175,25 +148,30 @@ fn entry_json(e: &BookEntry, chain_id: u64) -> Value {
         "remaining": remaining,
         "status": "open",
         "signer": e.signer,
+        "publicationTimestamp": veil_sdk::iso8601_ms(e.published_at_ms),
     })
 }
 
 fn order_of(kind: OrderKind, mut v: Value) -> Result<(AnyOrder, Signature), MarketErr> {
     let sign = v.as_object_mut().and_then(|o| o.remove("sign")).ok_or_else(|| bad("the order has no `sign`"))?;
     let sign: Signature = serde_json::from_value(sign).map_err(|e| bad(format!("the order's sign: {e}")))?;
-    let name = match kind {
-        OrderKind::App => "app",
-        OrderKind::Dataset => "dataset",
-        OrderKind::Workerpool => "workerpool",
-        OrderKind::Request => "request",
-    };
+    let name = kind_name(kind);
     let order: AnyOrder = serde_json::from_value(json!({ "kind": name, "order": v }))
         .map_err(|e| bad(format!("not an iExec {name}order: {e}")))?;
     Ok((order, sign))
 }
 
-/// What every write starts with: the order kind of the path, the chain, the authorized address
-/// (its challenge spent), and the JSON body.
+fn kind_name(kind: OrderKind) -> &'static str {
+    match kind {
+        OrderKind::App => "app",
+        OrderKind::Dataset => "dataset",
+        OrderKind::Workerpool => "workerpool",
+        OrderKind::Request => "request",
+    }
+}
+
+/// What every write starts with: the order kind of the path, the chain, the JSON body, and the
+/// authorized address (its challenge spent).
 fn authorized_call<T: MarketHost>(
     host: &T,
     uri: &axum::http::Uri,
@@ -203,12 +181,14 @@ fn authorized_call<T: MarketHost>(
 ) -> Result<(OrderKind, Address, Value), MarketErr> {
     let (kind, _) = kind_of(uri)?;
     check_chain(host, q)?;
-    let who = authorized(host, headers)?;
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
+    let who = authorized(host, headers)?;
     Ok((kind, who, v))
 }
 
-/// `POST /{kind}orders?chainId` with `{order}` and an authorization.
+/// `POST /{kind}orders?chainId` with `{order}` and an authorization. As iExec's market: an order
+/// already published, or signed by someone else than the caller, is refused (403) before the
+/// orderbook's own checks (owner of the asset, volume left), whose refusals are 403 too.
 async fn publish<T: MarketHost>(
     State(h): State<Arc<T>>,
     uri: axum::http::Uri,
@@ -218,12 +198,21 @@ async fn publish<T: MarketHost>(
 ) -> MResult {
     let (kind, who, v) = authorized_call(h.as_ref(), &uri, &q, &headers, &body)?;
     let (order, sign) = order_of(kind, v["order"].clone())?;
-    let entry = h.clone().publish_signed(order, sign).await?;
-    if entry.signer != who {
-        let _ = h.unpublish_by(&entry.order_hash, entry.signer);
-        return Err(MarketErr(StatusCode::FORBIDDEN, format!("the order is signed by {}, not by {who}", entry.signer)));
+    if order.kind() != kind {
+        return Err(bad(format!("this is the {}orders endpoint", kind_name(kind))));
     }
-    Ok(Json(json!({ "ok": true, "published": entry_json(&entry, h.chain_id()) })))
+    let domain = h.domain();
+    let hash = order.typed_hash(&domain);
+    if h.book().lock().unwrap_or_else(|p| p.into_inner()).get(&hash).is_some() {
+        return Err(refused("order already published"));
+    }
+    match veil_core::crypto::recover(&hash, &sign) {
+        Ok(signer) if signer == who => {}
+        Ok(signer) => return Err(refused(format!("only order signer {signer} can publish an order"))),
+        Err(_) => return Err(refused("invalid sign")),
+    }
+    let entry = h.clone().publish_signed(order, sign).await?;
+    Ok(Json(json!({ "ok": true, "published": entry_json(&entry, domain.chain_id) })))
 }
 
 /// `PUT /{kind}orders?chainId` with `{target, orderHash | app | dataset | workerpool | requester}`.
@@ -235,14 +224,23 @@ async fn unpublish<T: MarketHost>(
     body: axum::body::Bytes,
 ) -> MResult {
     let (kind, who, v) = authorized_call(h.as_ref(), &uri, &q, &headers, &body)?;
+    let name = kind_name(kind);
     let target = v["target"].as_str().unwrap_or("unpublish_orderHash");
     let hashes: Vec<B256> = match target {
-        "unpublish_orderHash" => vec![
-            v["orderHash"]
+        "unpublish_orderHash" => {
+            let hash: B256 = v["orderHash"]
                 .as_str()
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| bad("give the orderHash to unpublish"))?,
-        ],
+                .ok_or_else(|| bad("give the orderHash to unpublish"))?;
+            let book = h.book().lock().unwrap_or_else(|p| p.into_inner());
+            match book.get(&hash).filter(|e| e.kind == kind) {
+                None => return Err(refused(format!("{name}order with orderHash {hash} is not published"))),
+                Some(e) if e.signer != who => {
+                    return Err(refused(format!("only order signer {} can unpublish an order", e.signer)));
+                }
+                Some(_) => vec![hash],
+            }
+        }
         "unpublish_last" | "unpublish_all" => {
             let field = ["app", "dataset", "workerpool", "requester"][kind as usize];
             let asset: Address =
@@ -251,15 +249,16 @@ async fn unpublish<T: MarketHost>(
             let mut mine: Vec<&BookEntry> = book.all(kind).filter(|e| e.signer == who && party(e) == asset).collect();
             mine.sort_by_key(|e| std::cmp::Reverse(e.published));
             let take = if target == "unpublish_last" { 1 } else { mine.len() };
-            mine.iter().take(take).map(|e| e.order_hash).collect()
+            let hashes: Vec<B256> = mine.iter().take(take).map(|e| e.order_hash).collect();
+            if hashes.is_empty() {
+                return Err(refused(format!("no open {name}order published by signer {who} for {field} {asset}")));
+            }
+            hashes
         }
         other => {
             return Err(bad(format!("unknown target `{other}`: unpublish_orderHash, unpublish_last or unpublish_all")));
         }
     };
-    if hashes.is_empty() {
-        return Err(MarketErr(StatusCode::NOT_FOUND, "no published order of yours to unpublish".into()));
-    }
     let mut done = vec![];
     for hash in hashes {
         h.unpublish_by(&hash, who)?;
@@ -268,31 +267,143 @@ async fn unpublish<T: MarketHost>(
     Ok(Json(json!({ "ok": true, "unpublished": done })))
 }
 
-/// `GET /{kind}orders/{hash}`.
-async fn get_one<T: MarketHost>(State(h): State<Arc<T>>, uri: axum::http::Uri, Path(hash): Path<String>) -> MResult {
-    let (kind, path) = kind_of(&uri)?;
+/// `GET /{kind}orders/{hash}?chainId`.
+async fn get_one<T: MarketHost>(
+    State(h): State<Arc<T>>,
+    uri: axum::http::Uri,
+    Path(hash): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> MResult {
+    let (kind, _) = kind_of(&uri)?;
+    check_chain(h.as_ref(), &q)?;
     let hash: B256 = hash.parse().map_err(|_| bad(format!("`{hash}` is not an order hash")))?;
     let book = h.book().lock().unwrap_or_else(|p| p.into_inner());
     match book.get(&hash).filter(|e| e.kind == kind) {
         Some(e) => {
-            let mut v = entry_json(e, h.chain_id());
+            let mut v = entry_json(e, h.domain().chain_id);
             v["ok"] = json!(true);
             Ok(Json(v))
         }
-        None => Err(MarketErr(StatusCode::NOT_FOUND, format!("{path} {hash} not found"))),
+        None => Err(MarketErr(StatusCode::NOT_FOUND, format!("{}order not found", kind_name(kind)))),
     }
 }
 
-fn flag(q: &HashMap<String, String>, k: &str) -> bool {
-    q.get(k).is_some_and(|v| v == "true")
+pub(crate) fn flag(q: &HashMap<String, String>, k: &str) -> Result<bool, MarketErr> {
+    match q.get(k).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(bad(format!("{k} must be true or false"))),
+    }
 }
 
-fn number(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, MarketErr> {
+pub(crate) fn number(q: &HashMap<String, String>, k: &str) -> Result<Option<u64>, MarketErr> {
     q.get(k).map(|v| v.parse::<u64>().map_err(|_| bad(format!("{k} must be a number")))).transpose()
 }
 
-fn addr(q: &HashMap<String, String>, k: &str) -> Result<Option<Address>, MarketErr> {
+pub(crate) fn addr(q: &HashMap<String, String>, k: &str) -> Result<Option<Address>, MarketErr> {
     q.get(k).map(|v| v.parse::<Address>().map_err(|_| bad(format!("{k} must be an address")))).transpose()
+}
+
+/// An address filter that also takes `any` (no filter).
+fn addr_or_any(q: &HashMap<String, String>, k: &str) -> Result<Option<Address>, MarketErr> {
+    match q.get(k).map(String::as_str) {
+        None | Some("any") => Ok(None),
+        Some(_) => addr(q, k),
+    }
+}
+
+/// iExec's restriction filter: left out → unrestricted orders only; `any` → any restriction; an
+/// address → orders usable by it (restricted to it, or unrestricted unless `strict`).
+fn restriction(q: &HashMap<String, String>, k: &str, strict: &str) -> Result<Want, MarketErr> {
+    Ok(match q.get(k).map(String::as_str) {
+        None => Want::Unrestricted,
+        Some("any") => Want::Any,
+        Some(_) => {
+            let a = addr(q, k)?.unwrap_or_default();
+            if flag(q, strict)? { Want::Exactly(a) } else { Want::Usable(a) }
+        }
+    })
+}
+
+/// `(pageIndex, pageSize)`: iExec's paging (pageSize 10 to 1000, 20 by default).
+pub(crate) fn paging(q: &HashMap<String, String>) -> Result<(u64, u64), MarketErr> {
+    let size = number(q, "pageSize")?.unwrap_or(20);
+    if !(10..=1000).contains(&size) {
+        return Err(bad("pageSize is between 10 and 1000"));
+    }
+    Ok((number(q, "pageIndex")?.unwrap_or(0), size))
+}
+
+/// The book query of a `GET /{kind}orders` with iExec's filters.
+fn market_query(kind: OrderKind, q: &HashMap<String, String>) -> Result<BookQuery, MarketErr> {
+    let tag = |k: &str| -> Result<Option<B256>, MarketErr> {
+        q.get(k).map(|v| veil_core::tag::parse(v).map_err(|e| bad(format!("{k}: {e}")))).transpose()
+    };
+    let (page, page_size) = paging(q)?;
+    let mut query = BookQuery {
+        min_tag: tag("minTag")?,
+        max_tag: tag("maxTag")?,
+        min_volume: number(q, "minVolume")?,
+        page: Some(page),
+        page_size: Some(page_size),
+        ..Default::default()
+    };
+    let any = Want::Any;
+    match kind {
+        OrderKind::App => {
+            query.app = addr_or_any(q, "app")?;
+            query.signer = addr(q, "appOwner")?;
+            if !q.contains_key("app") && query.signer.is_none() {
+                return Err(bad("app or appOwner is required"));
+            }
+            query.restrictions = Some(Restrictions {
+                app: any,
+                dataset: restriction(q, "dataset", "isDatasetStrict")?,
+                workerpool: restriction(q, "workerpool", "isWorkerpoolStrict")?,
+                requester: restriction(q, "requester", "isRequesterStrict")?,
+            });
+        }
+        OrderKind::Dataset => {
+            query.dataset = addr_or_any(q, "dataset")?;
+            query.signer = addr(q, "datasetOwner")?;
+            if !q.contains_key("dataset") && query.signer.is_none() {
+                return Err(bad("dataset or datasetOwner is required"));
+            }
+            query.bulk_only = flag(q, "bulkOnly")?;
+            query.restrictions = Some(Restrictions {
+                app: restriction(q, "app", "isAppStrict")?,
+                dataset: any,
+                workerpool: restriction(q, "workerpool", "isWorkerpoolStrict")?,
+                requester: restriction(q, "requester", "isRequesterStrict")?,
+            });
+        }
+        OrderKind::Workerpool => {
+            query.workerpool = addr_or_any(q, "workerpool")?;
+            query.signer = addr(q, "workerpoolOwner")?;
+            query.category = number(q, "category")?;
+            // Trust 0 and 1 mean the same: iExec's market ignores a minimum of 1 or less.
+            query.min_trust = number(q, "minTrust")?.filter(|t| *t > 1);
+            query.restrictions = Some(Restrictions {
+                app: restriction(q, "app", "isAppStrict")?,
+                dataset: restriction(q, "dataset", "isDatasetStrict")?,
+                workerpool: any,
+                requester: restriction(q, "requester", "isRequesterStrict")?,
+            });
+        }
+        OrderKind::Request => {
+            query.app = addr_or_any(q, "app")?;
+            query.dataset = addr_or_any(q, "dataset")?;
+            query.requester = addr_or_any(q, "requester")?;
+            query.beneficiary = addr_or_any(q, "beneficiary")?;
+            query.category = number(q, "category")?;
+            query.max_trust = number(q, "maxTrust")?;
+            query.restrictions = Some(Restrictions {
+                workerpool: restriction(q, "workerpool", "isWorkerpoolStrict")?,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(query)
 }
 
 /// `GET /{kind}orders?chainId&…` with iExec's filters and paging.
@@ -303,41 +414,11 @@ async fn list<T: MarketHost>(
 ) -> MResult {
     let (kind, _) = kind_of(&uri)?;
     check_chain(h.as_ref(), &q)?;
-    let tag = |k: &str| -> Result<Option<B256>, MarketErr> {
-        q.get(k).map(|v| veil_core::tag::parse(v).map_err(|e| bad(format!("{k}: {e}")))).transpose()
-    };
-    let page_size = number(&q, "pageSize")?.unwrap_or(20);
-    if !(10..=1000).contains(&page_size) {
-        return Err(bad("pageSize is between 10 and 1000"));
-    }
-    let query = BookQuery {
-        app: addr(&q, "app")?,
-        dataset: addr(&q, "dataset")?,
-        workerpool: addr(&q, "workerpool")?,
-        requester: addr(&q, "requester")?,
-        min_tag: tag("minTag")?,
-        max_tag: tag("maxTag")?,
-        category: number(&q, "category")?,
-        min_trust: number(&q, "minTrust")?,
-        max_trust: number(&q, "maxTrust")?,
-        min_volume: number(&q, "minVolume")?,
-        strict: flag(&q, "isDatasetStrict")
-            || flag(&q, "isWorkerpoolStrict")
-            || flag(&q, "isRequesterStrict")
-            || flag(&q, "isAppStrict"),
-        page: number(&q, "pageIndex")?,
-        page_size: Some(page_size),
-    };
-    // iExec's owner filters: the signer of an asset's order is its owner.
-    let owner = addr(&q, ["appOwner", "datasetOwner", "workerpoolOwner", "requester"][kind as usize])?;
+    let query = market_query(kind, &q)?;
     let book = h.book().lock().unwrap_or_else(|p| p.into_inner());
     let page = book.query(kind, &query);
-    let orders: Vec<Value> = page
-        .orders
-        .iter()
-        .filter(|e| owner.is_none_or(|o| e.signer == o))
-        .map(|e| entry_json(e, h.chain_id()))
-        .collect();
+    let chain_id = h.domain().chain_id;
+    let orders: Vec<Value> = page.orders.iter().map(|e| entry_json(e, chain_id)).collect();
     let mut v = json!({ "ok": true, "count": page.count, "orders": orders });
     if let Some(n) = page.next_page {
         v["nextPage"] = json!(n);
@@ -345,10 +426,15 @@ async fn list<T: MarketHost>(
     Ok(Json(v))
 }
 
-/// The market routes for `host`, to merge at the root of its router.
+/// The market routes for `host`, to merge at the root of its router. (`/deals/{id}` and
+/// `/categories`, which Veil's API has too, are answered in iExec's shape when asked with a
+/// `chainId`: see [`crate::market_deals`].)
 pub(crate) fn routes<T: MarketHost>() -> axum::Router<Arc<T>> {
     use axum::routing::get;
-    let mut r = axum::Router::new().route("/challenge", get(challenge::<T>));
+    let mut r = crate::compass::routes::<T>()
+        .route("/challenge", get(challenge::<T>))
+        .route("/deals", get(crate::market_deals::deals::<T>))
+        .route("/categories/{catid}", get(crate::market_deals::category::<T>));
     for kind in ["apporders", "datasetorders", "workerpoolorders", "requestorders"] {
         r = r
             .route(&format!("/{kind}"), get(list::<T>).post(publish::<T>).put(unpublish::<T>))

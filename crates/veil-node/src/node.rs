@@ -100,6 +100,8 @@ pub struct Shared {
     pub signers: crate::sigcache::SigCache,
     /// iExec's market API: challenges handed out, not used yet.
     pub challenges: crate::market::Challenges,
+    /// iExec's compass: workerpools' API URLs.
+    pub pool_apis: crate::compass::PoolApis,
 }
 
 fn unix_now() -> u64 {
@@ -121,7 +123,8 @@ pub fn start(config: &NodeConfig) -> Result<(Arc<Shared>, OpenReport), LedgerErr
         dev: config.dev,
         domain: ledger_domain,
         signers: Default::default(),
-        challenges: Default::default(),
+        challenges: crate::market::challenges(ledger_domain.chain_id),
+        pool_apis: Default::default(),
     });
     let s = shared.clone();
     let block_time = config.block_time;

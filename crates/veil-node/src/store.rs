@@ -14,6 +14,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 const ORDERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("orders");
+/// Deals seen on a followed chain (id → JSON `DealView`), for iExec's market `GET /deals`.
+const DEALS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("deals");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,6 +43,7 @@ impl Store {
             w.open_table(TXS).map_err(dberr)?;
             w.open_table(META).map_err(dberr)?;
             w.open_table(ORDERS).map_err(dberr)?;
+            w.open_table(DEALS).map_err(dberr)?;
         }
         w.commit().map_err(dberr)?;
         Ok(Store { db })
@@ -129,6 +132,32 @@ impl Store {
             let e = serde_json::from_slice(v.value())
                 .map_err(|e| StoreError::Corrupt { what: "order".into(), detail: e.to_string() })?;
             out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Keeps deals (a deal seen again replaces itself).
+    pub fn put_deals(&self, deals: &[veil_sdk::DealView]) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = w.open_table(DEALS).map_err(dberr)?;
+            for d in deals {
+                let bytes = serde_json::to_vec(d).map_err(dberr)?;
+                t.insert(d.dealid.as_slice(), bytes.as_slice()).map_err(dberr)?;
+            }
+        }
+        w.commit().map_err(dberr)
+    }
+
+    pub fn deals(&self) -> Result<Vec<veil_sdk::DealView>, StoreError> {
+        let r = self.db.begin_read().map_err(dberr)?;
+        let t = r.open_table(DEALS).map_err(dberr)?;
+        let mut out = vec![];
+        for item in t.iter().map_err(dberr)? {
+            let (_, v) = item.map_err(dberr)?;
+            let d = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Corrupt { what: "deal".into(), detail: e.to_string() })?;
+            out.push(d);
         }
         Ok(out)
     }

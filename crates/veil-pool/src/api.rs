@@ -88,11 +88,20 @@ pub enum ReportOutcome {
     },
 }
 
-/// `GET /tasks/{taskid}`: how each worker is doing with an unfinished task.
+/// `GET /tasks/{taskid}`: how each worker is doing with a task, in Veil's words (`replicates[].
+/// worker/status/attempts/cause`) and in the shape of iExec's workerpool API, which its SDK reads for
+/// `iexec task debug` (`currentStatus`, `dateStatusList`, `replicates[].walletAddress/currentStatus/
+/// statusUpdateList/appExitCode`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskReplicates {
     pub taskid: B256,
+    /// iExec's task status: INITIALIZED, RUNNING, CONSENSUS_REACHED, AT_LEAST_ONE_REVEALED,
+    /// REOPENED, COMPLETED or FAILED.
+    #[serde(default)]
+    pub current_status: String,
+    #[serde(default)]
+    pub date_status_list: Vec<StatusChange>,
     pub replicates: Vec<Replicate>,
 }
 
@@ -100,12 +109,49 @@ pub struct TaskReplicates {
 #[serde(rename_all = "camelCase")]
 pub struct Replicate {
     pub worker: Address,
-    /// `running`, `contributed`, `failed` or `lost` (the worker went silent).
+    /// `running`, `contributed`, `revealed`, `completed`, `failed` or `lost` (the worker went silent).
     pub status: String,
     pub attempts: u32,
     /// Why the run failed (without the app's output, which only the requester may read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// The worker again, under iExec's name.
+    #[serde(default)]
+    pub wallet_address: Address,
+    /// iExec's replicate status: CREATED, CONTRIBUTED, REVEALED, COMPLETED, FAILED or WORKER_LOST.
+    #[serde(default)]
+    pub current_status: String,
+    #[serde(default)]
+    pub status_update_list: Vec<StatusChange>,
+    /// 0 for a run that contributed (a non-zero exit fails the run), the status a failed app
+    /// exited with, or none when the app did not get to exit.
+    #[serde(default)]
+    pub app_exit_code: Option<i32>,
+}
+
+/// One step in a task's or a replicate's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: String,
+    /// ISO 8601, UTC.
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl StatusChange {
+    pub fn now(status: &str, cause: Option<String>) -> StatusChange {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        StatusChange { status: status.into(), date: veil_sdk::iso8601_ms(ms), cause }
+    }
+}
+
+/// Appends `status` to `list` unless it is already the last step.
+pub fn mark(list: &mut Vec<StatusChange>, status: &str, cause: Option<String>) {
+    if list.last().is_none_or(|c| c.status != status) {
+        list.push(StatusChange::now(status, cause));
+    }
 }
 
 /// Most of each stream kept from an app's output (the end: where errors are).
@@ -174,6 +220,32 @@ pub struct LogsUpload {
 pub struct TaskLogs {
     pub taskid: B256,
     pub runs: Vec<WorkerLogs>,
+    /// The same runs in the shape of iExec's workerpool API (`iexec task debug --logs`).
+    #[serde(default)]
+    pub compute_logs_list: Vec<ComputeLogs>,
+}
+
+impl TaskLogs {
+    pub fn new(taskid: B256, runs: Vec<WorkerLogs>) -> TaskLogs {
+        let compute_logs_list = runs
+            .iter()
+            .map(|r| ComputeLogs {
+                wallet_address: r.worker,
+                stdout: r.logs.stdout.clone(),
+                stderr: r.logs.stderr.clone(),
+            })
+            .collect();
+        TaskLogs { taskid, runs, compute_logs_list }
+    }
+}
+
+/// One worker's run in iExec's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputeLogs {
+    pub wallet_address: Address,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -101,9 +101,15 @@ async fn pre_compute(
     http: &EnclaveHttp,
     s: &SessionSecrets,
     iexec_in: &Path,
+    storage: &str,
 ) -> Result<Option<(String, String)>, String> {
     let Some(d) = &s.dataset else { return Ok(None) };
-    let encrypted = http.get(&d.url, crate::worker::MAX_FILE).await?;
+    // iExec's datasets live at `/ipfs/<cid>`: fetched through the storage's IPFS gateway path.
+    let url = match d.url.starts_with("/ipfs/") {
+        true => format!("{}{}", storage.trim_end_matches('/'), d.url),
+        false => d.url.clone(),
+    };
+    let encrypted = http.get(&url, crate::worker::MAX_FILE).await?;
     if Sha256::digest(&encrypted).as_slice() != d.checksum.as_slice() {
         return Err(format!("dataset {} at {} does not match its checksum {}", d.address, d.url, d.checksum));
     }
@@ -135,7 +141,7 @@ async fn run_in(req: &EnclaveRequest) -> Result<EnclaveOutcome, String> {
     if let Some(b) = &bundle {
         b.unpack(&dirs.app).map_err(|e| e.to_string())?;
     }
-    let dataset = pre_compute(&http, &s, &dirs.iexec_in).await?;
+    let dataset = pre_compute(&http, &s, &dirs.iexec_in, &req.storage).await?;
     let mut names = vec![];
     for (i, url) in params.input_files.iter().enumerate() {
         let name = crate::worker::input_name(url, i);

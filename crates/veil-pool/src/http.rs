@@ -46,6 +46,7 @@ pub fn router(s: Arc<Scheduler>) -> Router {
         .route("/workers/logs", post(logs_upload))
         .route("/tasks/{taskid}", get(task))
         .route("/tasks/{taskid}/logs", get(task_logs))
+        .route("/tasks/logs/challenge", get(logs_challenge))
         .with_state(s)
 }
 
@@ -92,11 +93,12 @@ async fn task(State(s): S, Path(id): Path<String>) -> Response {
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     };
     match s.replicates(&id).await {
-        Some(r) => Json(r).into_response(),
-        None => {
-            let body = serde_json::json!({ "error": format!("task {id} is not in progress here (unknown, or finished: see the ledger)"), "kind": "not_found" });
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => {
+            let body = serde_json::json!({ "error": format!("task {id} was not run by this workerpool's scheduler"), "kind": "not_found" });
             (StatusCode::NOT_FOUND, Json(body)).into_response()
         }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -117,15 +119,36 @@ struct LogsQuery {
     signature: Option<String>,
 }
 
-/// `GET /tasks/{id}/logs?timestamp=T&signature=0x…`: the requester's signed request.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChallengeQuery {
+    chain_id: u64,
+    address: veil_core::Address,
+}
+
+/// `GET /tasks/logs/challenge?chainId&address`: iExec's workerpool API challenge (EIP-712).
+async fn logs_challenge(
+    State(s): S,
+    q: Result<Query<ChallengeQuery>, QueryRejection>,
+) -> Result<Response, SchedulerError> {
+    let Query(q) = q.map_err(|e| SchedulerError::Malformed(e.body_text()))?;
+    Ok(Json(s.logs_challenge(q.chain_id, q.address)?).into_response())
+}
+
+/// `GET /tasks/{id}/logs?timestamp=T&signature=0x…`: the requester's signed request; or, as
+/// iExec's workerpool API, with `Authorization: <hash>_<signature>_<address>` (a signed challenge).
 async fn task_logs(
     State(s): S,
     Path(id): Path<String>,
+    h: HeaderMap,
     q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Result<Response, SchedulerError> {
     let id = id
         .parse::<veil_core::B256>()
         .map_err(|_| SchedulerError::Malformed(format!("`{id}` is not a task id (0x + 64 hex characters)")))?;
+    if let Some(auth) = h.get("authorization") {
+        return Ok(Json(s.task_logs_iexec(&id, auth.to_str().ok()).await?).into_response());
+    }
     let Query(q) = q.map_err(|e| SchedulerError::Malformed(e.body_text()))?;
     let (Some(ts), Some(sig)) = (q.timestamp, q.signature) else {
         return Err(SchedulerError::Unauthenticated(

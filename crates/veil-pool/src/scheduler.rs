@@ -1,8 +1,8 @@
 //! The scheduler: deals of its pool → tasks → workers, replicas until consensus, finalize.
 
 use crate::api::{
-    Assignment, LOG_REQUEST_WINDOW_SECS, LogsUpload, Register, Replicate, Report, ReportOutcome, Session, TaskLogs,
-    TaskReplicates, WorkerLogs, logs_message, register_message,
+    Assignment, LOG_REQUEST_WINDOW_SECS, LogsUpload, Register, Replicate, Report, ReportOutcome, Session, StatusChange,
+    TaskLogs, TaskReplicates, WorkerLogs, logs_message, mark, register_message,
 };
 use crate::store::{Changes, Store};
 use futures_util::StreamExt;
@@ -47,6 +47,9 @@ struct Assigned {
     retry: bool,
     lost: bool,
     attempts: u32,
+    /// iExec's replicate statuses so far (kept across attempts).
+    #[serde(default)]
+    history: Vec<StatusChange>,
 }
 
 impl Assigned {
@@ -63,6 +66,9 @@ struct TaskState {
     trust: u64,
     consensus: bool,
     assigned: BTreeMap<Address, Assigned>,
+    /// iExec's task statuses so far.
+    #[serde(default)]
+    history: Vec<StatusChange>,
 }
 
 impl TaskState {
@@ -141,6 +147,8 @@ pub struct Scheduler {
     http: reqwest::Client,
     inner: Mutex<Inner>,
     work: Notify,
+    /// iExec's workerpool API: challenges for reading logs.
+    challenges: veil_sdk::challenge::Challenges,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +179,7 @@ impl Scheduler {
             tracing::info!(tasks = tasks.len(), last_block, "resuming unfinished tasks");
         }
         let pool = ledger.workerpool(&cfg.workerpool).await?;
+        let challenges = veil_sdk::challenge::Challenges::new("iExec Core", ledger.chain().await?.domain.chain_id);
         if pool.asset.owner != cfg.key.address() {
             return Err(SchedulerError::Refused(format!(
                 "workerpool {} belongs to {}, not to this scheduler's key {}",
@@ -189,7 +198,8 @@ impl Scheduler {
             tokens: HashMap::new(),
             store,
         };
-        Ok(Arc::new(Scheduler { cfg, ledger, http: veil_sdk::http(), inner: Mutex::new(inner), work: Notify::new() }))
+        let http = veil_sdk::http();
+        Ok(Arc::new(Scheduler { cfg, ledger, http, inner: Mutex::new(inner), work: Notify::new(), challenges }))
     }
 
     async fn send(&self, call: Call) -> Result<veil_core::block::Receipt, SdkError> {
@@ -255,28 +265,50 @@ impl Scheduler {
                 let mut inner = self.inner.lock().await;
                 if let Some(t) = inner.task_mut(taskid) {
                     t.consensus = true;
+                    mark(&mut t.history, "CONSENSUS_REACHED", None);
                 }
             }
             // Finalizing waits for a block: do not hold up the following of the ledger.
-            Event::TaskReveal { taskid, .. } => {
+            Event::TaskReveal { taskid, worker, .. } => {
                 let taskid = *taskid;
+                if let Some(t) = self.inner.lock().await.task_mut(&taskid) {
+                    if !t.history.iter().any(|c| c.status == "AT_LEAST_ONE_REVEALED") {
+                        mark(&mut t.history, "AT_LEAST_ONE_REVEALED", None);
+                    }
+                    // The ledger is the witness: the worker's own report may come after finalization.
+                    if let Some(a) = t.assigned.get_mut(worker) {
+                        mark(&mut a.history, "REVEALED", None);
+                    }
+                }
                 tokio::spawn(async move { self.maybe_finalize(&taskid, None).await });
             }
             Event::TaskReopen { taskid } => {
                 let mut inner = self.inner.lock().await;
                 if let Some(t) = inner.task_mut(taskid) {
                     t.consensus = false;
+                    mark(&mut t.history, "REOPENED", None);
                     for a in t.assigned.values_mut().filter(|a| a.contributed) {
                         a.lost = true;
+                        mark(&mut a.history, "WORKER_LOST", Some("the task was reopened: no winner revealed".into()));
                     }
                 }
                 drop(inner);
                 self.work.notify_waiters();
             }
             Event::TaskFinalize { taskid, .. } | Event::TaskClaimed { taskid } => {
+                let completed = matches!(e, Event::TaskFinalize { .. });
                 let mut inner = self.inner.lock().await;
-                if inner.tasks.remove(taskid).is_some() {
+                if let Some(mut t) = inner.tasks.remove(taskid) {
                     inner.removed.push(*taskid);
+                    mark(&mut t.history, if completed { "COMPLETED" } else { "FAILED" }, None);
+                    for a in t.assigned.values_mut().filter(|a| completed && a.history_has("REVEALED")) {
+                        mark(&mut a.history, "COMPLETED", None);
+                    }
+                    // What `GET /tasks/{id}` answers once the task is done.
+                    let kept = replicates_of(taskid, &t);
+                    if let Err(err) = inner.store.put_history(taskid, &kept) {
+                        tracing::warn!(%taskid, "cannot keep the task's history: {err}");
+                    }
                 }
             }
             _ => {}
@@ -356,7 +388,8 @@ impl Scheduler {
                 bot_size: size,
                 trust,
             };
-            inner.tasks.insert(taskid, TaskState { base, trust, consensus: false, assigned: BTreeMap::new() });
+            let history = vec![StatusChange::now("INITIALIZED", None)];
+            inner.tasks.insert(taskid, TaskState { base, trust, consensus: false, assigned: BTreeMap::new(), history });
             inner.dirty.insert(taskid);
         }
         inner.save(true);
@@ -438,6 +471,7 @@ impl Scheduler {
                         let silent = now.saturating_sub(*seen.get(w).unwrap_or(&0)) > timeout;
                         if !a.contributed && a.failed.is_none() && !a.lost && silent {
                             a.lost = true;
+                            mark(&mut a.history, "WORKER_LOST", Some("the worker went silent".into()));
                             changed.push(*id);
                             tracing::warn!(worker = %w, task = %id, "worker went silent: reassigning");
                         }
@@ -512,8 +546,11 @@ impl Scheduler {
                 if let Some(id) = pick
                     && let Some(t) = inner.task_mut(&id)
                 {
-                    let attempts = t.assigned.get(&worker).map_or(0, |a| a.attempts);
-                    t.assigned.insert(worker, Assigned { attempts: attempts + 1, ..Default::default() });
+                    let (attempts, mut history) =
+                        t.assigned.get(&worker).map_or((0, vec![]), |a| (a.attempts, a.history.clone()));
+                    mark(&mut history, "CREATED", None);
+                    t.assigned.insert(worker, Assigned { attempts: attempts + 1, history, ..Default::default() });
+                    mark(&mut t.history, "RUNNING", None);
                     let mut a = t.base.clone();
                     let auth = authorization_hash(&worker, &id, &a.enclave_challenge);
                     a.authorization = self.cfg.key.sign_message_hash(&auth);
@@ -528,27 +565,13 @@ impl Scheduler {
     }
 
     /// Each worker's part in an unfinished task (None: unknown here, or finished).
-    pub async fn replicates(&self, taskid: &B256) -> Option<TaskReplicates> {
+    /// Each worker's part in a task this scheduler ran or runs (None: unknown here).
+    pub async fn replicates(&self, taskid: &B256) -> Result<Option<TaskReplicates>, SchedulerError> {
         let inner = self.inner.lock().await;
-        let t = inner.tasks.get(taskid)?;
-        let replicates = t
-            .assigned
-            .iter()
-            .map(|(w, a)| {
-                let status = if a.contributed {
-                    "contributed"
-                } else if a.failed.is_some() {
-                    "failed"
-                } else if a.lost {
-                    "lost"
-                } else {
-                    "running"
-                };
-                let cause = a.failed.clone();
-                Replicate { worker: *w, status: status.into(), attempts: a.attempts, cause }
-            })
-            .collect();
-        Some(TaskReplicates { taskid: *taskid, replicates })
+        match inner.tasks.get(taskid) {
+            Some(t) => Ok(Some(replicates_of(taskid, t))),
+            None => Ok(inner.store.history(taskid)?),
+        }
     }
 
     pub async fn report(&self, worker: Address, r: &Report) -> Result<(), SchedulerError> {
@@ -572,12 +595,14 @@ impl Scheduler {
             ReportOutcome::Contributed { results } => {
                 a.contributed = true;
                 a.results = Some(results.clone());
+                mark(&mut a.history, "CONTRIBUTED", None);
             }
-            ReportOutcome::Revealed => {}
+            ReportOutcome::Revealed => mark(&mut a.history, "REVEALED", None),
             ReportOutcome::Failed { cause, retry } => {
                 tracing::warn!(worker = %worker, task = %r.taskid, retry, "run failed: {cause}");
                 a.failed = Some(cause.clone());
                 a.retry = *retry;
+                mark(&mut a.history, "FAILED", Some(cause.clone()));
             }
         }
         inner.save(false);
@@ -615,23 +640,163 @@ impl Scheduler {
         }
         let signer = crypto::recover_message_hash(&logs_message(&self.cfg.workerpool, taskid, timestamp), signature)
             .map_err(|e| SchedulerError::Refused(format!("bad signature: {e}")))?;
+        self.logs_for(taskid, signer).await.map_err(|e| match e {
+            LogsRefusal::NotRequester(m) => SchedulerError::Refused(m),
+            LogsRefusal::Other(e) => e,
+        })
+    }
+
+    /// iExec's workerpool API: a new EIP-712 challenge ("iExec Core") for `address`.
+    pub fn logs_challenge(&self, chain_id: u64, address: Address) -> Result<serde_json::Value, SchedulerError> {
+        if chain_id != self.challenges.chain_id() {
+            return Err(SchedulerError::Malformed(format!(
+                "this workerpool serves chain {}, not {chain_id}",
+                self.challenges.chain_id()
+            )));
+        }
+        self.challenges.issue(address, rand::random()).map_err(|e| SchedulerError::Refused(e.to_string()))
+    }
+
+    /// iExec's workerpool API: the task's logs for the holder of a signed challenge, who must be
+    /// the task's requester (401 otherwise, as iExec's scheduler answers).
+    pub async fn task_logs_iexec(
+        &self,
+        taskid: &B256,
+        authorization: Option<&str>,
+    ) -> Result<TaskLogs, SchedulerError> {
+        let who = self
+            .challenges
+            .redeem(authorization, "/tasks/logs/challenge")
+            .map_err(|e| SchedulerError::Unauthenticated(format!("invalid authorization: {e}")))?;
+        self.logs_for(taskid, who).await.map_err(|e| match e {
+            LogsRefusal::NotRequester(m) => SchedulerError::Unauthenticated(m),
+            LogsRefusal::Other(e) => e,
+        })
+    }
+
+    async fn logs_for(&self, taskid: &B256, signer: Address) -> Result<TaskLogs, LogsRefusal> {
         let task = match self.ledger.task(taskid).await {
             Ok(t) => t.task,
             Err(e) if e.kind() == Some("not_found") => {
-                return Err(SchedulerError::NotFound(format!("task {taskid} is not on the ledger")));
+                return Err(SchedulerError::NotFound(format!("task {taskid} is not on the ledger")).into());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(SchedulerError::from(e).into()),
         };
-        let deal = self.ledger.deal(&task.dealid).await?.deal;
+        let deal = self.ledger.deal(&task.dealid).await.map_err(SchedulerError::from)?.deal;
         if deal.workerpool.pointer != self.cfg.workerpool {
-            return Err(SchedulerError::NotFound(format!("task {taskid} is not run by this workerpool")));
+            return Err(SchedulerError::NotFound(format!("task {taskid} is not run by this workerpool")).into());
         }
         if signer != deal.requester {
-            return Err(SchedulerError::Refused(format!(
+            return Err(LogsRefusal::NotRequester(format!(
                 "only the requester of task {taskid} may read its logs; this request is signed by {signer}"
             )));
         }
-        let runs: Vec<WorkerLogs> = self.inner.lock().await.store.logs(taskid)?.unwrap_or_default();
-        Ok(TaskLogs { taskid: *taskid, runs })
+        let runs: Vec<WorkerLogs> =
+            self.inner.lock().await.store.logs(taskid).map_err(SchedulerError::from)?.unwrap_or_default();
+        Ok(TaskLogs::new(*taskid, runs))
+    }
+}
+
+/// Why logs were refused: not the requester (403 in Veil's API, 401 in iExec's), or anything else.
+enum LogsRefusal {
+    NotRequester(String),
+    Other(SchedulerError),
+}
+
+impl From<SchedulerError> for LogsRefusal {
+    fn from(e: SchedulerError) -> LogsRefusal {
+        LogsRefusal::Other(e)
+    }
+}
+
+impl Assigned {
+    fn history_has(&self, status: &str) -> bool {
+        self.history.iter().any(|c| c.status == status)
+    }
+
+    /// Veil's short status of this worker's part.
+    fn status(&self) -> &'static str {
+        if self.history_has("COMPLETED") {
+            "completed"
+        } else if self.history_has("REVEALED") {
+            "revealed"
+        } else if self.contributed {
+            "contributed"
+        } else if self.failed.is_some() {
+            "failed"
+        } else if self.lost {
+            "lost"
+        } else {
+            "running"
+        }
+    }
+
+    /// The app's exit status, as far as the scheduler knows it.
+    fn exit_code(&self) -> Option<i32> {
+        if self.contributed {
+            return Some(0);
+        }
+        let cause = self.failed.as_deref()?;
+        let (_, after) = cause.split_once("the app exited with status ")?;
+        after.split(|c: char| !c.is_ascii_digit() && c != '-').next()?.parse().ok()
+    }
+}
+
+/// A task's replicates in both shapes (see [`TaskReplicates`]).
+fn replicates_of(taskid: &B256, t: &TaskState) -> TaskReplicates {
+    let replicates = t
+        .assigned
+        .iter()
+        .map(|(w, a)| Replicate {
+            worker: *w,
+            status: a.status().into(),
+            attempts: a.attempts,
+            cause: a.failed.clone(),
+            wallet_address: *w,
+            current_status: a.history.last().map(|c| c.status.clone()).unwrap_or_default(),
+            status_update_list: a.history.clone(),
+            app_exit_code: a.exit_code(),
+        })
+        .collect();
+    TaskReplicates {
+        taskid: *taskid,
+        current_status: t.history.last().map(|c| c.status.clone()).unwrap_or_default(),
+        date_status_list: t.history.clone(),
+        replicates,
+    }
+}
+
+impl Scheduler {
+    /// Tells the node at `node` (iExec's compass there) that this workerpool's API is at `api_url`,
+    /// signed by the workerpool's owner.
+    pub async fn announce_api(&self, node: &str, api_url: &str) -> Result<(), SchedulerError> {
+        let timestamp = now_ms() / 1000;
+        let message = veil_sdk::pool_api_message(&self.cfg.workerpool, api_url.trim_end_matches('/'), timestamp);
+        let body = veil_sdk::PoolApiAnnouncement {
+            url: api_url.trim_end_matches('/').to_string(),
+            timestamp,
+            signature: self.cfg.key.sign_message_hash(&message),
+        };
+        let url = format!("{}/workerpools/{}/api", node.trim_end_matches('/'), self.cfg.workerpool);
+        let r = self.http.post(&url).json(&body).send().await;
+        match r {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                Err(SchedulerError::Refused(format!("the node refused the API announcement ({status}): {text}")))
+            }
+            Err(e) => Err(SchedulerError::Refused(format!("cannot reach the node at {node}: {e}"))),
+        }
+    }
+
+    /// [`Scheduler::announce_api`] every minute from now on (a restarted node forgets announcements).
+    pub async fn announce_forever(self: Arc<Self>, node: String, api_url: String) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            if let Err(e) = self.announce_api(&node, &api_url).await {
+                tracing::warn!("iExec compass: {e}");
+            }
+        }
     }
 }

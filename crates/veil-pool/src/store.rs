@@ -18,6 +18,8 @@ const TASKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("tasks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Apps' output per task (JSON), kept after the task ends: its requester reads it later.
 const LOGS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("logs");
+/// Finished tasks' status histories (JSON), for `GET /tasks/{id}` after the end.
+const HISTORY: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("history");
 const CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// Longest time between two durable commits while work goes on.
 pub const DURABLE_EVERY: Duration = Duration::from_millis(200);
@@ -53,6 +55,7 @@ impl Store {
         w.open_table(TASKS).map_err(|e| err(&e))?;
         w.open_table(META).map_err(|e| err(&e))?;
         w.open_table(LOGS).map_err(|e| err(&e))?;
+        w.open_table(HISTORY).map_err(|e| err(&e))?;
         w.commit().map_err(|e| err(&e))?;
         Ok(Store { db, path: name, last_durable: Instant::now() })
     }
@@ -102,18 +105,45 @@ impl Store {
 impl Store {
     /// Replaces a task's logs. Not fsynced on its own: a crash may lose the latest logs, never tasks.
     pub fn put_logs<T: Serialize>(&mut self, taskid: &B256, logs: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(logs).map_err(|e| self.err(e))?;
-        let mut w = self.db.begin_write().map_err(|e| self.err(e))?;
-        w.set_durability(Durability::None).map_err(|e| self.err(e))?;
-        w.open_table(LOGS).map_err(|e| self.err(e))?.insert(&taskid.0, bytes.as_slice()).map_err(|e| self.err(e))?;
-        w.commit().map_err(|e| self.err(e))
+        self.put_kept(LOGS, taskid, logs)
     }
 
     pub fn logs<T: DeserializeOwned>(&self, taskid: &B256) -> Result<Option<T>, StoreError> {
+        self.kept(LOGS, "logs", taskid)
+    }
+
+    /// Keeps a finished task's history (not fsynced on its own, like logs).
+    pub fn put_history<T: Serialize>(&mut self, taskid: &B256, history: &T) -> Result<(), StoreError> {
+        self.put_kept(HISTORY, taskid, history)
+    }
+
+    pub fn history<T: DeserializeOwned>(&self, taskid: &B256) -> Result<Option<T>, StoreError> {
+        self.kept(HISTORY, "history", taskid)
+    }
+
+    fn put_kept<T: Serialize>(
+        &mut self,
+        table: TableDefinition<&[u8; 32], &[u8]>,
+        taskid: &B256,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| self.err(e))?;
+        let mut w = self.db.begin_write().map_err(|e| self.err(e))?;
+        w.set_durability(Durability::None).map_err(|e| self.err(e))?;
+        w.open_table(table).map_err(|e| self.err(e))?.insert(&taskid.0, bytes.as_slice()).map_err(|e| self.err(e))?;
+        w.commit().map_err(|e| self.err(e))
+    }
+
+    fn kept<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&[u8; 32], &[u8]>,
+        what: &str,
+        taskid: &B256,
+    ) -> Result<Option<T>, StoreError> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = r.open_table(LOGS).map_err(|e| self.err(e))?;
+        let t = r.open_table(table).map_err(|e| self.err(e))?;
         let Some(v) = t.get(&taskid.0).map_err(|e| self.err(e))? else { return Ok(None) };
-        serde_json::from_slice(v.value()).map(Some).map_err(|e| self.err(format!("logs of {taskid}: {e}")))
+        serde_json::from_slice(v.value()).map(Some).map_err(|e| self.err(format!("{what} of {taskid}: {e}")))
     }
 }
 

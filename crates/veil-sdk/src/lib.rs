@@ -6,6 +6,7 @@
 //!
 //! It must never hold protocol rules (those are `veil-core`'s) nor keep keys beyond a call.
 
+pub mod challenge;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "client")]

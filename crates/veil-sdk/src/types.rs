@@ -114,6 +114,26 @@ pub fn unpublish_message(order_hash: &B256, published: u64) -> B256 {
     keccak256([b"veil-unpublish-v1".as_slice(), order_hash.as_slice(), &published.to_be_bytes()].concat())
 }
 
+/// Body of `POST /workerpools/{address}/api`: the workerpool's owner tells the node where its
+/// scheduler's API is, for iExec's compass (`GET /{chainId}/workerpools/{address}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolApiAnnouncement {
+    pub url: String,
+    /// Unix seconds; the node refuses announcements more than 5 minutes off its clock.
+    pub timestamp: u64,
+    /// EIP-191 signature of [`pool_api_message`] by the workerpool's owner.
+    pub signature: Signature,
+}
+
+/// What a pool API announcement signs: `keccak256("veil-pool-api-v1" ‖ workerpool ‖ keccak256(url) ‖ timestamp)`.
+pub fn pool_api_message(workerpool: &Address, url: &str, timestamp: u64) -> B256 {
+    let url_hash = keccak256(url.as_bytes());
+    keccak256(
+        [b"veil-pool-api-v1".as_slice(), workerpool.as_slice(), url_hash.as_slice(), &timestamp.to_be_bytes()].concat(),
+    )
+}
+
 /// Recovers who signed an unpublish request.
 pub fn unpublish_signer(req: &UnpublishRequest) -> Option<Address> {
     crypto::recover_message_hash(&unpublish_message(&req.order_hash, req.published), &req.signature).ok()
@@ -209,4 +229,35 @@ pub struct BlobRef {
     pub size: u64,
     #[serde(default)]
     pub url: String,
+}
+
+/// `ms` (Unix milliseconds, UTC) in ISO 8601 with milliseconds, as iExec's services write times:
+/// `2026-12-01T18:45:52.123Z`.
+pub fn iso8601_ms(ms: u64) -> String {
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm, for the proleptic Gregorian calendar).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn iso8601_matches_known_instants() {
+        let check = |ms: u64, want: &str| assert_eq!(super::iso8601_ms(ms), want, "{ms}");
+        check(0, "1970-01-01T00:00:00.000Z");
+        check(951_782_400_000, "2000-02-29T00:00:00.000Z");
+        check(1_709_251_199_999, "2024-02-29T23:59:59.999Z");
+        check(1_796_150_752_123, "2026-12-01T18:45:52.123Z");
+        check(4_102_444_800_000, "2100-01-01T00:00:00.000Z");
+    }
 }

@@ -1,69 +1,7 @@
-//! IPFS content identifiers for stored blobs: a CIDv1 with the `raw` codec and a sha2-256 multihash
-//! names exactly the sha256 of a blob's bytes — a Veil blob's id — so the storage answers iExec's
-//! IPFS gateway path `GET /ipfs/<cid>` without any IPFS node. Written in multibase base32 (`b…`,
-//! lowercase, no padding), as IPFS writes CIDv1.
+//! Results records and the IPFS gateway path: a blob's CID (`veil_core::cid`) names its sha256, so the
+//! storage answers iExec's `GET /ipfs/<cid>` without any IPFS node.
 
-/// CIDv1 (0x01), raw codec (0x55), sha2-256 (0x12), 32 bytes (0x20).
-const PREFIX: [u8; 4] = [0x01, 0x55, 0x12, 0x20];
-const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CidError {
-    #[error("`{0}` is not a CIDv1 in base32 (it starts with `b`)")]
-    NotBase32(String),
-    #[error("`{0}` is not valid base32")]
-    BadBase32(String),
-    #[error("`{0}` is not a raw sha2-256 CIDv1 (the only kind this storage serves)")]
-    Unsupported(String),
-}
-
-/// The CID (`bafkrei…`) of a blob whose sha256 is `digest`.
-pub fn cid_of(digest: &[u8; 32]) -> String {
-    let mut bytes = PREFIX.to_vec();
-    bytes.extend_from_slice(digest);
-    let mut out = String::from("b");
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for b in bytes {
-        acc = (acc << 8) | b as u32;
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-/// The sha256 a CID names (the blob's id), or why it names none this storage can serve.
-pub fn digest_of(cid: &str) -> Result<[u8; 32], CidError> {
-    let body = cid.strip_prefix('b').ok_or_else(|| CidError::NotBase32(cid.to_string()))?;
-    if body.len() > 64 {
-        return Err(CidError::Unsupported(cid.to_string()));
-    }
-    let (mut acc, mut bits, mut bytes) = (0u32, 0u32, Vec::with_capacity(36));
-    for c in body.bytes() {
-        let v = ALPHABET
-            .iter()
-            .position(|&a| a == c.to_ascii_lowercase())
-            .ok_or_else(|| CidError::BadBase32(cid.to_string()))?;
-        acc = (acc << 5) | v as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bytes.len() != 36 || bytes[..4] != PREFIX || acc != 0 {
-        return Err(CidError::Unsupported(cid.to_string()));
-    }
-    let mut d = [0u8; 32];
-    d.copy_from_slice(&bytes[4..]);
-    Ok(d)
-}
+pub use veil_core::cid::{CidError, cid_of, digest_of};
 
 /// What a worker records as a task's results for the blob `id` (hex sha256) stored at `url`:
 /// iExec's form, which iExec's SDK downloads through its IPFS gateway (`location`), plus `url`, where
@@ -103,24 +41,6 @@ pub fn results_url(results: &[u8], gateway: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use sha2::Digest;
-
-    #[test]
-    fn cids_match_ipfs() {
-        // `ipfs add --cid-version 1 --raw-leaves` of an empty file.
-        let empty: [u8; 32] = sha2::Sha256::digest(b"").into();
-        assert_eq!(cid_of(&empty), "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku");
-        for data in [&b""[..], b"x", b"hello world", &[0xffu8; 1000]] {
-            let d: [u8; 32] = sha2::Sha256::digest(data).into();
-            assert_eq!(digest_of(&cid_of(&d)), Ok(d));
-        }
-        let check = |cid: &str, want: fn(String) -> CidError| assert_eq!(digest_of(cid), Err(want(cid.to_string())));
-        check("QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR", CidError::NotBase32);
-        check("bafkrei!!!", CidError::BadBase32);
-        // A dag-pb CIDv1 (codec 0x70): not a raw blob.
-        check("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", CidError::Unsupported);
-        check("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvy", CidError::Unsupported);
-        check(&format!("b{}", "a".repeat(100)), CidError::Unsupported);
-    }
 
     #[test]
     fn results_records_name_both_places() {

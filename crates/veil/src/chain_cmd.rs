@@ -452,6 +452,7 @@ pub fn orderbook(a: OrderbookArgs, conn: &Conn, json: bool) -> Result<()> {
         strict: a.strict,
         page: a.page,
         page_size: a.page_size,
+        ..Default::default()
     };
     let page = runtime()?.block_on(conn.client().orderbook(a.kind, &q))?;
     let mut human = format!("{} {} orders (page {}, {} matching)", page.orders.len(), a.kind, page.page, page.count);

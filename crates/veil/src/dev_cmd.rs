@@ -246,6 +246,9 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
         .await
         .with_context(|| format!("cannot listen on {}", o.scheduler_listen))?;
     let sched_url = format!("http://{}", sl.local_addr()?);
+    // iExec's compass on the node answers where this pool's API is (`iexec task debug`).
+    scheduler.announce_api(&node, &sched_url).await?;
+    tokio::spawn(scheduler.clone().announce_forever(node.clone(), sched_url.clone()));
     tokio::spawn(async move { axum::serve(veil_node::node::nodelay(sl), veil_pool::http::router(scheduler)).await });
 
     let program = std::env::current_exe().context("cannot find the veil program to run enclaves")?;

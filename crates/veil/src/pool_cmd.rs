@@ -30,6 +30,10 @@ pub struct SchedulerArgs {
     /// The SMS keeping TEE tasks' enclave challenges (default: the node's embedded SMS).
     #[arg(long, env = "VEIL_SMS")]
     sms: Option<String>,
+    /// Where clients reach this scheduler's API (iExec's workerpool API for `iexec task debug`),
+    /// announced to the node for iExec's compass (default: http://LISTEN).
+    #[arg(long)]
+    api_url: Option<String>,
     #[command(flatten)]
     signer: SignerArgs,
     #[command(flatten)]
@@ -55,6 +59,11 @@ pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
         let url = format!("http://{}", listener.local_addr()?);
+        let api_url = a.api_url.clone().unwrap_or_else(|| url.clone());
+        if let Err(e) = s.announce_api(&a.conn.node, &api_url).await {
+            tracing::warn!("iExec compass: {e} (`iexec task debug` cannot find this pool until it is accepted)");
+        }
+        tokio::spawn(s.clone().announce_forever(a.conn.node.clone(), api_url));
         if json {
             println!("{}", json!({ "ready": true, "url": url, "workerpool": a.workerpool }));
         } else {
