@@ -33,11 +33,12 @@ async fn announce<T: MarketHost>(
 ) -> Result<Json<Value>, ApiErr> {
     let pool: Address = pool.parse().map_err(|_| ApiErr::bad(format!("`{pool}` is not an address")))?;
     let url = api_url(&a.url)?;
+    // The signature covers the URL as sent; it is kept without its trailing slash.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if now.abs_diff(a.timestamp) > ANNOUNCE_WINDOW_SECS {
         return Err(ApiErr::bad("the announcement's timestamp is more than 5 minutes off: sign a fresh one"));
     }
-    let signer = veil_core::crypto::recover_message_hash(&pool_api_message(&pool, &url, a.timestamp), &a.signature)
+    let signer = veil_core::crypto::recover_message_hash(&pool_api_message(&pool, &a.url, a.timestamp), &a.signature)
         .map_err(|e| ApiErr::new(StatusCode::UNAUTHORIZED, "bad_signature", format!("bad signature: {e}")))?;
     let owner = h.clone().workerpool_owner(pool).await?;
     if owner != Some(signer) {

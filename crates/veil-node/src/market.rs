@@ -315,12 +315,13 @@ fn addr_or_any(q: &HashMap<String, String>, k: &str) -> Result<Option<Address>, 
 /// iExec's restriction filter: left out → unrestricted orders only; `any` → any restriction; an
 /// address → orders usable by it (restricted to it, or unrestricted unless `strict`).
 fn restriction(q: &HashMap<String, String>, k: &str, strict: &str) -> Result<Want, MarketErr> {
+    let strict = flag(q, strict)?;
     Ok(match q.get(k).map(String::as_str) {
         None => Want::Unrestricted,
         Some("any") => Want::Any,
         Some(_) => {
             let a = addr(q, k)?.unwrap_or_default();
-            if flag(q, strict)? { Want::Exactly(a) } else { Want::Usable(a) }
+            if strict { Want::Exactly(a) } else { Want::Usable(a) }
         }
     })
 }

@@ -12,6 +12,11 @@ use veil_node::{NodeConfig, start};
 use veil_sdk::Client;
 
 async fn spawn_node() -> (Client, tempfile::TempDir) {
+    let (_, c, dir) = spawn_node_at().await;
+    (c, dir)
+}
+
+async fn spawn_node_at() -> (String, Client, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = NodeConfig {
         data_dir: dir.path().to_path_buf(),
@@ -28,7 +33,7 @@ async fn spawn_node() -> (Client, tempfile::TempDir) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (Client::new(&url), dir)
+    (url.clone(), Client::new(&url), dir)
 }
 
 async fn created(c: &Client, key: &PrivateKey, call: Call) -> Address {
@@ -373,4 +378,172 @@ async fn a_nonce_sender_gathers_concurrent_calls_and_survives_refusals() {
     c.send(&k, Call::Deposit { amount: Nrlc::rlc(1) }).await.unwrap();
     sender.send(Call::Deposit { amount: Nrlc::rlc(1) }).await.unwrap();
     assert_eq!(c.account(&k.address()).await.unwrap().account.nonce, 182);
+}
+
+/// iExec's market API over the embedded ledger's orderbook (the SDK test drives it on PoCo).
+struct IexecMarket {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl IexecMarket {
+    async fn call(&self, method: reqwest::Method, path: &str, auth: Option<&PrivateKey>, body: Value) -> (u16, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(key) = auth {
+            r = r.header("authorization", self.authorization(key).await);
+        }
+        let r = r.json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None, Value::Null).await
+    }
+
+    /// A signed single-use challenge from `GET /challenge`.
+    async fn authorization(&self, key: &PrivateKey) -> String {
+        let q = format!("{}/challenge?chainId=65535&address={}", self.url, key.address());
+        let v: Value = self.http.get(q).send().await.unwrap().json().await.unwrap();
+        let challenge = v["data"]["message"]["challenge"].as_str().unwrap();
+        let hash = veil_sdk::challenge::Challenges::new("iExec Gateway", 65535).typed_hash(challenge);
+        format!("{hash}_{}_{}", key.sign_hash(&hash).to_hex(), key.address())
+    }
+
+    /// `POST /{kind}orders` of `order` signed by `signer`, authorized by `caller`.
+    async fn publish(&self, order: &AnyOrder, signer: &PrivateKey, caller: &PrivateKey, d: &Domain) -> (u16, Value) {
+        let v = serde_json::to_value(order).unwrap();
+        let (kind, mut body) = (v["kind"].as_str().unwrap().to_string(), v["order"].clone());
+        body["sign"] = serde_json::json!(signer.sign_hash(&order.typed_hash(d)));
+        let path = format!("/{kind}orders?chainId=65535");
+        self.call(reqwest::Method::POST, &path, Some(caller), serde_json::json!({ "order": body })).await
+    }
+}
+
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iexecs_market_api_over_the_embedded_ledger() {
+    let (url, c, _dir) = spawn_node_at().await;
+    let d = c.chain().await.unwrap().domain;
+    assert_eq!(d.chain_id, 65535, "the dev ledger's chain id, as the tests below assume");
+    let m = market(&c).await;
+    let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
+    let api = IexecMarket { url: url.clone(), http: reqwest::Client::new() };
+    let (app_o, ds_o) = (AnyOrder::App(m.app.clone()), AnyOrder::Dataset(m.dataset.clone()));
+    let (pool_o, req_o) = (AnyOrder::Workerpool(m.pool.clone()), AnyOrder::Request(m.request.clone()));
+
+    // Publishing: by its signer only, once.
+    let (status, v) = api.publish(&app_o, &dev, &dev, &d).await;
+    assert_eq!(status, 200, "{v}");
+    let app_hash = app_o.typed_hash(&d);
+    assert_eq!(v["published"]["orderHash"], serde_json::json!(app_hash));
+    assert!(v["published"]["publicationTimestamp"].as_str().unwrap().ends_with('Z'), "{v}");
+    assert_eq!(
+        api.publish(&app_o, &dev, &dev, &d).await,
+        (403, serde_json::json!({ "ok": false, "error": "order already published" }))
+    );
+    let (status, v) = api.publish(&ds_o, &owner, &dev, &d).await;
+    assert_eq!(status, 403, "signed by the owner, published by someone else: {v}");
+    let (status, v) = api.publish(&ds_o, &dev, &dev, &d).await;
+    assert_eq!(status, 403, "signed by someone who does not own the dataset: {v}");
+    for (o, k) in [(&ds_o, &owner), (&pool_o, &sched), (&req_o, &req)] {
+        assert_eq!(api.publish(o, k, k, &d).await.0, 200);
+    }
+
+    // Lists with iExec's filters: (query, orders it selects); 400 for a malformed query.
+    let (a, ds, p, r) = (m.app.app, m.dataset.dataset, m.pool.workerpool, req.address());
+    let other = Address::repeat_byte(9);
+    let cases: Vec<(String, Result<u64, u16>)> = vec![
+        (format!("apporders?app={a}"), Ok(1)),
+        (format!("apporders?appOwner={}", dev.address()), Ok(1)),
+        (format!("apporders?appOwner={}", owner.address()), Ok(0)),
+        ("apporders?app=any".into(), Ok(1)),
+        ("apporders".into(), Err(400)),
+        (format!("apporders?app={a}&dataset={ds}"), Ok(1)),
+        (format!("apporders?app={a}&dataset={ds}&isDatasetStrict=true"), Ok(0)),
+        (format!("apporders?app={a}&minTag=0x1"), Ok(0)),
+        // The dataset order is restricted to the app: a left-out app means unrestricted orders only.
+        (format!("datasetorders?dataset={ds}"), Ok(0)),
+        (format!("datasetorders?dataset={ds}&app={a}"), Ok(1)),
+        (format!("datasetorders?dataset={ds}&app=any"), Ok(1)),
+        (format!("datasetorders?dataset={ds}&app={other}"), Ok(0)),
+        (format!("datasetorders?dataset={ds}&app={a}&isAppStrict=true"), Ok(1)),
+        (format!("datasetorders?dataset={ds}&app={a}&bulkOnly=true"), Ok(0)),
+        (format!("workerpoolorders?workerpool={p}&category=5"), Ok(1)),
+        (format!("workerpoolorders?workerpool={p}&category=1"), Ok(0)),
+        (format!("workerpoolorders?workerpool={p}&minTrust=1"), Ok(1)),
+        (format!("workerpoolorders?workerpool={p}&minTrust=2"), Ok(0)),
+        (format!("workerpoolorders?workerpoolOwner={}", sched.address()), Ok(1)),
+        (format!("requestorders?requester={r}"), Ok(1)),
+        (format!("requestorders?requester={r}&app={a}&dataset={ds}&beneficiary={r}"), Ok(1)),
+        (format!("requestorders?requester={r}&beneficiary={other}"), Ok(0)),
+        (format!("requestorders?requester={r}&workerpool={p}&isWorkerpoolStrict=true"), Ok(0)),
+        ("requestorders?pageSize=5".into(), Err(400)),
+        ("requestorders?isWorkerpoolStrict=maybe".into(), Err(400)),
+        (format!("apporders?app={a}&minVolume=x"), Err(400)),
+    ];
+    for (query, want) in cases {
+        let sep = if query.contains('?') { '&' } else { '?' };
+        let (status, v) = api.get(&format!("/{query}{sep}chainId=65535")).await;
+        match want {
+            Ok(n) => assert_eq!((status, v["count"].as_u64()), (200, Some(n)), "{query}: {v}"),
+            Err(code) => assert_eq!(status, code, "{query}: {v}"),
+        }
+    }
+    assert_eq!(api.get(&format!("/apporders?app={a}&chainId=1")).await.0, 400, "another chain");
+    let (status, one) = api.get(&format!("/apporders/{app_hash}?chainId=65535")).await;
+    assert_eq!((status, one["remaining"].as_u64()), (200, Some(10)), "{one}");
+    assert_eq!(api.get(&format!("/apporders/{}?chainId=65535", B256::repeat_byte(7))).await.0, 404);
+    assert_eq!(api.get(&format!("/datasetorders/{app_hash}?chainId=65535")).await.0, 404, "not a dataset order");
+
+    // A deal, as the market lists it (filters by order hash, requester, owner).
+    let call = Call::MatchOrders {
+        app_order: Signed::new(m.app.clone(), &dev, &d),
+        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, &d)),
+        workerpool_order: Signed::new(m.pool.clone(), &sched, &d),
+        request_order: Signed::new(m.request.clone(), &req, &d),
+    };
+    c.send(&req, call).await.unwrap();
+    let (_, deals) = api.get(&format!("/deals?chainId=65535&apporderHash={app_hash}")).await;
+    assert_eq!(deals["count"], 1, "{deals}");
+    let dealid = deals["deals"][0]["dealid"].as_str().unwrap().to_string();
+    assert_eq!(deals["deals"][0]["botSize"], "4", "{deals}");
+    for q in [format!("requester={}", dev.address()), format!("appOwner={}", owner.address())] {
+        assert_eq!(api.get(&format!("/deals?chainId=65535&{q}")).await.1["count"], 0, "{q}");
+    }
+    let (status, deal) = api.get(&format!("/deals/{dealid}?chainId=65535")).await;
+    assert_eq!((status, deal["requester"].clone()), (200, serde_json::json!(r)), "{deal}");
+    assert_eq!(c.deal(&dealid.parse().unwrap()).await.unwrap().deal.requester, r, "Veil's shape without chainId");
+    assert_eq!(api.get(&format!("/apporders/{app_hash}?chainId=65535")).await.1["remaining"], 6);
+    let (_, cats) = api.get("/categories?chainId=65535&maxWorkClockTimeRef=60").await;
+    assert_eq!(cats["count"], 2, "the dev categories: {cats}");
+    assert_eq!(api.get("/categories/5?chainId=65535").await.1["workClockTimeRef"], 5);
+    assert_eq!(api.get("/categories/99?chainId=65535").await.0, 404);
+
+    // Unpublishing: the last of an app's orders, by its signer; nothing left → 403.
+    let put = |target: &str| serde_json::json!({ "target": target, "app": a });
+    let path = "/apporders?chainId=65535";
+    let (status, v) = api.call(reqwest::Method::PUT, path, Some(&owner), put("unpublish_last")).await;
+    assert_eq!(status, 403, "not the signer's: {v}");
+    let (status, v) = api.call(reqwest::Method::PUT, path, Some(&dev), put("unpublish_last")).await;
+    assert_eq!((status, v["unpublished"].clone()), (200, serde_json::json!([app_hash])), "{v}");
+    assert_eq!(api.call(reqwest::Method::PUT, path, Some(&dev), put("unpublish_all")).await.0, 403);
+    assert_eq!(api.get(&format!("/apporders?app={a}&chainId=65535")).await.1["count"], 0);
+
+    // Compass: the pool's owner announces its scheduler's API; nobody else can.
+    let announce = |key: &PrivateKey, url: &str, timestamp: u64| {
+        let message = veil_sdk::pool_api_message(&p, url, timestamp);
+        serde_json::json!({ "url": url, "timestamp": timestamp, "signature": key.sign_message_hash(&message) })
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let path = format!("/workerpools/{p}/api");
+    let post = |body| api.call(reqwest::Method::POST, &path, None, body);
+    assert_eq!(post(announce(&dev, "http://evil:1", now)).await.0, 401, "not the pool's owner");
+    assert_eq!(post(announce(&sched, "http://old:1", now - 3600)).await.0, 400, "stale");
+    assert_eq!(post(announce(&sched, "ftp://x", now)).await.0, 400);
+    assert_eq!(api.get(&format!("/65535/workerpools/{p}")).await.0, 404, "nothing announced yet");
+    assert_eq!(post(announce(&sched, "http://sched:8648/", now)).await.0, 200);
+    let (status, v) = api.get(&format!("/65535/workerpools/{p}")).await;
+    assert_eq!((status, v), (200, serde_json::json!({ "apiUrl": "http://sched:8648" })));
+    assert_eq!(api.get(&format!("/1/workerpools/{p}")).await.0, 404, "another chain");
 }

@@ -800,3 +800,34 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replicates_exit_code_is_what_the_scheduler_knows() {
+        let check = |contributed: bool, failed: Option<&str>, want: Option<i32>| {
+            let a = Assigned { contributed, failed: failed.map(String::from), ..Default::default() };
+            assert_eq!(a.exit_code(), want, "{contributed} {failed:?}");
+        };
+        check(true, None, Some(0));
+        check(false, Some("task 0x01: the app exited with status 3"), Some(3));
+        check(false, Some("the app exited with status 137 (killed)"), Some(137));
+        check(false, Some("the app went over its memory limit (64 MiB)"), None);
+        check(false, None, None);
+    }
+
+    #[test]
+    fn status_marks_are_not_repeated() {
+        let mut list = vec![];
+        mark(&mut list, "CREATED", None);
+        mark(&mut list, "CREATED", None);
+        mark(&mut list, "FAILED", Some("why".into()));
+        mark(&mut list, "CREATED", None);
+        let statuses: Vec<&str> = list.iter().map(|c| c.status.as_str()).collect();
+        assert_eq!(statuses, ["CREATED", "FAILED", "CREATED"]);
+        assert_eq!(list[1].cause.as_deref(), Some("why"));
+        assert!(list[0].date.ends_with('Z'));
+    }
+}

@@ -145,6 +145,31 @@ fn iexecs_own_cli_drives_a_veil_network_on_poco() {
     assert!(veil_has(&url, &format!("requester-secret/{requester}/my-token")));
     let e = iexec_err(&sdk, &with(&["requester", "push-secret", "my-token", "--secret-value", "other"], &w));
     assert!(e.contains("already exists"), "{e}");
+    // iExec's SMS status codes: the same signed push again → 409 (the secret stays); a secret for
+    // someone else's address, or a forged signature → 401, and nothing is stored.
+    let me = veil_core::PrivateKey::from_hex(&key).unwrap();
+    let sms = |method: reqwest::Method, path: &str, value: &str, sig: &str| -> u16 {
+        common::rt().block_on(async {
+            let r = reqwest::Client::new().request(method, format!("{url}{path}")).header("authorization", sig);
+            r.header("content-type", "text/plain").body(value.to_string()).send().await.unwrap().status().as_u16()
+        })
+    };
+    let signed = |owner: &str, name: &str, value: &str| {
+        let owner: veil_core::Address = owner.parse().unwrap();
+        me.sign_message_hash(&veil_sms::iexec::web2_challenge(&owner, name, value)).to_hex()
+    };
+    let (post, head) = (reqwest::Method::POST, reqwest::Method::HEAD);
+    let mine = format!("/requesters/{requester}/secrets/my-token");
+    assert_eq!(sms(post.clone(), &mine, "s3cr3t", &signed(&requester, "my-token", "s3cr3t")), 409, "replayed");
+    let someone = Backend::Anvil.address(1);
+    let theirs = format!("/requesters/{someone}/secrets/stolen");
+    assert_eq!(sms(post.clone(), &theirs, "x", &signed(&someone, "stolen", "x")), 401, "someone else's");
+    let fresh = format!("/requesters/{requester}/secrets/fresh");
+    assert_eq!(sms(post.clone(), &fresh, "x", &format!("0x{}", "33".repeat(65))), 401, "forged");
+    assert_eq!(sms(post, &fresh, "x", &signed(&requester, "fresh", "other value")), 401, "signed another value");
+    for path in [&theirs, &fresh] {
+        assert_eq!(sms(head.clone(), path, "", ""), 404, "{path}: nothing stored");
+    }
     iexec(&sdk, &with(&["result", "generate-encryption-keypair", "--force"], &w));
     iexec(&sdk, &with(&["result", "push-encryption-key"], &w));
     assert_eq!(iexec(&sdk, &with(&["result", "check-encryption-key"], &w))["isEncryptionKeySet"], true);
@@ -211,7 +236,6 @@ fn iexecs_own_cli_drives_a_veil_network_on_poco() {
     assert_eq!(market(reqwest::Method::PUT, "/apporders?chainId=31337", Some("0x00_0x00_0x00")), 403);
     let forged = format!("0x{}_0x{}_{requester}", "11".repeat(32), "22".repeat(65));
     assert_eq!(market(reqwest::Method::PUT, "/apporders?chainId=31337", Some(&forged)), 403);
-    let me = veil_core::PrivateKey::from_hex(&key).unwrap();
     let auth = authorization(&format!("{url}/challenge"), "iExec Gateway", &me);
     assert_eq!(market(reqwest::Method::POST, "/apporders?chainId=31337", Some(&auth)), 400, "spent on a bad order");
     assert_eq!(market(reqwest::Method::PUT, "/apporders?chainId=31337", Some(&auth)), 403, "replayed");
