@@ -32,9 +32,13 @@ pub fn document() -> Value {
         ("maxTrust", "query"),
         ("minVolume", "query"),
         ("strict", "query"),
+        ("signer", "query"),
+        ("beneficiary", "query"),
+        ("bulkOnly", "query"),
         ("page", "query"),
         ("pageSize", "query"),
     ];
+    let iexec = |what: &str| format!("iExec's {what} (its shapes and status codes; see the README)");
     json!({
         "openapi": "3.0.3",
         "info": { "title": "Veil ledger node", "version": env!("CARGO_PKG_VERSION"),
@@ -73,8 +77,19 @@ pub fn document() -> Value {
             "/datasets/{address}": { "get": op("A dataset", &[("address", "path")]) },
             "/workerpools": { "get": op("Workerpools of an owner", &owner) },
             "/workerpools/{address}": { "get": op("A workerpool", &[("address", "path")]) },
-            "/categories": { "get": op("Task categories", &[]) },
-            "/deals/{id}": { "get": op("A deal", &[("id", "path")]) },
+            "/categories": { "get": op("Task categories (iExec's market shape when asked with chainId)", &[("chainId", "query")]) },
+            "/categories/{catid}": { "get": op(&iexec("market API: a category"), &[("catid", "path"), ("chainId", "query")]) },
+            "/deals": { "get": op(&iexec("market API: deals, newest first, with its filters"), &[("chainId", "query")]) },
+            "/deals/{id}": { "get": op("A deal (iExec's market shape when asked with chainId)", &[("id", "path"), ("chainId", "query")]) },
+            "/challenge": { "get": op(&iexec("market API: an EIP-712 challenge to sign (single use)"), &[("chainId", "query"), ("address", "query")]) },
+            "/{kind}orders": {
+                "get": op(&iexec("market API: orders of a kind (apporders, datasetorders, workerpoolorders, requestorders)"), &[("kind", "path"), ("chainId", "query")]),
+                "post": op(&iexec("market API: publish a signed order (authorization header)"), &[("kind", "path"), ("chainId", "query")]),
+                "put": op(&iexec("market API: unpublish by hash, last or all (authorization header)"), &[("kind", "path"), ("chainId", "query")])
+            },
+            "/{kind}orders/{hash}": { "get": op(&iexec("market API: one published order"), &[("kind", "path"), ("hash", "path"), ("chainId", "query")]) },
+            "/{chainId}/workerpools/{address}": { "get": op(&iexec("compass: a workerpool's API URL"), &[("chainId", "path"), ("address", "path")]) },
+            "/workerpools/{address}/api": { "post": op("A scheduler announces its workerpool's API URL (signed by the pool's owner)", &[("address", "path")]) },
             "/tasks/{id}": { "get": op("A task", &[("id", "path")]) },
             "/consumed/{hash}": { "get": op("Volume consumed of an order (its EIP-712 hash); 0 if never matched", &[("hash", "path")]) },
             "/orders": { "post": op("Publish a signed order in the orderbook", &[]) },
