@@ -124,13 +124,22 @@ impl Store {
     }
 
     pub fn orders(&self) -> Result<Vec<BookEntry>, StoreError> {
+        self.all(ORDERS, "order")
+    }
+
+    /// Every row of a JSON table.
+    fn all<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let r = self.db.begin_read().map_err(dberr)?;
-        let t = r.open_table(ORDERS).map_err(dberr)?;
+        let t = r.open_table(table).map_err(dberr)?;
         let mut out = vec![];
         for item in t.iter().map_err(dberr)? {
             let (_, v) = item.map_err(dberr)?;
             let e = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt { what: "order".into(), detail: e.to_string() })?;
+                .map_err(|e| StoreError::Corrupt { what: what.into(), detail: e.to_string() })?;
             out.push(e);
         }
         Ok(out)
@@ -150,15 +159,6 @@ impl Store {
     }
 
     pub fn deals(&self) -> Result<Vec<veil_sdk::DealView>, StoreError> {
-        let r = self.db.begin_read().map_err(dberr)?;
-        let t = r.open_table(DEALS).map_err(dberr)?;
-        let mut out = vec![];
-        for item in t.iter().map_err(dberr)? {
-            let (_, v) = item.map_err(dberr)?;
-            let d = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt { what: "deal".into(), detail: e.to_string() })?;
-            out.push(d);
-        }
-        Ok(out)
+        self.all(DEALS, "deal")
     }
 }
