@@ -33,9 +33,23 @@ impl IntoResponse for SmsError {
 
 type S = State<Arc<Sms>>;
 
+/// `GET /sms/policy`: what evidence this SMS accepts.
+async fn policy(State(sms): State<Arc<Sms>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "platforms": {
+            "sim": if sms.dev { "accepted (dev mode): no hardware protection" } else { "refused (not in dev mode)" },
+            "sgx": "DCAP quote verified against Intel's root, then the TCB policy; MRENCLAVE = the app's fingerprint",
+            "tdx": "DCAP quote verified against Intel's root, then the TCB policy",
+        },
+        "tcbPolicy": sms.tcb_policy,
+        "debugEnclaves": "refused",
+    }))
+}
+
 pub fn router(sms: Arc<Sms>) -> Router {
     Router::new()
         .route("/sms/challenge", post(challenge))
+        .route("/sms/policy", axum::routing::get(policy))
         .route("/sms/sessions", post(session))
         .route("/sms/enclave-challenge/{taskid}", post(enclave_challenge))
         .route("/sms/{kind}/{target}", post(write).get(exists))

@@ -60,6 +60,8 @@ pub struct Sms {
     pub(crate) ledger: Arc<dyn LedgerLookup>,
     challenges: Mutex<HashMap<B256, Instant>>,
     pub dev: bool,
+    /// What SGX and TDX quotes must meet beyond their signatures (strict unless the operator says).
+    pub tcb_policy: veil_tee::dcap::TcbPolicy,
 }
 
 /// The slot a secret lives in, also its sealing context.
@@ -77,7 +79,8 @@ impl Sms {
         w.open_table(crate::session::ENCLAVE_KEYS).map_err(storage)?;
         w.commit().map_err(storage)?;
         let sealer = Sealer::load_or_create(master_key)?;
-        Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev })
+        let tcb_policy = Default::default();
+        Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev, tcb_policy })
     }
 
     pub fn challenge(&self) -> SmsChallenge {

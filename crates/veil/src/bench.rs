@@ -11,6 +11,11 @@ use veil_core::*;
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
+    /// Verify real SGX and TDX DCAP quotes (signatures, Intel's chain, collateral, TCB policy).
+    Quote {
+        #[arg(long, default_value_t = 1000)]
+        runs: usize,
+    },
     /// Fully signed matchOrders (tx signature + four order signatures) applied in-process, one core.
     Core {
         /// Transactions per run.
@@ -120,6 +125,7 @@ fn ledgers(chain: Option<BenchChain>) -> Vec<crate::dev_cmd::ChainKind> {
 pub fn run(cmd: BenchCmd, json: bool) -> Result<()> {
     match cmd {
         BenchCmd::Core { n, runs } => core(n, runs, json),
+        BenchCmd::Quote { runs } => crate::bench_quote::run(runs.max(1), json),
         BenchCmd::Protect { size_mb, runs } => crate::bench_protect::bench(size_mb, runs, json),
         BenchCmd::Memory { volume, runs } => crate::bench_exec::memory(volume, runs, json),
         BenchCmd::Latency { runs, chain } => crate::bench_exec::latency(runs, &ledgers(chain), json),

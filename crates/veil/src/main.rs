@@ -10,6 +10,7 @@ mod bench_exec;
 mod bench_image;
 mod bench_ledger;
 mod bench_protect;
+mod bench_quote;
 mod chain_cmd;
 mod cli_io;
 mod config;
@@ -25,6 +26,7 @@ mod pool_cmd;
 mod progress;
 mod quickstart;
 mod quickstart_core;
+mod quote_cmd;
 mod tee_cmd;
 mod wallet_cmd;
 
@@ -162,6 +164,9 @@ enum Cmd {
     /// iExec's PoCo contracts on an EVM chain: deploy them, or start anvil with them.
     #[command(subcommand)]
     Evm(evm_cmd::EvmCmd),
+    /// Real enclaves: verify SGX/TDX DCAP quotes, show an SMS's TEE policy.
+    #[command(subcommand)]
+    Tee(quote_cmd::TeeCmd),
 }
 
 #[derive(Subcommand)]
@@ -397,6 +402,7 @@ fn main() {
         Cmd::Bench(c) => bench::run(c, json),
         Cmd::Config => config::show(&settings, json),
         Cmd::Evm(c) => evm_cmd::run(c, json),
+        Cmd::Tee(c) => quote_cmd::run(c, json),
     };
     if let Err(e) = result {
         cli_io::fail(&e, json);

@@ -1,0 +1,210 @@
+//! Intel DCAP quotes (SGX v3, TDX v4/v5) verified with `dcap-qvl` against Intel's root, then judged
+//! by an explicit [`TcbPolicy`]: which TCB statuses pass, which advisories are refused, whether
+//! dynamic platforms, cached keys and SMT are allowed. Debug enclaves are always refused. Verification
+//! takes the time as an input (`now`), so collateral outside its validity window is refused and tests
+//! can pin a time; nothing here reads the clock or the network.
+
+use dcap_qvl::quote::Report;
+use dcap_qvl::verify::QuoteVerifier;
+use dcap_qvl::{QuoteCollateralV3, QuotePolicy, TcbStatus};
+use serde::{Deserialize, Serialize};
+
+/// Largest quote accepted (a TDX quote with its certification data is about 5 KiB).
+pub const MAX_QUOTE: usize = 64 * 1024;
+
+/// The TCB policy a verifier applies after the signatures check out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TcbPolicy {
+    /// TCB statuses accepted (Intel's names: `UpToDate`, `SWHardeningNeeded`, `ConfigurationNeeded`,
+    /// `ConfigurationAndSWHardeningNeeded`, `OutOfDate`, …). `Revoked` never passes.
+    pub allowed_statuses: Vec<String>,
+    /// Intel security advisories (`INTEL-SA-…`) that refuse a quote whatever its status.
+    pub rejected_advisories: Vec<String>,
+    /// Platforms whose TCB can change at run time (Intel's "dynamic platform" flag).
+    pub allow_dynamic_platform: bool,
+    /// Platforms that cache their platform keys.
+    pub allow_cached_keys: bool,
+    /// Platforms with simultaneous multithreading on.
+    pub allow_smt: bool,
+}
+
+impl Default for TcbPolicy {
+    /// Strict: only `UpToDate`, no advisory listed, no dynamic platform, cached keys or SMT.
+    fn default() -> TcbPolicy {
+        TcbPolicy {
+            allowed_statuses: vec!["UpToDate".into()],
+            rejected_advisories: vec![],
+            allow_dynamic_platform: false,
+            allow_cached_keys: false,
+            allow_smt: false,
+        }
+    }
+}
+
+impl TcbPolicy {
+    /// The policy as dcap-qvl applies it at `now` (unix seconds).
+    fn at(&self, now: u64) -> Result<QuotePolicy, QuoteError> {
+        let mut p = QuotePolicy::strict(now)
+            .reject_advisories(&self.rejected_advisories)
+            .allow_dynamic_platform(self.allow_dynamic_platform)
+            .allow_cached_keys(self.allow_cached_keys)
+            .allow_smt(self.allow_smt);
+        for s in &self.allowed_statuses {
+            let status: TcbStatus = serde_json::from_value(serde_json::json!(s))
+                .map_err(|_| QuoteError::Policy(format!("unknown TCB status `{s}` in the policy")))?;
+            if status == TcbStatus::Revoked {
+                return Err(QuoteError::Policy("a policy cannot allow the `Revoked` TCB status".into()));
+            }
+            p = p.allow_status(status);
+        }
+        Ok(p)
+    }
+}
+
+/// What the enclave's quote measures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tee", rename_all = "lowercase")]
+pub enum Measurements {
+    Sgx {
+        #[serde(with = "hex_bytes")]
+        mrenclave: [u8; 32],
+        #[serde(with = "hex_bytes")]
+        mrsigner: [u8; 32],
+        isv_prod_id: u16,
+        isv_svn: u16,
+    },
+    Tdx {
+        #[serde(with = "hex_bytes")]
+        mrtd: [u8; 48],
+        /// RTMR0–3.
+        #[serde(with = "rtmrs")]
+        rtmr: [[u8; 48]; 4],
+    },
+}
+
+/// A quote that verified and passed the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedQuote {
+    pub tcb_status: String,
+    pub advisories: Vec<String>,
+    pub measurements: Measurements,
+    #[serde(with = "hex_bytes")]
+    pub report_data: [u8; 64],
+    /// When the first piece of the collateral expires (unix seconds): the verdict holds until then.
+    pub collateral_expires: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuoteError {
+    #[error("the quote is {0} bytes: at most {MAX_QUOTE}")]
+    TooLarge(usize),
+    #[error("the collateral is not dcap-qvl's JSON (QuoteCollateralV3): {0}")]
+    Collateral(String),
+    #[error("the quote does not verify: {0}")]
+    Invalid(String),
+    #[error("the quote verifies but the TCB policy refuses it: {0}")]
+    Refused(String),
+    #[error("the TCB policy is invalid: {0}")]
+    Policy(String),
+}
+
+/// Parses collateral as dcap-qvl writes it (JSON).
+pub fn parse_collateral(json: &[u8]) -> Result<QuoteCollateralV3, QuoteError> {
+    serde_json::from_slice(json).map_err(|e| QuoteError::Collateral(e.to_string()))
+}
+
+/// Verifies `quote` against Intel's root with `collateral` at `now`, then applies `policy`.
+pub fn verify(
+    quote: &[u8],
+    collateral: &QuoteCollateralV3,
+    now: u64,
+    policy: &TcbPolicy,
+) -> Result<VerifiedQuote, QuoteError> {
+    let (verified, claims) = checked(quote, collateral, now)?;
+    dcap_qvl::Policy::validate(&policy.at(now)?, &claims).map_err(|e| QuoteError::Refused(format!("{e:#}")))?;
+    Ok(verified)
+}
+
+/// Verifies `quote`'s signatures, certificate chain and collateral at `now` without judging its TCB
+/// (what `veil tee verify-quote` shows before the policy's verdict).
+pub fn inspect(quote: &[u8], collateral: &QuoteCollateralV3, now: u64) -> Result<VerifiedQuote, QuoteError> {
+    checked(quote, collateral, now).map(|(v, _)| v)
+}
+
+fn checked(
+    quote: &[u8],
+    collateral: &QuoteCollateralV3,
+    now: u64,
+) -> Result<(VerifiedQuote, dcap_qvl::QuoteClaims), QuoteError> {
+    if quote.len() > MAX_QUOTE {
+        return Err(QuoteError::TooLarge(quote.len()));
+    }
+    let verifier = QuoteVerifier::new_prod().allow_debug(false);
+    // Signatures and chains first, with no policy, so a policy refusal is told apart from forgery.
+    let claims = verifier
+        .verify_with_policy(quote, collateral.clone(), now, &QuotePolicy::claims_only(now))
+        .map_err(|e| QuoteError::Invalid(format!("{e:#}")))?;
+    let (measurements, report_data) = match &claims.report {
+        Report::SgxEnclave(r) => (
+            Measurements::Sgx {
+                mrenclave: r.mr_enclave,
+                mrsigner: r.mr_signer,
+                isv_prod_id: r.isv_prod_id,
+                isv_svn: r.isv_svn,
+            },
+            r.report_data,
+        ),
+        Report::TD10(r) => tdx(r),
+        Report::TD15(r) => tdx(&r.base),
+        Report::TD15Ex(r) => tdx(&r.base.base),
+    };
+    let verified = VerifiedQuote {
+        tcb_status: claims.tcb.status.to_string(),
+        advisories: claims.tcb.advisory_ids.clone(),
+        measurements,
+        report_data,
+        collateral_expires: claims.earliest_expiration_date,
+    };
+    Ok((verified, claims))
+}
+
+fn tdx(r: &dcap_qvl::quote::TDReport10) -> (Measurements, [u8; 64]) {
+    (Measurements::Tdx { mrtd: r.mr_td, rtmr: [r.rt_mr0, r.rt_mr1, r.rt_mr2, r.rt_mr3] }, r.report_data)
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(b: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", hex::encode(b)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = hex::decode(text.trim_start_matches("0x")).map_err(serde::de::Error::custom)?;
+        bytes.try_into().map_err(|_| serde::de::Error::custom(format!("expected {N} bytes")))
+    }
+}
+
+mod rtmrs {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(r: &[[u8; 48]; 4], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(r.iter().map(|m| format!("0x{}", hex::encode(m))))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[[u8; 48]; 4], D::Error> {
+        let texts = <Vec<String>>::deserialize(d)?;
+        let mut out = [[0u8; 48]; 4];
+        if texts.len() != 4 {
+            return Err(serde::de::Error::custom("expected RTMR0–3"));
+        }
+        for (o, t) in out.iter_mut().zip(texts) {
+            let b = hex::decode(t.trim_start_matches("0x")).map_err(serde::de::Error::custom)?;
+            *o = b.try_into().map_err(|_| serde::de::Error::custom("an RTMR is 48 bytes"))?;
+        }
+        Ok(out)
+    }
+}

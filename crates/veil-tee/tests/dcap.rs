@@ -1,0 +1,168 @@
+//! Real SGX and TDX quotes (dcap-qvl's samples, `tests/dcap/SOURCE.md`) verified at pinned times inside
+//! their collateral windows, and refused when anything they rely on is changed.
+
+use veil_tee::dcap::{self, Measurements, QuoteError, TcbPolicy, VerifiedQuote};
+
+/// 2025-06-20T00:00:00Z: inside the SGX and TDX samples' windows (issued 2025-06-19, valid a month).
+const JUNE_2025: u64 = 1_750_377_600;
+/// 2026-02-19T00:00:00Z: inside the outdated TDX sample's window.
+const FEB_2026: u64 = 1_771_459_200;
+/// 2025-08-01: after the June samples' collateral expired.
+const AUG_2025: u64 = 1_754_006_400;
+
+struct Sample {
+    quote: Vec<u8>,
+    collateral: Vec<u8>,
+}
+
+fn sample(name: &str) -> Sample {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dcap");
+    Sample {
+        quote: std::fs::read(dir.join(name)).unwrap(),
+        collateral: std::fs::read(dir.join(format!("{name}_collateral.json"))).unwrap(),
+    }
+}
+
+fn allowing(statuses: &[&str]) -> TcbPolicy {
+    TcbPolicy { allowed_statuses: statuses.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+}
+
+fn verify(quote: &[u8], collateral: &[u8], now: u64, policy: &TcbPolicy) -> Result<VerifiedQuote, QuoteError> {
+    dcap::verify(quote, &dcap::parse_collateral(collateral)?, now, policy)
+}
+
+/// The kind of refusal: `Ok` or the error's variant name.
+fn outcome(r: &Result<VerifiedQuote, QuoteError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(QuoteError::TooLarge(_)) => "too large",
+        Err(QuoteError::Collateral(_)) => "collateral",
+        Err(QuoteError::Invalid(_)) => "invalid",
+        Err(QuoteError::Refused(_)) => "refused",
+        Err(QuoteError::Policy(_)) => "policy",
+    }
+}
+
+/// The TDX sample's platform is dynamic, caches its keys and runs SMT: a policy must decide to
+/// accept each.
+fn tdx_policy() -> TcbPolicy {
+    TcbPolicy { allow_dynamic_platform: true, allow_cached_keys: true, allow_smt: true, ..Default::default() }
+}
+
+/// The SGX sample needs configuration and software hardening (two advisories).
+fn sgx_policy() -> TcbPolicy {
+    allowing(&["UpToDate", "ConfigurationAndSWHardeningNeeded"])
+}
+
+#[test]
+fn genuine_quotes_verify_at_a_time_inside_their_windows() {
+    let s = sample("sgx_quote");
+    let v = verify(&s.quote, &s.collateral, JUNE_2025, &sgx_policy()).unwrap();
+    assert_eq!(v.tcb_status, "ConfigurationAndSWHardeningNeeded");
+    assert_eq!(v.advisories.len(), 2, "{:?}", v.advisories);
+    let Measurements::Sgx { mrenclave, .. } = v.measurements else { panic!("an SGX quote: {v:?}") };
+    assert_eq!(mrenclave[..], s.quote[112..144], "MRENCLAVE is read from the report body");
+    assert_eq!(v.report_data[..], s.quote[368..432]);
+    assert!(v.collateral_expires > JUNE_2025 && v.collateral_expires < AUG_2025);
+
+    let t = sample("tdx_quote");
+    let v = verify(&t.quote, &t.collateral, JUNE_2025, &tdx_policy()).unwrap();
+    assert_eq!((v.tcb_status.as_str(), v.advisories.len()), ("UpToDate", 0));
+    let Measurements::Tdx { mrtd, rtmr } = v.measurements else { panic!("a TDX quote: {v:?}") };
+    assert_eq!(mrtd[..], t.quote[184..232]);
+    assert_eq!(rtmr[3][..], t.quote[520..568]);
+    assert_eq!(v.report_data[..], t.quote[568..632]);
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["measurements"]["tee"], "tdx");
+    assert_eq!(serde_json::from_value::<VerifiedQuote>(json).unwrap(), v, "the verdict round-trips");
+}
+
+/// Flips one bit of `bytes[at]`.
+fn flipped(bytes: &[u8], at: usize) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at] ^= 0x01;
+    b
+}
+
+/// A byte inside the first PEM certificate of the quote's certification data (the PCK leaf).
+fn in_pck_chain(quote: &[u8]) -> usize {
+    let begin = b"-----BEGIN CERTIFICATE-----";
+    quote.windows(begin.len()).position(|w| w == begin).expect("a PEM chain in the quote") + begin.len() + 200
+}
+
+/// (what, quote, collateral, time, policy, expected outcome)
+type Case<'a> = (&'a str, Vec<u8>, Vec<u8>, u64, &'a TcbPolicy, &'a str);
+
+#[test]
+fn anything_the_verdict_relies_on_changed_is_refused() {
+    let (s, t) = (sample("sgx_quote"), sample("tdx_quote"));
+    let (sp, tp, strict) = (sgx_policy(), tdx_policy(), TcbPolicy::default());
+    let tdx_tcb = String::from_utf8(t.collateral.clone()).unwrap();
+    // A TCB info edited after Intel signed it (its evaluation number).
+    let forged_tcb = tdx_tcb.replacen("tcbEvaluationDataNumber\\\":", "tcbEvaluationDataNumber\\\":1", 1);
+    assert_ne!(forged_tcb, tdx_tcb, "the edit applies");
+    let cases: Vec<Case> = vec![
+        ("SGX genuine", s.quote.clone(), s.collateral.clone(), JUNE_2025, &sp, "ok"),
+        ("TDX genuine", t.quote.clone(), t.collateral.clone(), JUNE_2025, &tp, "ok"),
+        ("SGX after its collateral expired", s.quote.clone(), s.collateral.clone(), AUG_2025, &sp, "invalid"),
+        ("TDX after its collateral expired", t.quote.clone(), t.collateral.clone(), AUG_2025, &tp, "invalid"),
+        (
+            "TDX before its collateral was issued",
+            t.quote.clone(),
+            t.collateral.clone(),
+            JUNE_2025 - 86_400 * 60,
+            &tp,
+            "invalid",
+        ),
+        ("SGX report_data", flipped(&s.quote, 400), s.collateral.clone(), JUNE_2025, &sp, "invalid"),
+        ("SGX MRENCLAVE", flipped(&s.quote, 120), s.collateral.clone(), JUNE_2025, &sp, "invalid"),
+        ("SGX signature", flipped(&s.quote, 450), s.collateral.clone(), JUNE_2025, &sp, "invalid"),
+        ("SGX PCK chain", flipped(&s.quote, in_pck_chain(&s.quote)), s.collateral.clone(), JUNE_2025, &sp, "invalid"),
+        ("TDX report_data", flipped(&t.quote, 600), t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX MRTD", flipped(&t.quote, 200), t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX RTMR3", flipped(&t.quote, 540), t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX signature", flipped(&t.quote, 650), t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX PCK chain", flipped(&t.quote, in_pck_chain(&t.quote)), t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX TCB info", t.quote.clone(), forged_tcb.into_bytes(), JUNE_2025, &tp, "invalid"),
+        ("TDX truncated", t.quote[..1000].to_vec(), t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX empty", vec![], t.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("TDX with SGX collateral", t.quote.clone(), s.collateral.clone(), JUNE_2025, &tp, "invalid"),
+        ("SGX with TDX collateral", s.quote.clone(), t.collateral.clone(), JUNE_2025, &sp, "invalid"),
+        ("TDX oversized", vec![0; dcap::MAX_QUOTE + 1], t.collateral.clone(), JUNE_2025, &tp, "too large"),
+        ("collateral not JSON", t.quote.clone(), b"{".to_vec(), JUNE_2025, &tp, "collateral"),
+        // Policy: the strict default refuses both genuine quotes, each for its reason.
+        ("SGX, strict policy", s.quote.clone(), s.collateral.clone(), JUNE_2025, &strict, "refused"),
+        ("TDX, strict policy", t.quote.clone(), t.collateral.clone(), JUNE_2025, &strict, "refused"),
+    ];
+    for (what, quote, collateral, now, policy, want) in cases {
+        let r = verify(&quote, &collateral, now, policy);
+        assert_eq!(outcome(&r), want, "{what}: {r:?}");
+    }
+    let outdated = sample("tdx_quote_outdated");
+    let r = verify(&outdated.quote, &outdated.collateral, FEB_2026, &tp);
+    assert_eq!(outcome(&r), "invalid", "an out-of-date platform matches no TCB level: {r:?}");
+}
+
+#[test]
+fn policies_refuse_what_they_say_and_name_why() {
+    let s = sample("sgx_quote");
+    let advisories = verify(&s.quote, &s.collateral, JUNE_2025, &sgx_policy()).unwrap().advisories;
+    let listed = TcbPolicy { rejected_advisories: vec![advisories[0].clone()], ..sgx_policy() };
+    let e = verify(&s.quote, &s.collateral, JUNE_2025, &listed).unwrap_err().to_string();
+    assert!(e.contains(&advisories[0]) || e.contains("dvisor"), "{e}");
+    let e = verify(&s.quote, &s.collateral, JUNE_2025, &TcbPolicy::default()).unwrap_err().to_string();
+    assert!(e.contains("ConfigurationAndSWHardeningNeeded"), "{e}");
+    let t = sample("tdx_quote");
+    let e = verify(&t.quote, &t.collateral, JUNE_2025, &TcbPolicy::default()).unwrap_err().to_string();
+    assert!(e.contains("ynamic platform"), "{e}");
+    for (bad, why) in [(allowing(&["Revoked"]), "Revoked"), (allowing(&["Fine"]), "Fine")] {
+        let e = verify(&t.quote, &t.collateral, JUNE_2025, &bad).unwrap_err();
+        assert!(matches!(&e, QuoteError::Policy(m) if m.contains(why)), "{e}");
+    }
+    let json = serde_json::json!({
+        "allowedStatuses": ["UpToDate"], "allowDynamicPlatform": true, "allowCachedKeys": true, "allowSmt": true,
+    });
+    let p: TcbPolicy = serde_json::from_value(json).unwrap();
+    assert!(verify(&t.quote, &t.collateral, JUNE_2025, &p).is_ok(), "a policy from the SMS's settings");
+    assert!(serde_json::from_value::<TcbPolicy>(serde_json::json!({ "allowDebug": true })).is_err(), "no such knob");
+}
