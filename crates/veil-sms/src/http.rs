@@ -39,9 +39,10 @@ async fn policy(State(sms): State<Arc<Sms>>) -> Json<serde_json::Value> {
         "platforms": {
             "sim": if sms.dev { "accepted (dev mode): no hardware protection" } else { "refused (not in dev mode)" },
             "sgx": "DCAP quote verified against Intel's root, then the TCB policy; MRENCLAVE = the app's fingerprint",
-            "tdx": "DCAP quote verified against Intel's root, then the TCB policy",
+            "tdx": "DCAP quote verified against Intel's root, then the TCB policy; MRTD and RTMR0-2 an allowed TD image; RTMR3 replayed from the event log holds the app's measurement",
         },
-        "tcbPolicy": sms.tcb_policy,
+        "tcbPolicy": sms.tee.tcb_policy,
+        "tdImages": sms.tee.td_images,
         "debugEnclaves": "refused",
     }))
 }

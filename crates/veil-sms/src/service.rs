@@ -60,8 +60,9 @@ pub struct Sms {
     pub(crate) ledger: Arc<dyn LedgerLookup>,
     challenges: Mutex<HashMap<B256, Instant>>,
     pub dev: bool,
-    /// What SGX and TDX quotes must meet beyond their signatures (strict unless the operator says).
-    pub tcb_policy: veil_tee::dcap::TcbPolicy,
+    /// What evidence must meet: `sim` only in dev mode; SGX and TDX quotes by the TCB policy (strict
+    /// unless the operator says) and, for TDX, the operator's allowed TD images.
+    pub tee: veil_tee::appraise::Appraiser,
 }
 
 /// The slot a secret lives in, also its sealing context.
@@ -79,8 +80,8 @@ impl Sms {
         w.open_table(crate::session::ENCLAVE_KEYS).map_err(storage)?;
         w.commit().map_err(storage)?;
         let sealer = Sealer::load_or_create(master_key)?;
-        let tcb_policy = Default::default();
-        Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev, tcb_policy })
+        let tee = veil_tee::appraise::Appraiser { allow_sim: dev, ..Default::default() };
+        Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev, tee })
     }
 
     pub fn challenge(&self) -> SmsChallenge {

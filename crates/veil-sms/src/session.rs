@@ -111,7 +111,11 @@ impl Sms {
     /// Releases a task's secrets to the enclave that presents `req`, sealed to its session key.
     /// Every rule is checked before anything is read; a refusal names the rule.
     pub async fn session(&self, req: &SessionRequest) -> Result<SealedBox, SmsError> {
-        let claims = req.evidence.verify(self.dev).map_err(|e| refuse("evidence", e.to_string()))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let claims = req.evidence.verify(&self.tee, now).map_err(|e| match &e {
+            veil_tee::EvidenceError::Appraisal(a) => refuse(a.rule(), e.to_string()),
+            _ => refuse("evidence", e.to_string()),
+        })?;
         self.consume(&claims.nonce)
             .map_err(|_| refuse("nonce", "unknown, expired or already used nonce (a replayed session request?)"))?;
         let secrets = self.secrets_for(&claims).await?;
@@ -147,14 +151,17 @@ impl Sms {
         let tdx = veil_core::tag::has_tdx(&deal.tag);
         let registered: Option<B256> = match app.mrenclave.trim() {
             "" if tdx => Some(app.checksum),
-            m => m.parse().ok(),
+            m => fingerprint(m),
         };
-        if registered != Some(c.measurement) {
+        if !registered.is_some_and(|r| c.measurements.contains(&r)) {
+            let measured: Vec<String> = c.measurements.iter().map(|m| m.to_string()).collect();
             return Err(refuse(
                 "measurement",
                 format!(
-                    "the enclave measured {} but app {} registered `{}`",
-                    c.measurement, deal.app.pointer, app.mrenclave
+                    "the enclave measured [{}] but app {} registered `{}`",
+                    measured.join(", "),
+                    deal.app.pointer,
+                    app.mrenclave
                 ),
             ));
         }
@@ -222,5 +229,39 @@ impl Sms {
             key: String::from_utf8_lossy(&key).into_owned(),
             filename: address.to_string(),
         }))
+    }
+}
+
+/// An app's registered fingerprint: a bare 32-byte hex value, or iExec's `mrenclave` JSON for SCONE
+/// or Gramine (`{"framework", "version", "entrypoint", "heapSize", "fingerprint"}`).
+fn fingerprint(mrenclave: &str) -> Option<B256> {
+    if let Ok(b) = mrenclave.parse() {
+        return Some(b);
+    }
+    let v: serde_json::Value = serde_json::from_str(mrenclave).ok()?;
+    let framework = v["framework"].as_str()?.to_ascii_uppercase();
+    if framework != "SCONE" && framework != "GRAMINE" {
+        return None;
+    }
+    let f = v["fingerprint"].as_str()?;
+    let f = if f.starts_with("0x") { f.to_string() } else { format!("0x{f}") };
+    f.parse().ok()
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #[test]
+    fn fingerprints_are_hex_or_iexecs_mrenclave_json() {
+        let m = "ab".repeat(32);
+        let want = Some(format!("0x{m}").parse().unwrap());
+        assert_eq!(super::fingerprint(&format!("0x{m}")), want);
+        let json = format!(
+            r#"{{"framework":"SCONE","version":"v5","entrypoint":"python /app.py","heapSize":1073741824,"fingerprint":"{m}"}}"#
+        );
+        assert_eq!(super::fingerprint(&json), want);
+        assert_eq!(super::fingerprint(&json.replace("SCONE", "GRAMINE")), want);
+        assert_eq!(super::fingerprint(&json.replace("SCONE", "OTHER")), None);
+        assert_eq!(super::fingerprint(r#"{"framework":"SCONE"}"#), None);
+        assert_eq!(super::fingerprint("not a fingerprint"), None);
     }
 }

@@ -19,13 +19,9 @@ pub enum Platform {
 pub enum Evidence {
     Sim(SimEvidence),
     /// An SGX DCAP quote whose report data binds the session key, task and nonce.
-    Sgx {
-        quote: Bytes,
-    },
-    /// A TDX quote, same binding.
-    Tdx {
-        quote: Bytes,
-    },
+    Sgx(crate::appraise::QuoteEvidence),
+    /// A TDX quote, same binding, with the event log of its RTMR3.
+    Tdx(crate::appraise::QuoteEvidence),
 }
 
 /// The `sim` platform's statement, signed by its (public) platform key.
@@ -44,7 +40,8 @@ pub struct SimEvidence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub platform: Platform,
-    pub measurement: B256,
+    /// The app measurements the enclave proves it runs (one for `sim` and SGX; RTMR3's events for TDX).
+    pub measurements: Vec<B256>,
     pub session_key: Vec<u8>,
     pub taskid: B256,
     pub nonce: B256,
@@ -54,8 +51,8 @@ pub struct Claims {
 pub enum EvidenceError {
     #[error("`sim` evidence is accepted only by an SMS in dev mode (it gives no hardware protection)")]
     SimNotAllowed,
-    #[error("{0:?} quotes cannot be verified by this build yet (no attestation verifier for real hardware)")]
-    Unsupported(Platform),
+    #[error(transparent)]
+    Appraisal(#[from] crate::appraise::AppraisalError),
     #[error("the evidence is not signed by the {0:?} platform key")]
     BadSignature(Platform),
     #[error("the session key is not a compressed secp256k1 public key")]
@@ -114,11 +111,17 @@ impl Evidence {
         }
     }
 
-    /// Checks the evidence; `allow_sim` only in dev mode.
-    pub fn verify(&self, allow_sim: bool) -> Result<Claims, EvidenceError> {
+    /// Checks the evidence by the appraiser's rules at `now` (unix seconds, for the collateral).
+    pub fn verify(&self, a: &crate::appraise::Appraiser, now: u64) -> Result<Claims, EvidenceError> {
+        let quoted = |e: &crate::appraise::QuoteEvidence, platform: Platform| -> Result<Claims, EvidenceError> {
+            let measurements = a.appraise(e, platform == Platform::Tdx, now)?;
+            Ok(Claims { platform, measurements, session_key: e.session_key.to_vec(), taskid: e.taskid, nonce: e.nonce })
+        };
         match self {
+            Evidence::Sgx(e) => quoted(e, Platform::Sgx),
+            Evidence::Tdx(e) => quoted(e, Platform::Tdx),
             Evidence::Sim(e) => {
-                if !allow_sim {
+                if !a.allow_sim {
                     return Err(EvidenceError::SimNotAllowed);
                 }
                 if e.session_key.len() != 33 || secp256k1::PublicKey::from_slice(&e.session_key).is_err() {
@@ -132,13 +135,12 @@ impl Evidence {
                 }
                 Ok(Claims {
                     platform: Platform::Sim,
-                    measurement: e.measurement,
+                    measurements: vec![e.measurement],
                     session_key: e.session_key.to_vec(),
                     taskid: e.taskid,
                     nonce: e.nonce,
                 })
             }
-            other => Err(EvidenceError::Unsupported(other.platform())),
         }
     }
 }
@@ -154,7 +156,8 @@ mod tests {
     }
 
     fn check(e: Evidence, allow_sim: bool, want: Result<(), EvidenceError>) {
-        assert_eq!(e.verify(allow_sim).map(|_| ()), want, "{e:?}");
+        let a = crate::appraise::Appraiser { allow_sim, ..Default::default() };
+        assert_eq!(e.verify(&a, 0).map(|_| ()), want, "{e:?}");
     }
 
     #[test]
@@ -173,8 +176,6 @@ mod tests {
         let mut e = evidence();
         e.session_key = vec![2u8; 5].into();
         check(Evidence::Sim(e), true, Err(EvidenceError::BadSessionKey));
-        check(Evidence::Sgx { quote: vec![0u8; 4].into() }, true, Err(EvidenceError::Unsupported(Platform::Sgx)));
-        check(Evidence::Tdx { quote: Bytes::new() }, false, Err(EvidenceError::Unsupported(Platform::Tdx)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! runs on machines without SGX/TDX; an SMS accepts it only in dev mode. This crate must never
 //! accept a `sim` claim without the caller saying it is in dev mode, and never log a secret.
 
+pub mod appraise;
 pub mod dcap;
 pub mod evidence;
 pub mod session;

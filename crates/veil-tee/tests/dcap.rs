@@ -166,3 +166,125 @@ fn policies_refuse_what_they_say_and_name_why() {
     assert!(verify(&t.quote, &t.collateral, JUNE_2025, &p).is_ok(), "a policy from the SMS's settings");
     assert!(serde_json::from_value::<TcbPolicy>(serde_json::json!({ "allowDebug": true })).is_err(), "no such knob");
 }
+
+mod appraisal {
+    use super::*;
+    use veil_core::B256;
+    use veil_tee::appraise::{AppraisalError, Appraiser, QuoteEvidence, TdImage, replay_rtmr, report_data};
+    use veil_tee::{Evidence, EvidenceError, SessionKey};
+
+    fn hex(b: &[u8]) -> String {
+        format!("0x{}", hex::encode(b))
+    }
+
+    /// Evidence for a fresh session around `quote`.
+    fn evidence(quote: &[u8], collateral: &[u8], event_log: Vec<B256>) -> QuoteEvidence {
+        QuoteEvidence {
+            quote: quote.to_vec().into(),
+            collateral: String::from_utf8(collateral.to_vec()).unwrap(),
+            session_key: SessionKey::generate().public().into(),
+            taskid: B256::repeat_byte(2),
+            nonce: B256::repeat_byte(3),
+            event_log,
+        }
+    }
+
+    /// The TD image of the TDX sample (its MRTD and RTMR0–2).
+    fn sample_image(quote: &[u8]) -> TdImage {
+        TdImage {
+            name: "sample".into(),
+            mrtd: hex(&quote[184..232]),
+            rtmr0: hex(&quote[376..424]),
+            rtmr1: hex(&quote[424..472]),
+            rtmr2: hex(&quote[472..520]),
+        }
+    }
+
+    #[test]
+    fn a_genuine_quote_made_for_another_session_is_refused() {
+        let (s, t) = (sample("sgx_quote"), sample("tdx_quote"));
+        let a = Appraiser { tcb_policy: sgx_policy(), ..Default::default() };
+        let e = Evidence::Sgx(evidence(&s.quote, &s.collateral, vec![]));
+        let r = e.verify(&a, JUNE_2025);
+        assert_eq!(r.unwrap_err(), EvidenceError::Appraisal(AppraisalError::Binding));
+        let a = Appraiser { tcb_policy: tdx_policy(), td_images: vec![sample_image(&t.quote)], ..Default::default() };
+        let e = Evidence::Tdx(evidence(&t.quote, &t.collateral, vec![]));
+        assert_eq!(e.verify(&a, JUNE_2025).unwrap_err(), EvidenceError::Appraisal(AppraisalError::Binding));
+        // The quote is checked first: a stale or unverifiable one is refused as such.
+        let r = e.verify(&a, AUG_2025).unwrap_err();
+        assert!(matches!(r, EvidenceError::Appraisal(AppraisalError::Quote(_))), "{r:?}");
+        let wrong = Evidence::Sgx(evidence(&t.quote, &t.collateral, vec![]));
+        let r = wrong.verify(&Appraiser { tcb_policy: tdx_policy(), ..Default::default() }, JUNE_2025);
+        assert!(r.is_err(), "TDX evidence presented as SGX: {r:?}");
+    }
+
+    /// A verdict as the verifier would give for a quote made for `e`'s session.
+    fn verdict_for(e: &QuoteEvidence, measurements: Measurements) -> VerifiedQuote {
+        VerifiedQuote {
+            tcb_status: "UpToDate".into(),
+            advisories: vec![],
+            measurements,
+            report_data: report_data(&e.session_key, &e.taskid, &e.nonce),
+            collateral_expires: 0,
+        }
+    }
+
+    #[test]
+    fn the_rules_on_a_verified_quote() {
+        let t = sample("tdx_quote");
+        let image = sample_image(&t.quote);
+        let (app, other) = (B256::repeat_byte(0xaa), B256::repeat_byte(0xbb));
+        let log = vec![other, app];
+        let e = evidence(&t.quote, &t.collateral, log.clone());
+        let td = |rtmr3: [u8; 48]| Measurements::Tdx {
+            mrtd: t.quote[184..232].try_into().unwrap(),
+            rtmr: [
+                t.quote[376..424].try_into().unwrap(),
+                t.quote[424..472].try_into().unwrap(),
+                t.quote[472..520].try_into().unwrap(),
+                rtmr3,
+            ],
+        };
+        let sgx = Measurements::Sgx { mrenclave: [7; 32], mrsigner: [0; 32], isv_prod_id: 0, isv_svn: 0 };
+        let with_image = Appraiser { td_images: vec![image.clone()], ..Default::default() };
+        let other_image = Appraiser { td_images: vec![TdImage { mrtd: hex(&[1; 48]), ..image }], ..Default::default() };
+        let none = Appraiser::default();
+        let check = |a: &Appraiser, v: VerifiedQuote, e: &QuoteEvidence, tdx: bool, want: Result<Vec<B256>, &str>| {
+            let r = a.rules(&v, e, tdx);
+            match want {
+                Ok(m) => assert_eq!(r, Ok(m)),
+                Err(rule) => assert_eq!(r.as_ref().map_err(|e| e.rule()), Err(rule), "{r:?}"),
+            }
+        };
+        let good = td(replay_rtmr(&log));
+        check(&with_image, verdict_for(&e, good.clone()), &e, true, Ok(log.clone()));
+        check(&none, verdict_for(&e, good.clone()), &e, true, Err("td-image"));
+        check(&other_image, verdict_for(&e, good.clone()), &e, true, Err("td-image"));
+        check(&with_image, verdict_for(&e, td(replay_rtmr(&[app]))), &e, true, Err("event-log"));
+        check(&with_image, verdict_for(&e, td([0; 48])), &e, true, Err("event-log"));
+        let long = QuoteEvidence { event_log: vec![app; 65], ..e.clone() };
+        check(&with_image, verdict_for(&long, td(replay_rtmr(&long.event_log))), &long, true, Err("event-log"));
+        check(&none, verdict_for(&e, sgx.clone()), &e, false, Ok(vec![B256::from([7; 32])]));
+        check(&none, verdict_for(&e, sgx.clone()), &e, true, Err("platform"));
+        check(&with_image, verdict_for(&e, good.clone()), &e, false, Err("platform"));
+        let mut v = verdict_for(&e, sgx.clone());
+        v.report_data[63] ^= 1;
+        check(&none, v, &e, false, Err("binding"));
+        let other_task = QuoteEvidence { taskid: B256::repeat_byte(9), ..e.clone() };
+        check(&none, verdict_for(&e, sgx.clone()), &other_task, false, Err("binding"));
+        let bad_key = QuoteEvidence { session_key: vec![2; 5].into(), ..e.clone() };
+        check(&none, verdict_for(&bad_key, sgx), &bad_key, false, Err("session-key"));
+    }
+
+    #[test]
+    fn rtmr_replay_is_sha384_chaining_from_zero() {
+        use sha2::{Digest, Sha384};
+        let e = B256::repeat_byte(1);
+        let mut first = [0u8; 48].to_vec();
+        first.extend_from_slice(&Sha384::digest(e.as_slice()));
+        let want: [u8; 48] = Sha384::digest(&first).into();
+        assert_eq!(replay_rtmr(&[e]), want);
+        assert_eq!(replay_rtmr(&[]), [0u8; 48]);
+        assert_ne!(replay_rtmr(&[e, e]), replay_rtmr(&[e]));
+    }
+}
