@@ -41,6 +41,34 @@ pub struct TdImage {
     pub rtmr2: String,
 }
 
+/// What an SMS operator decides about real enclaves (`veil sms --tee-policy FILE`): the TCB policy
+/// and the TD images TDX workers may run. (`sim` is decided by dev mode alone.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct TeeSettings {
+    pub tcb_policy: TcbPolicy,
+    pub td_images: Vec<TdImage>,
+}
+
+impl TeeSettings {
+    /// Reads a settings file, checking every TD image's measurements are 48-byte hex values.
+    pub fn parse(json: &[u8]) -> Result<TeeSettings, String> {
+        let s: TeeSettings = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        for i in &s.td_images {
+            for (what, v) in [("mrtd", &i.mrtd), ("rtmr0", &i.rtmr0), ("rtmr1", &i.rtmr1), ("rtmr2", &i.rtmr2)] {
+                if hex48(v).is_none() {
+                    return Err(format!("TD image `{}`: {what} is not 48 bytes of hex", i.name));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn appraiser(self, allow_sim: bool) -> Appraiser {
+        Appraiser { allow_sim, tcb_policy: self.tcb_policy, td_images: self.td_images }
+    }
+}
+
 /// What an SMS accepts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]

@@ -381,9 +381,14 @@ pub struct SmsArgs {
     /// Master key file (32 bytes; created when missing). Keep it outside the data folder in production.
     #[arg(long)]
     master_key_file: Option<PathBuf>,
-    /// Development mode (accepts simulated enclaves later on).
+    /// Development mode: accepts `sim` enclave evidence (no hardware protection).
     #[arg(long)]
     dev: bool,
+    /// Real enclaves: a JSON file with `tcbPolicy` (allowedStatuses, rejectedAdvisories,
+    /// allowDynamicPlatform, allowCachedKeys, allowSmt) and `tdImages` (name, mrtd, rtmr0–2 of the TD
+    /// images TDX workers may run). Default: strict TCB policy, no TD image (TDX refused).
+    #[arg(long)]
+    tee_policy: Option<PathBuf>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -398,7 +403,13 @@ pub fn sms(a: SmsArgs, json: bool) -> Result<()> {
     let chosen = rt.block_on(crate::chain_cmd::ledger(&a.conn))?;
     let described = chosen.describe();
     let ledger: Arc<dyn veil_sms::LedgerLookup> = Arc::new(veil_sms::ledger::Via(chosen));
-    let sms = veil_sms::Sms::open(&dir, &master, ledger, a.dev)?;
+    let mut sms = veil_sms::Sms::open(&dir, &master, ledger, a.dev)?;
+    if let Some(p) = &a.tee_policy {
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read the TEE policy {}", p.display()))?;
+        let settings = veil_tee::appraise::TeeSettings::parse(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a TEE policy: {e}", p.display()))?;
+        sms.tee = settings.appraiser(a.dev);
+    }
     rt.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;

@@ -1,8 +1,9 @@
 //! `veil tee verify-quote` on real quotes (dcap-qvl's samples in `crates/veil-tee/tests/dcap`), as a
 //! user runs it: the verdict, the measurements, and the exit status.
 
+mod common;
 use serde_json::Value;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const AT: &str = "1750377600"; // 2025-06-20, inside the samples' collateral windows
 
@@ -48,4 +49,48 @@ fn verify_quote_shows_the_verdict_and_fails_when_refused() {
     // TDX evidence with SGX collateral.
     let (ok, v) = verify_quote("tdx_quote", "sgx_quote_collateral.json", &["--at", AT]);
     assert!(!ok && v["error"].as_str().unwrap().contains("does not verify"), "{v}");
+}
+
+#[test]
+fn an_sms_shows_the_tee_policy_its_operator_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = common::dev_node(&dir.path().join("node"));
+    // The node's embedded dev SMS: sim accepted, strict TCB policy, no TD image.
+    let v = common::ok(&node.url, &["tee", "policy"]);
+    assert!(v["platforms"]["sim"].as_str().unwrap().starts_with("accepted"), "{v}");
+    assert_eq!(v["tcbPolicy"]["allowedStatuses"], serde_json::json!(["UpToDate"]));
+    assert_eq!(v["tdImages"], serde_json::json!([]));
+
+    let m = format!("0x{}", "ab".repeat(48));
+    let policy = serde_json::json!({
+        "tcbPolicy": { "allowedStatuses": ["UpToDate", "SWHardeningNeeded"], "rejectedAdvisories": ["INTEL-SA-00837"] },
+        "tdImages": [{ "name": "worker-v1", "mrtd": m, "rtmr0": m, "rtmr1": m, "rtmr2": m }],
+    });
+    let file = dir.path().join("tee.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let (sms_dir, f) = (dir.path().join("sms"), file.to_str().unwrap().to_string());
+    let sms = common::spawn(
+        &["sms", "--data-dir", sms_dir.to_str().unwrap(), "--tee-policy", &f, "--node", &node.url],
+        Stdio::null(),
+    );
+    let v = common::ok(&node.url, &["tee", "policy", "--sms", &sms.url]);
+    assert!(v["platforms"]["sim"].as_str().unwrap().starts_with("refused"), "not in dev mode: {v}");
+    assert_eq!(v["tcbPolicy"]["rejectedAdvisories"], serde_json::json!(["INTEL-SA-00837"]));
+    assert_eq!(v["tdImages"][0]["name"], "worker-v1");
+    drop(sms);
+
+    // A policy with a malformed measurement, or one that tries to allow `sim`, is refused at start.
+    for bad in [
+        serde_json::json!({ "tdImages": [{ "name": "x", "mrtd": "0x12", "rtmr0": m, "rtmr1": m, "rtmr2": m }] }),
+        serde_json::json!({ "allowSim": true }),
+    ] {
+        std::fs::write(&file, bad.to_string()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+            .args(["sms", "--data-dir", sms_dir.to_str().unwrap(), "--tee-policy", &f, "--node", &node.url, "--json"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("is not a TEE policy"), "{bad}: {text}");
+    }
 }
