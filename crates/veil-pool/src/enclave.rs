@@ -21,7 +21,7 @@ use veil_core::{Address, B256, PrivateKey, Signature};
 use veil_exec::Runtime;
 use veil_exec::bundle::{Bundle, RuntimeKind};
 use veil_exec::contract::{Params, TaskInfo};
-use veil_tee::{EnclavePlatform, SealedBox, SessionKey, SessionRequest, SessionSecrets, SimPlatform};
+use veil_tee::{SealedBox, SessionKey, SessionRequest, SessionSecrets};
 
 /// What the host asks of the enclave (nothing secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +44,9 @@ pub struct EnclaveRequest {
     pub dir: PathBuf,
     pub sms: String,
     pub storage: String,
+    /// The enclave platform (the worker checked it is there).
+    #[serde(default)]
+    pub tee: crate::tee::TeeChoice,
     pub time_limit_secs: u64,
     pub memory_limit: u64,
     /// Largest app output the enclave seals and uploads, in bytes.
@@ -89,8 +92,8 @@ async fn session(http: &EnclaveHttp, req: &EnclaveRequest, measurement: B256) ->
     let key = SessionKey::generate();
     let nonce: veil_sdk::SmsChallenge =
         http.post_json("SMS", &format!("{}/sms/challenge", req.sms), &serde_json::json!({})).await?;
-    let platform: &dyn EnclavePlatform = &SimPlatform;
-    let evidence = platform.evidence(measurement, &key.public(), req.taskid, nonce.challenge);
+    let platform = req.tee.platform()?;
+    let evidence = platform.evidence(measurement, &key.public(), req.taskid, nonce.challenge)?;
     let sealed: SealedBox =
         http.post_json("SMS", &format!("{}/sms/sessions", req.sms), &SessionRequest { evidence }).await?;
     SessionSecrets::open(&sealed, &key, &req.taskid).map_err(|e| e.to_string())
@@ -246,7 +249,7 @@ async fn post_compute(
     let rh = result_hash(&req.taskid, &digest);
     let rs = result_seal(&req.worker, &req.taskid, &digest);
     Ok(EnclaveOutcome {
-        platform: SimPlatform.kind(),
+        platform: req.tee.kind(),
         digest,
         results,
         encrypted,

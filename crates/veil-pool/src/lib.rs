@@ -19,6 +19,7 @@ pub mod image;
 pub mod retry;
 pub mod scheduler;
 pub mod store;
+pub mod tee;
 pub mod worker;
 
 pub use scheduler::{Scheduler, SchedulerConfig};

@@ -37,6 +37,8 @@ pub struct WorkerConfig {
     pub app_network: bool,
     /// Largest size of the image cache (unpacked images and their layers), in bytes.
     pub image_cache: u64,
+    /// The enclave platform TEE tasks run on.
+    pub tee: crate::tee::TeeChoice,
 }
 
 pub struct Worker {
@@ -50,6 +52,8 @@ pub struct Worker {
     wasm: std::sync::OnceLock<Arc<veil_wasm::WasmRuntime>>,
     /// Image apps: the cache and the container runtime, or why there are none.
     images: Result<crate::image::Images, String>,
+    /// The TEE platform checked at start, or why TEE tasks cannot run here.
+    tee: Result<String, String>,
     /// Tasks waiting for their consensus, fed by the worker's one event stream.
     waiters: std::sync::Mutex<HashMap<B256, oneshot::Sender<Result<B256, String>>>>,
 }
@@ -94,7 +98,13 @@ impl Worker {
             }
             Err(e) => tracing::warn!("no image cache: {e}"),
         }
+        let tee = cfg.tee.check();
+        match &tee {
+            Ok(p) => tracing::info!("TEE tasks run on {p}"),
+            Err(cause) => tracing::warn!("TEE tasks are refused here: {cause}"),
+        }
         Arc::new(Worker {
+            tee,
             ledger,
             storage: Client::new(&cfg.storage),
             http,
@@ -410,6 +420,9 @@ impl Worker {
     /// A TEE task: the enclave (a child process) does everything that touches plaintext; this host
     /// only contributes what it returns.
     async fn work_in_enclave(&self, a: &Assignment, token: &str) -> Result<(), Failure> {
+        if let Err(cause) = &self.tee {
+            return Err(fatal(format!("this worker cannot run TEE tasks: {cause}")));
+        }
         let mut interpreters = std::collections::BTreeMap::new();
         // An image app's enclave runs the image the host checked and unpacked (held while it runs).
         let (bundle, image, _lease) = if crate::image::is_image_app(&a.app_type) {
@@ -444,6 +457,7 @@ impl Worker {
             interpreters,
             isolates_network: self.process.isolates_network(),
             cache_dir: Some(self.cfg.work_dir.join("enclave-cache")),
+            tee: self.cfg.tee.clone(),
         };
         let r = self.spawn_enclave(&req).await;
         let _ = tokio::fs::remove_dir_all(&dir).await;

@@ -64,7 +64,7 @@ pub enum EvidenceError {
 /// platform implements it with a quote whose report data is the same statement.
 pub trait EnclavePlatform: Send + Sync {
     fn kind(&self) -> Platform;
-    fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Evidence;
+    fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Result<Evidence, String>;
 }
 
 /// The simulated platform: **no hardware protection** (its key is public).
@@ -75,8 +75,8 @@ impl EnclavePlatform for SimPlatform {
         Platform::Sim
     }
 
-    fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Evidence {
-        Evidence::Sim(SimEvidence::new(measurement, session_key.to_vec(), taskid, nonce))
+    fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Result<Evidence, String> {
+        Ok(Evidence::Sim(SimEvidence::new(measurement, session_key.to_vec(), taskid, nonce)))
     }
 }
 

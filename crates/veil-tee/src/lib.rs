@@ -14,6 +14,7 @@ pub mod appraise;
 pub mod dcap;
 pub mod evidence;
 pub mod session;
+pub mod tdx;
 
 pub use evidence::{Claims, EnclavePlatform, Evidence, EvidenceError, Platform, SimEvidence, SimPlatform};
 pub use session::{SealedBox, SessionError, SessionKey, SessionRequest, SessionSecrets};

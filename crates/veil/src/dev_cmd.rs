@@ -265,6 +265,7 @@ pub async fn start(o: &NetOptions) -> Result<Network> {
             enclave_program: program.clone(),
             app_network: o.app_network,
             image_cache: veil_pool::image::DEFAULT_CACHE,
+            tee: veil_pool::tee::TeeChoice::Sim,
         };
         tokio::spawn(veil_pool::Worker::new(cfg, ledger.clone()).run());
     }

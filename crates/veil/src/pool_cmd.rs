@@ -76,6 +76,12 @@ pub fn scheduler(a: SchedulerArgs, json: bool) -> Result<()> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum TeeKind {
+    Sim,
+    Tdx,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum OnOff {
     On,
     Off,
@@ -107,6 +113,21 @@ pub struct WorkerArgs {
     /// Largest size of the image cache (unpacked images and their layers), MiB.
     #[arg(long, default_value_t = veil_pool::image::DEFAULT_CACHE >> 20)]
     image_cache_mb: u64,
+    /// The enclave platform for TEE tasks: `sim` (no hardware protection) or `tdx` (this worker
+    /// runs inside a TDX trust domain; quotes from configfs-tsm). The worker says at start what it
+    /// found and refuses TEE tasks it cannot serve.
+    #[arg(long, value_enum, default_value = "sim")]
+    tee_platform: TeeKind,
+    /// With `--tee-platform tdx`: the configfs-tsm report folder.
+    #[arg(long, default_value = veil_tee::tdx::DEFAULT_TSM)]
+    tsm_dir: PathBuf,
+    /// With `--tee-platform tdx`: where RTMR3 takes extensions.
+    #[arg(long, default_value = veil_tee::tdx::DEFAULT_RTMR3)]
+    rtmr3: PathBuf,
+    /// With `--tee-platform tdx`: Intel's collateral for this platform (dcap-qvl JSON, from your
+    /// PCCS), which the SMS checks is valid; keep it fresh.
+    #[arg(long)]
+    tdx_collateral: Option<PathBuf>,
     /// The SMS that releases TEE tasks' secrets to enclaves (default: the node's embedded SMS).
     #[arg(long, env = "VEIL_SMS")]
     sms: Option<String>,
@@ -132,7 +153,17 @@ pub fn worker(a: WorkerArgs, json: bool) -> Result<()> {
         enclave_program: std::env::current_exe().context("cannot find the veil program to run enclaves")?,
         app_network: a.app_network == OnOff::On,
         image_cache: a.image_cache_mb << 20,
+        tee: veil_pool::tee::TeeChoice::Sim,
     };
+    let mut cfg = cfg;
+    if a.tee_platform == TeeKind::Tdx {
+        cfg.tee = veil_pool::tee::TeeChoice::Tdx {
+            tsm: a.tsm_dir.clone(),
+            rtmr3: a.rtmr3.clone(),
+            rtmr3_log: cfg.work_dir.join("rtmr3.log"),
+            collateral: a.tdx_collateral.clone().unwrap_or_else(|| cfg.work_dir.join("tdx-collateral.json")),
+        };
+    }
     if json {
         println!("{}", json!({ "ready": true, "worker": address, "scheduler": cfg.scheduler }));
     } else {

@@ -31,6 +31,11 @@ struct Net {
 }
 
 fn network(b: Backend, d: &Path) -> Net {
+    network_with(b, d, &[])
+}
+
+/// [`network`] with extra flags for its worker.
+fn network_with(b: Backend, d: &Path, worker_flags: &[&str]) -> Net {
     let node = common::chain(b, &d.join("node"));
     let url = node.url.clone();
     for i in ["1", "2", "3", "4", "5"] {
@@ -40,7 +45,7 @@ fn network(b: Backend, d: &Path) -> Net {
     let sched_dir = d.join("sched").to_str().unwrap().to_string();
     let args = ["scheduler", "--workerpool", &pool, "--dev-account", "3", "--node", &url, "--data-dir", &sched_dir];
     let scheduler = spawn(&args, Stdio::null());
-    let worker = common::spawn_worker(&scheduler.url, &url, "5", &d.join("worker"));
+    let worker = common::spawn_worker_with(&scheduler.url, &url, "5", &d.join("worker"), worker_flags);
     std::fs::create_dir_all(d.join("app")).unwrap();
     std::fs::write(
         d.join("app/iapp.toml"),
@@ -234,6 +239,50 @@ fn requests_the_sms_refuses_name_their_rule(b: Backend) {
     let (status, v) = http_post(&format!("{}/sms/sessions", sms.url), &body);
     assert_eq!(status, 403);
     assert!(v["error"].as_str().unwrap().contains("rule `evidence`"), "{v}");
+
+    // A genuine TDX quote (dcap-qvl's sample) whose collateral expired in 2025: refused by rule `quote`.
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-tee/tests/dcap/");
+    let (_, nonce) = http_post(&format!("{}/sms/challenge", sms.url), &serde_json::json!({}));
+    let ev = veil_tee::appraise::QuoteEvidence {
+        quote: std::fs::read(format!("{samples}tdx_quote")).unwrap().into(),
+        collateral: std::fs::read_to_string(format!("{samples}tdx_quote_collateral.json")).unwrap(),
+        session_key: key.public().into(),
+        taskid: taskid.parse().unwrap(),
+        nonce: nonce["challenge"].as_str().unwrap().parse().unwrap(),
+        event_log: vec![],
+    };
+    let body = veil_tee::SessionRequest { evidence: veil_tee::Evidence::Tdx(ev) };
+    let (status, v) = http_post(&format!("{}/sms/sessions", sms.url), &body);
+    assert_eq!(status, 403);
+    assert!(v["error"].as_str().unwrap().contains("rule `quote`"), "{v}");
+}
+
+/// A worker told to use TDX on a machine that is not a TD says so and refuses TEE tasks with the
+/// cause, once (no retry can fix it).
+fn a_worker_without_its_tee_platform_refuses_tee_tasks(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = d.join("no-tsm");
+    let n = network_with(b, d, &["--tee-platform", "tdx", "--tsm-dir", missing.to_str().unwrap()]);
+    let url = &n.node.url;
+    let r = veil(url, &["run", &n.app, "--tee", "--no-watch", "--dev-account", "4"]).unwrap();
+    let dealid = r["dealid"].as_str().unwrap();
+    let deal = ok(url, &["deal", "show", dealid]);
+    let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
+    let taskid = format!("{:?}", veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first)));
+    let sched = n._scheduler.url.clone();
+    let t0 = std::time::Instant::now();
+    let t = loop {
+        let t = veil(url, &["task", "show", &taskid, "--scheduler", &sched]).unwrap_or_default();
+        if t["replicates"][0]["status"] == "failed" {
+            break t;
+        }
+        assert!(t0.elapsed().as_secs() < 30, "no refusal: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let cause = t["replicates"][0]["cause"].as_str().unwrap();
+    assert!(cause.contains("cannot run TEE tasks") && cause.contains("no configfs-tsm"), "{cause}");
+    assert_eq!(t["replicates"][0]["attempts"], 1, "{t}");
 }
 
 fn grants_decide_who_gets_a_deal_on_protected_data(b: Backend) {
@@ -298,5 +347,6 @@ fn grants_decide_who_gets_a_deal_on_protected_data(b: Backend) {
 on_both_ledgers!(
     a_confidential_task_keeps_data_and_result_sealed,
     requests_the_sms_refuses_name_their_rule,
-    grants_decide_who_gets_a_deal_on_protected_data
+    grants_decide_who_gets_a_deal_on_protected_data,
+    a_worker_without_its_tee_platform_refuses_tee_tasks
 );
