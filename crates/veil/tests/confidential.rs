@@ -197,6 +197,23 @@ fn a_confidential_task_keeps_data_and_result_sealed(b: Backend) {
     assert_eq!(p["result"], format!("data={MARKER};secret=tok-123;dev=dev-456"));
 }
 
+/// The deal's first task, once its replicate failed (as the scheduler tells it): (task id, task).
+fn failed_first_task(n: &Net, dealid: &str) -> (String, Value) {
+    let url = &n.node.url;
+    let deal = ok(url, &["deal", "show", dealid]);
+    let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
+    let taskid = format!("{:?}", veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first)));
+    let t0 = std::time::Instant::now();
+    loop {
+        let t = veil(url, &["task", "show", &taskid, "--scheduler", &n._scheduler.url]).unwrap_or_default();
+        if t["replicates"][0]["status"] == "failed" {
+            return (taskid, t);
+        }
+        assert!(t0.elapsed().as_secs() < 30, "no refusal: {t}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn requests_the_sms_refuses_name_their_rule(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -208,20 +225,8 @@ fn requests_the_sms_refuses_name_their_rule(b: Backend) {
         &["run", &n.app, "--tee", "--dataset", &n.dataset, "--secret", "1=missing", "--no-watch", "--dev-account", "4"],
     )
     .unwrap();
-    let dealid = r["dealid"].as_str().unwrap();
-    let deal = ok(url, &["deal", "show", dealid]);
-    let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
-    let taskid = format!("{:?}", veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first)));
-    let sched = n._scheduler.url.clone();
-    let t0 = std::time::Instant::now();
-    let cause = loop {
-        let t = veil(url, &["task", "show", &taskid, "--scheduler", &sched]).unwrap_or_default();
-        if t["replicates"][0]["status"] == "failed" {
-            break t["replicates"][0]["cause"].as_str().unwrap().to_string();
-        }
-        assert!(t0.elapsed().as_secs() < 30, "no refusal: {t}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let (taskid, t) = failed_first_task(&n, r["dealid"].as_str().unwrap());
+    let cause = t["replicates"][0]["cause"].as_str().unwrap().to_string();
     assert!(cause.contains("requester-secret") && cause.contains("missing"), "{cause}");
     assert!(!cause.contains("tok-123"), "{cause}");
 
@@ -266,20 +271,7 @@ fn a_worker_without_its_tee_platform_refuses_tee_tasks(b: Backend) {
     let n = network_with(b, d, &["--tee-platform", "tdx", "--tsm-dir", missing.to_str().unwrap()]);
     let url = &n.node.url;
     let r = veil(url, &["run", &n.app, "--tee", "--no-watch", "--dev-account", "4"]).unwrap();
-    let dealid = r["dealid"].as_str().unwrap();
-    let deal = ok(url, &["deal", "show", dealid]);
-    let first: u64 = deal["botFirst"].as_str().unwrap().parse().unwrap();
-    let taskid = format!("{:?}", veil_core::state::task_id(&dealid.parse().unwrap(), veil_core::U256::from(first)));
-    let sched = n._scheduler.url.clone();
-    let t0 = std::time::Instant::now();
-    let t = loop {
-        let t = veil(url, &["task", "show", &taskid, "--scheduler", &sched]).unwrap_or_default();
-        if t["replicates"][0]["status"] == "failed" {
-            break t;
-        }
-        assert!(t0.elapsed().as_secs() < 30, "no refusal: {t}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let (_, t) = failed_first_task(&n, r["dealid"].as_str().unwrap());
     let cause = t["replicates"][0]["cause"].as_str().unwrap();
     assert!(cause.contains("cannot run TEE tasks") && cause.contains("no configfs-tsm"), "{cause}");
     assert_eq!(t["replicates"][0]["attempts"], 1, "{t}");
