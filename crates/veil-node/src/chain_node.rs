@@ -152,7 +152,9 @@ impl ChainNode {
                 deals.push(v);
             }
         }
-        self.store.put_deals(&deals).map_err(|e| e.to_string())?;
+        if !deals.is_empty() {
+            self.store.put_deals(&deals).map_err(|e| e.to_string())?;
+        }
         let (hashes, orders) = {
             let book = self.book.lock().unwrap_or_else(|p| p.into_inner());
             let hashes = book.changed_by(b.events.iter());

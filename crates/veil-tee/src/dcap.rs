@@ -122,15 +122,25 @@ pub fn verify(
     now: u64,
     policy: &TcbPolicy,
 ) -> Result<VerifiedQuote, QuoteError> {
-    let (verified, claims) = checked(quote, collateral, now)?;
-    dcap_qvl::Policy::validate(&policy.at(now)?, &claims).map_err(|e| QuoteError::Refused(format!("{e:#}")))?;
-    Ok(verified)
+    let (verified, verdict) = inspect(quote, collateral, now, policy)?;
+    verdict.map(|()| verified)
 }
 
-/// Verifies `quote`'s signatures, certificate chain and collateral at `now` without judging its TCB
-/// (what `veil tee verify-quote` shows before the policy's verdict).
-pub fn inspect(quote: &[u8], collateral: &QuoteCollateralV3, now: u64) -> Result<VerifiedQuote, QuoteError> {
-    checked(quote, collateral, now).map(|(v, _)| v)
+/// Verifies `quote`'s signatures, certificate chain and collateral at `now`, then judges it by
+/// `policy`: what it shows, and the policy's verdict (what `veil tee verify-quote` prints).
+pub fn inspect(
+    quote: &[u8],
+    collateral: &QuoteCollateralV3,
+    now: u64,
+    policy: &TcbPolicy,
+) -> Result<(VerifiedQuote, Result<(), QuoteError>), QuoteError> {
+    let (verified, claims) = checked(quote, collateral, now)?;
+    let verdict = judge(&claims, now, policy);
+    Ok((verified, verdict))
+}
+
+fn judge(claims: &dcap_qvl::QuoteClaims, now: u64, policy: &TcbPolicy) -> Result<(), QuoteError> {
+    dcap_qvl::Policy::validate(&policy.at(now)?, claims).map_err(|e| QuoteError::Refused(format!("{e:#}")))
 }
 
 fn checked(

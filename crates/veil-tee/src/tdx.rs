@@ -195,8 +195,10 @@ impl EnclavePlatform for TdxPlatform {
     }
 
     fn evidence(&self, measurement: B256, session_key: &[u8], taskid: B256, nonce: B256) -> Result<Evidence, String> {
-        if !self.rtmr3.events().map_err(|e| e.to_string())?.contains(&measurement) {
+        let mut event_log = self.rtmr3.events().map_err(|e| e.to_string())?;
+        if !event_log.contains(&measurement) {
             self.rtmr3.extend(measurement).map_err(|e| e.to_string())?;
+            event_log.push(measurement);
         }
         let report_data = crate::appraise::report_data(session_key, &taskid, &nonce);
         let quote = self.tsm.quote(&report_data).map_err(|e| e.to_string())?;
@@ -206,7 +208,7 @@ impl EnclavePlatform for TdxPlatform {
             session_key: session_key.to_vec().into(),
             taskid,
             nonce,
-            event_log: self.rtmr3.events().map_err(|e| e.to_string())?,
+            event_log,
         }))
     }
 }

@@ -70,8 +70,7 @@ fn verify_quote(a: VerifyQuoteArgs, json: bool) -> Result<()> {
     let now = a.at.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     });
-    let verified = dcap::inspect(&quote, &collateral, now)?;
-    let verdict = dcap::verify(&quote, &collateral, now, &policy).map(|_| ());
+    let (verified, verdict) = dcap::inspect(&quote, &collateral, now, &policy)?;
     let accepted = verdict.is_ok();
     let why = verdict.err().map(|e| e.to_string());
     emit(
