@@ -15,6 +15,11 @@ pub enum EvmError {
     Refused { url: String, what: String, reason: String },
     #[error("{what} was sent as {tx} but not mined within 120 s: check the chain, then the transaction")]
     Timeout { what: String, tx: B256 },
+    #[error(
+        "{what} was sent as {tx}, then dropped by the node, its nonce used by another transaction of the same account (signed again {} times): send it again",
+        crate::rpc::MAX_RESIGN
+    )]
+    Dropped { what: String, tx: B256 },
     #[error("{0}")]
     Setup(String),
     #[error("iExec's PoCo package: {0}")]

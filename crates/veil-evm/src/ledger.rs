@@ -36,7 +36,7 @@ impl From<EvmError> for SdkError {
         let kind = match &e {
             EvmError::Reverted { .. } => "rejected",
             EvmError::Unreachable { .. } => "unreachable",
-            EvmError::Refused { .. } => "refused",
+            EvmError::Refused { .. } | EvmError::Dropped { .. } => "refused",
             EvmError::Timeout { .. } => "timeout",
             EvmError::Setup(_) | EvmError::Package(_) => "setup",
             EvmError::Decode(_) => "decode",

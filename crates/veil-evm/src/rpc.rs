@@ -32,7 +32,7 @@ pub struct Mined {
 }
 
 /// How often a transaction is signed again after a nonce conflict.
-const MAX_RESIGN: usize = 4;
+pub(crate) const MAX_RESIGN: usize = 4;
 
 /// How long without a receipt before checking that the node still knows a transaction.
 const REBROADCAST_AFTER: Duration = Duration::from_secs(1);
@@ -49,6 +49,9 @@ pub struct Rpc {
     nonces: std::sync::Arc<tokio::sync::Mutex<HashMap<Address, u64>>>,
     /// The fee offered, with when it was read: asked at most every [`FEE_TTL`].
     fee: std::sync::Arc<std::sync::Mutex<Option<(Instant, u128)>>>,
+    /// Added to every fee cap (a few wei, never paid): two clients of one account making the same
+    /// call with the same nonce must sign two transactions, or both would wait on one and count it twice.
+    salt: u128,
 }
 
 /// How long a read fee is offered before asking the chain again (twice the gas price leaves
@@ -65,7 +68,8 @@ impl Rpc {
         let parsed = url.parse().map_err(|e| EvmError::Setup(format!("`{url}` is not an RPC URL: {e}")))?;
         let provider = RootProvider::new_http(parsed);
         let chain_id = provider.get_chain_id().await.map_err(|e| EvmError::unreachable(url, e))?;
-        Ok(Rpc { provider, url: url.to_string(), chain_id, nonces: Default::default(), fee: Default::default() })
+        let salt = rand::Rng::gen_range(&mut rand::thread_rng(), 1..1_000_000);
+        Ok(Rpc { provider, url: url.to_string(), chain_id, nonces: Default::default(), fee: Default::default(), salt })
     }
 
     /// `eth_call` of `data` at `to`, at the latest block or at `block`.
@@ -134,30 +138,62 @@ impl Rpc {
 
     /// Signs and sends `txs` from `key` with consecutive nonces, without waiting between them,
     /// then waits for every receipt. A reverted transaction is replayed as a call on the block
-    /// before it to read PoCo's reason. One answer per transaction, in order.
+    /// before it to read PoCo's reason. One answer per transaction, in order. Another sender of the
+    /// same account may take nonces meanwhile: a transaction the node then dropped is signed again
+    /// with the chain's next nonce, so it lands once but possibly after those sent behind it.
     pub async fn send(&self, key: &PrivateKey, txs: Vec<Outgoing>) -> Vec<Result<Mined, EvmError>> {
         let n = txs.len();
         let signer = match signer_of(key) {
             Ok(s) => s,
             Err(e) => return vec![Err(e); n],
         };
-        let from = signer.address();
         let fee = match self.fee().await {
             Ok(f) => f,
             Err(e) => return vec![Err(e); n],
         };
+        let hashes = self.sign_all(&signer, fee, &txs).await;
+        let from = signer.address();
+        let mut answers = Vec::with_capacity(n);
+        for (h, out) in hashes.into_iter().zip(&txs) {
+            let mut answer = match h {
+                Ok((h, raw)) => self.wait(h, &raw, from, out).await,
+                Err(e) => Err(e),
+            };
+            for _ in 0..MAX_RESIGN {
+                if !matches!(answer, Err(EvmError::Dropped { .. })) {
+                    break;
+                }
+                answer = match self.sign_all(&signer, fee, std::slice::from_ref(out)).await.pop() {
+                    Some(Ok((h, raw))) => self.wait(h, &raw, from, out).await,
+                    Some(Err(e)) => Err(e),
+                    None => break,
+                };
+            }
+            answers.push(answer);
+        }
+        answers
+    }
+
+    /// Signs and sends `txs` with consecutive nonces from this client's count (or the chain's).
+    async fn sign_all(
+        &self,
+        signer: &PrivateKeySigner,
+        fee: u128,
+        txs: &[Outgoing],
+    ) -> Vec<Result<(B256, Vec<u8>), EvmError>> {
+        let from = signer.address();
         let mut nonces = self.nonces.lock().await;
         let start = match nonces.get(&from) {
             Some(n) => *n,
             None => match self.pending_nonce(from).await {
                 Ok(n) => n,
-                Err(e) => return vec![Err(e); n],
+                Err(e) => return vec![Err(e); txs.len()],
             },
         };
-        let mut hashes = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(txs.len());
         let mut next = start;
-        for out in &txs {
-            let mut r = self.sign_and_send(&signer, next, fee, out).await;
+        for out in txs {
+            let mut r = self.sign_and_send(signer, next, fee, out).await;
             // Another program (or another process of ours) sent from this account: take the chain's
             // next nonce and sign again, a few times, rather than fail.
             for _ in 0..MAX_RESIGN {
@@ -170,7 +206,7 @@ impl Rpc {
                 r = match self.pending_nonce(from).await {
                     Ok(fresh) => {
                         next = fresh.max(next + 1);
-                        self.sign_and_send(&signer, next, fee, out).await
+                        self.sign_and_send(signer, next, fee, out).await
                     }
                     Err(e) => Err(e),
                 };
@@ -185,15 +221,7 @@ impl Rpc {
         } else {
             nonces.insert(from, next);
         }
-        drop(nonces);
-        let mut answers = Vec::with_capacity(n);
-        for (h, out) in hashes.into_iter().zip(&txs) {
-            answers.push(match h {
-                Ok((h, raw)) => self.wait(h, &raw, from, out).await,
-                Err(e) => Err(e),
-            });
-        }
-        answers
+        hashes
     }
 
     /// The max fee per gas to offer: twice the chain's gas price, read at most every [`FEE_TTL`].
@@ -220,7 +248,7 @@ impl Rpc {
             chain_id: self.chain_id,
             nonce,
             gas_limit: out.gas,
-            max_fee_per_gas: fee,
+            max_fee_per_gas: fee + self.salt,
             max_priority_fee_per_gas: fee.min(1_000_000_000),
             to: out.to.map_or(TxKind::Create, TxKind::Call),
             value: U256::ZERO,
@@ -243,12 +271,23 @@ impl Rpc {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         let mut last_check = Instant::now();
+        let mut nonce_taken_checks = 0;
         loop {
             match self.provider.get_transaction_receipt(hash).await {
                 Ok(Some(receipt)) => return self.mined(receipt, from, out).await,
                 Ok(None) if last_check.elapsed() >= REBROADCAST_AFTER => {
                     last_check = Instant::now();
-                    self.rebroadcast_if_dropped(hash, raw, out).await?;
+                    match self.rebroadcast_if_dropped(hash, raw, out).await {
+                        Rebroadcast::Pending => nonce_taken_checks = 0,
+                        // A node may be writing the block that holds it: it is then neither pending nor
+                        // receipted for a moment. Only a nonce still taken a check later means dropped.
+                        Rebroadcast::NonceTaken => nonce_taken_checks += 1,
+                    }
+                    if nonce_taken_checks >= 2 {
+                        // Its nonce is another transaction's for good: it will never be mined.
+                        self.nonces.lock().await.remove(&from);
+                        return Err(EvmError::Dropped { what: out.what.clone(), tx: hash });
+                    }
                 }
                 Ok(None) => {}
                 // Unreachable for a while (a restarting node): keep trying until the deadline.
@@ -263,31 +302,21 @@ impl Rpc {
         }
     }
 
-    async fn rebroadcast_if_dropped(&self, hash: B256, raw: &[u8], out: &Outgoing) -> Result<(), EvmError> {
+    async fn rebroadcast_if_dropped(&self, hash: B256, raw: &[u8], out: &Outgoing) -> Rebroadcast {
         let known = self.provider.get_transaction_by_hash(hash).await.map(|t| t.is_some()).unwrap_or(true);
         if known {
-            return Ok(());
+            return Rebroadcast::Pending;
         }
         match self.provider.send_raw_transaction(raw).await {
-            Ok(_) => Ok(()),
             Err(e) => match EvmError::from_rpc(&self.url, &out.what, e) {
-                e if e.is_nonce_conflict() => {
-                    // Known again (fine), or its nonce went to another transaction: it can never be mined.
-                    if e.to_string().to_ascii_lowercase().contains("nonce too low") {
-                        Err(EvmError::Refused {
-                            url: self.url.clone(),
-                            what: out.what.clone(),
-                            reason: format!(
-                                "{hash} was dropped and its nonce used by another transaction: send it again"
-                            ),
-                        })
-                    } else {
-                        Ok(())
-                    }
+                // Its nonce went to a transaction (perhaps this one, just mined): it may never be mined.
+                e if e.is_nonce_conflict() && e.to_string().to_ascii_lowercase().contains("nonce too low") => {
+                    Rebroadcast::NonceTaken
                 }
-                // Unreachable or refused for now: the next check tries again.
-                _ => Ok(()),
+                // Known again, unreachable or refused for now: the next check tries again.
+                _ => Rebroadcast::Pending,
             },
+            Ok(_) => Rebroadcast::Pending,
         }
     }
 
@@ -324,6 +353,14 @@ impl Rpc {
 
 /// What a revert without data says.
 pub const NO_REASON: &str = "reverted without a reason";
+
+/// What a look at a transaction without a receipt found.
+enum Rebroadcast {
+    /// Pending, sent again, or unknown for now.
+    Pending,
+    /// The node no longer knows it and its nonce is used.
+    NonceTaken,
+}
 
 /// Decodes revert data: `Error(string)`, PoCo's `IncompatibleDatasetOrder(string)`, or raw bytes.
 pub fn decode_revert(data: &[u8]) -> String {
