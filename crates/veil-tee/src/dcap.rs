@@ -4,9 +4,10 @@
 //! takes the time as an input (`now`), so collateral outside its validity window is refused and tests
 //! can pin a time; nothing here reads the clock or the network.
 
+pub use dcap_qvl::QuoteCollateralV3;
 use dcap_qvl::quote::Report;
 use dcap_qvl::verify::QuoteVerifier;
-use dcap_qvl::{QuoteCollateralV3, QuotePolicy, TcbStatus};
+use dcap_qvl::{QuotePolicy, TcbStatus};
 use serde::{Deserialize, Serialize};
 
 /// Largest quote accepted (a TDX quote with its certification data is about 5 KiB).
@@ -217,4 +218,87 @@ mod rtmrs {
         }
         Ok(out)
     }
+}
+
+/// Which collateral a quote needs: Intel publishes it per TEE (SGX or TDX), per FMSPC (the
+/// platform's family, read from the quote's PCK certificate) and per PCK CA (processor or platform).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CollateralKey {
+    pub tdx: bool,
+    /// Six bytes, upper-case hex (as Intel's PCS writes it).
+    pub fmspc: String,
+    /// `processor` or `platform`.
+    pub ca: String,
+}
+
+impl CollateralKey {
+    /// A file name for this key (only hex and lowercase letters).
+    pub fn file_name(&self) -> String {
+        format!("{}-{}-{}.json", if self.tdx { "tdx" } else { "sgx" }, self.fmspc.to_ascii_lowercase(), self.ca)
+    }
+}
+
+/// The collateral `quote` needs, from the PCK certificate chain it carries.
+pub fn collateral_key(quote: &[u8]) -> Result<CollateralKey, QuoteError> {
+    if quote.len() > MAX_QUOTE {
+        return Err(QuoteError::TooLarge(quote.len()));
+    }
+    let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|e| QuoteError::Invalid(format!("{e:#}")))?;
+    let fmspc = dcap_qvl::intel::quote_fmspc(&parsed)
+        .map_err(|e| QuoteError::Invalid(format!("no FMSPC in its PCK certificate: {e:#}")))?;
+    let ca = dcap_qvl::intel::quote_ca(&parsed)
+        .map_err(|e| QuoteError::Invalid(format!("no PCK CA in its PCK certificate: {e:#}")))?;
+    Ok(CollateralKey { tdx: !parsed.header.is_sgx(), fmspc: hex::encode_upper(fmspc), ca: ca.as_id_str().into() })
+}
+
+/// When `c` stops being usable (unix seconds): the earliest `nextUpdate` of its TCB info, QE
+/// identity, PCK CRL and root CA CRL.
+pub fn collateral_expiry(c: &QuoteCollateralV3) -> Result<u64, QuoteError> {
+    let json_next = |what: &str, text: &str| -> Result<u64, QuoteError> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| QuoteError::Collateral(format!("{what}: {e}")))?;
+        v["nextUpdate"]
+            .as_str()
+            .and_then(unix_of_iso)
+            .ok_or_else(|| QuoteError::Collateral(format!("{what} has no readable nextUpdate")))
+    };
+    let crl_next = |what: &str, der: &[u8]| -> Result<u64, QuoteError> {
+        use der::Decode;
+        let crl = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
+            .map_err(|e| QuoteError::Collateral(format!("{what} is not a DER CRL: {e}")))?;
+        crl.tbs_cert_list
+            .next_update
+            .map(|t| t.to_unix_duration().as_secs())
+            .ok_or_else(|| QuoteError::Collateral(format!("{what} has no nextUpdate")))
+    };
+    Ok(json_next("TCB info", &c.tcb_info)?
+        .min(json_next("QE identity", &c.qe_identity)?)
+        .min(crl_next("the PCK CRL", &c.pck_crl)?)
+        .min(crl_next("the root CA CRL", &c.root_ca_crl)?))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (Intel's dates) as unix seconds.
+pub fn unix_of_iso(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !text.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
 }

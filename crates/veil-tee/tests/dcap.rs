@@ -288,3 +288,40 @@ mod appraisal {
         assert_ne!(replay_rtmr(&[e, e]), replay_rtmr(&[e]));
     }
 }
+
+/// The collateral a quote needs is named by its PCK certificate, and collateral expires when its
+/// first piece does — the same instant dcap-qvl reports after verifying with it.
+#[test]
+fn a_quotes_collateral_key_and_the_collaterals_expiry() {
+    for (name, at, policy, tdx) in
+        [("sgx_quote", JUNE_2025, sgx_policy(), false), ("tdx_quote", JUNE_2025, tdx_policy(), true)]
+    {
+        let s = sample(name);
+        let key = dcap::collateral_key(&s.quote).unwrap();
+        assert_eq!(key.tdx, tdx, "{name}");
+        assert_eq!(key.fmspc.len(), 12, "{name}: {key:?}");
+        assert!(key.ca == "processor" || key.ca == "platform", "{name}: {key:?}");
+        assert!(key.file_name().ends_with(".json") && !key.file_name().contains('/'));
+        let collateral = dcap::parse_collateral(&s.collateral).unwrap();
+        let expiry = dcap::collateral_expiry(&collateral).unwrap();
+        let (verified, _) = dcap::inspect(&s.quote, &collateral, at, &policy).unwrap();
+        assert_eq!(expiry, verified.collateral_expires, "{name}");
+    }
+    let outdated = sample("tdx_quote_outdated");
+    assert!(dcap::collateral_key(&outdated.quote).unwrap().tdx);
+    let expiry = dcap::collateral_expiry(&dcap::parse_collateral(&outdated.collateral).unwrap()).unwrap();
+    assert!(expiry > FEB_2026, "the outdated sample's collateral is valid at its pinned time");
+    assert!(matches!(dcap::collateral_key(b"not a quote"), Err(QuoteError::Invalid(_))));
+    for (text, want) in [
+        ("1970-01-01T00:00:00Z", Some(0)),
+        ("2025-06-20T00:00:00Z", Some(JUNE_2025)),
+        ("2026-02-19T00:00:00.123Z", Some(FEB_2026)),
+        ("2000-02-29T12:30:15Z", Some(951_827_415)),
+        ("2025-13-01T00:00:00Z", None),
+        ("2025-06-20 00:00:00Z", None),
+        ("2025-06-20T00:00:00+01:00", None),
+        ("", None),
+    ] {
+        assert_eq!(dcap::unix_of_iso(text), want, "{text}");
+    }
+}
