@@ -44,6 +44,14 @@ async fn policy(State(sms): State<Arc<Sms>>) -> Json<serde_json::Value> {
         "tcbPolicy": sms.tee.tcb_policy,
         "tdImages": sms.tee.td_images,
         "debugEnclaves": "refused",
+        "collateral": match &sms.collateral {
+            Some(c) => serde_json::json!({
+                "from": "the SMS's cache, refreshed from its PCCS; stale collateral refused",
+                "cache": c.dir(),
+                "pccs": c.pccs(),
+            }),
+            None => serde_json::json!({ "from": "carried by the enclave (Intel-signed), judged at the SMS's clock" }),
+        },
     }))
 }
 

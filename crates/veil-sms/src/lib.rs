@@ -9,8 +9,11 @@
 //! It must never return, log or put into an error message a secret's value: its API answers only
 //! whether a secret exists, except to an enclave session: `session` releases a task's secrets, sealed
 //! to the enclave's session key, only when its evidence and the task pass every rule of DESIGN §6
-//! (a refusal names the rule), and keeps each task's enclave challenge key.
+//! (a refusal names the rule), and keeps each task's enclave challenge key. SGX/TDX quotes are
+//! verified with Intel's collateral from the SMS's own cache, refreshed from the operator's PCCS
+//! (`collateral`), or else with the collateral the enclave carried.
 
+pub mod collateral;
 pub mod http;
 pub mod iexec;
 pub mod ledger;

@@ -63,6 +63,9 @@ pub struct Sms {
     /// What evidence must meet: `sim` only in dev mode; SGX and TDX quotes by the TCB policy (strict
     /// unless the operator says) and, for TDX, the operator's allowed TD images.
     pub tee: veil_tee::appraise::Appraiser,
+    /// Intel's collateral from the SMS's cache and PCCS; `None`: the collateral the enclave carried
+    /// (Intel-signed, judged at the SMS's clock, but possibly older than the PCCS's latest).
+    pub collateral: Option<crate::collateral::CollateralStore>,
 }
 
 /// The slot a secret lives in, also its sealing context.
@@ -81,7 +84,7 @@ impl Sms {
         w.commit().map_err(storage)?;
         let sealer = Sealer::load_or_create(master_key)?;
         let tee = veil_tee::appraise::Appraiser { allow_sim: dev, ..Default::default() };
-        Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev, tee })
+        Ok(Sms { db, sealer, ledger, challenges: Mutex::new(HashMap::new()), dev, tee, collateral: None })
     }
 
     pub fn challenge(&self) -> SmsChallenge {

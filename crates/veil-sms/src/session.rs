@@ -9,7 +9,7 @@ use veil_core::state::{Deal, TaskStatus};
 use veil_core::{Address, B256, PrivateKey};
 use veil_sdk::SecretKind;
 use veil_tee::session::DatasetSecret;
-use veil_tee::{Claims, Platform, SealedBox, SessionRequest, SessionSecrets};
+use veil_tee::{Claims, Evidence, Platform, SealedBox, SessionRequest, SessionSecrets};
 
 /// Task id → the task's enclave challenge key, sealed.
 pub(crate) const ENCLAVE_KEYS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("enclave_keys");
@@ -112,7 +112,8 @@ impl Sms {
     /// Every rule is checked before anything is read; a refusal names the rule.
     pub async fn session(&self, req: &SessionRequest) -> Result<SealedBox, SmsError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let claims = req.evidence.verify(&self.tee, now).map_err(|e| match &e {
+        let evidence = self.with_collateral(&req.evidence, now).await?;
+        let claims = evidence.verify(&self.tee, now).map_err(|e| match &e {
             veil_tee::EvidenceError::Appraisal(a) => refuse(a.rule(), e.to_string()),
             _ => refuse("evidence", e.to_string()),
         })?;
@@ -126,6 +127,20 @@ impl Sms {
             tracing::info!(task = %claims.taskid, "secrets released to an enclave session");
         }
         Ok(sealed)
+    }
+
+    /// `evidence` with the SMS's own collateral for its quote, when the SMS keeps a cache.
+    async fn with_collateral(&self, evidence: &Evidence, now: u64) -> Result<Evidence, SmsError> {
+        let (Some(store), Evidence::Sgx(q) | Evidence::Tdx(q)) = (&self.collateral, evidence) else {
+            return Ok(evidence.clone());
+        };
+        let collateral = store.for_quote(&q.quote, now).await.map_err(|e| refuse("collateral", e.to_string()))?;
+        let json = serde_json::to_string(&collateral).map_err(|e| refuse("collateral", e.to_string()))?;
+        let mut out = evidence.clone();
+        if let Evidence::Sgx(q) | Evidence::Tdx(q) = &mut out {
+            q.collateral = json;
+        }
+        Ok(out)
     }
 
     async fn secrets_for(&self, c: &Claims) -> Result<SessionSecrets, SmsError> {

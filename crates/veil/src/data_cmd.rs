@@ -389,6 +389,15 @@ pub struct SmsArgs {
     /// images TDX workers may run). Default: strict TCB policy, no TD image (TDX refused).
     #[arg(long)]
     tee_policy: Option<PathBuf>,
+    /// A PCCS or Intel PCS base URL (e.g. https://api.trustedservices.intel.com) the SMS fetches
+    /// Intel's collateral for SGX/TDX quotes from, caching it and refreshing it when stale or a day
+    /// old. Stale collateral is never used.
+    #[arg(long, env = "VEIL_PCCS_URL")]
+    pccs_url: Option<String>,
+    /// The collateral cache (default with --pccs-url: DATA_DIR/collateral). Given alone: an offline
+    /// cache, used while fresh. With neither, quotes are verified with the collateral the enclave carries.
+    #[arg(long)]
+    collateral_cache: Option<PathBuf>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -410,11 +419,16 @@ pub fn sms(a: SmsArgs, json: bool) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{} is not a TEE policy: {e}", p.display()))?;
         sms.tee = settings.appraiser(a.dev);
     }
+    let cache = a.collateral_cache.clone().or_else(|| a.pccs_url.as_ref().map(|_| dir.join("collateral")));
+    if let Some(cache) = &cache {
+        sms.collateral = Some(veil_sms::collateral::CollateralStore::open(cache, a.pccs_url.clone())?);
+    }
     rt.block_on(async {
         let listener =
             tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
         let url = format!("http://{}", listener.local_addr()?);
-        let v = json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node, "ledger": described });
+        let v = json!({ "ready": true, "url": url, "dataDir": dir, "node": a.conn.node, "ledger": described,
+            "collateralCache": cache, "pccs": a.pccs_url });
         ready(json, v, format!("veil sms on {url}  (data {}, ledger: {described})", dir.display()));
         axum::serve(veil_node::node::nodelay(listener), veil_sms::http::router(Arc::new(sms))).await?;
         Ok(())

@@ -29,8 +29,14 @@ pub struct VerifyQuoteArgs {
     /// The quote: raw bytes, or hex text.
     quote: PathBuf,
     /// The collateral (TCB info, QE identity, CRLs and their chains) as dcap-qvl's JSON.
+    #[arg(long, required_unless_present = "pccs", conflicts_with = "pccs")]
+    collateral: Option<PathBuf>,
+    /// Fetch the collateral from this PCCS or Intel PCS base URL (its v4 API) instead.
     #[arg(long)]
-    collateral: PathBuf,
+    pccs: Option<String>,
+    /// With --pccs: also write the fetched collateral to this file (a worker's --tdx-collateral).
+    #[arg(long, requires = "pccs")]
+    save_collateral: Option<PathBuf>,
     /// Verify as of this time (unix seconds; default now). The collateral must be valid then.
     #[arg(long)]
     at: Option<u64>,
@@ -57,11 +63,28 @@ fn read_quote(path: &PathBuf) -> Result<Vec<u8>> {
     })
 }
 
+/// The quote's collateral from a PCCS, optionally saved.
+fn fetch_collateral(quote: &[u8], url: &str, save: Option<&std::path::Path>) -> Result<dcap::QuoteCollateralV3> {
+    let key = dcap::collateral_key(quote)?;
+    let pccs = veil_sms::collateral::Pccs::new(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let collateral = rt.block_on(pccs.fetch(&key)).map_err(|e| anyhow::anyhow!("cannot fetch the collateral: {e}"))?;
+    if let Some(path) = save {
+        std::fs::write(path, serde_json::to_vec_pretty(&collateral)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(collateral)
+}
+
 fn verify_quote(a: VerifyQuoteArgs, json: bool) -> Result<()> {
     let quote = read_quote(&a.quote)?;
-    let collateral = std::fs::read(&a.collateral)
-        .with_context(|| format!("cannot read the collateral {}", a.collateral.display()))?;
-    let collateral = dcap::parse_collateral(&collateral)?;
+    let collateral = match (&a.collateral, &a.pccs) {
+        (Some(path), _) => dcap::parse_collateral(
+            &std::fs::read(path).with_context(|| format!("cannot read the collateral {}", path.display()))?,
+        )?,
+        (None, Some(url)) => fetch_collateral(&quote, url, a.save_collateral.as_deref())?,
+        (None, None) => bail!("give --collateral FILE or --pccs URL"),
+    };
     let policy: TcbPolicy = match &a.policy {
         Some(p) => serde_json::from_slice(&std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)
             .with_context(|| format!("{} is not a TCB policy", p.display()))?,

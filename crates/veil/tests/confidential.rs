@@ -260,6 +260,24 @@ fn requests_the_sms_refuses_name_their_rule(b: Backend) {
     let (status, v) = http_post(&format!("{}/sms/sessions", sms.url), &body);
     assert_eq!(status, 403);
     assert!(v["error"].as_str().unwrap().contains("rule `quote`"), "{v}");
+
+    // An SMS keeping its own collateral ignores the enclave's: with its PCCS unreachable and nothing
+    // cached, the quote is refused by rule `collateral` (fail closed).
+    let sms = spawn(
+        &["sms", "--node", url, "--data-dir", d.join("sms3").to_str().unwrap(), "--pccs-url", "http://127.0.0.1:9"],
+        Stdio::null(),
+    );
+    let policy: Value = serde_json::from_slice(&http_get(&format!("{}/sms/policy", sms.url))).unwrap();
+    assert_eq!(policy["collateral"]["pccs"], "http://127.0.0.1:9", "{policy}");
+    let (_, nonce) = http_post(&format!("{}/sms/challenge", sms.url), &serde_json::json!({}));
+    let mut body = body;
+    if let veil_tee::Evidence::Tdx(q) = &mut body.evidence {
+        q.nonce = nonce["challenge"].as_str().unwrap().parse().unwrap();
+    }
+    let (status, v) = http_post(&format!("{}/sms/sessions", sms.url), &body);
+    assert_eq!(status, 403);
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("rule `collateral`") && e.contains("cannot reach"), "{v}");
 }
 
 /// A worker told to use TDX on a machine that is not a TD says so and refuses TEE tasks with the

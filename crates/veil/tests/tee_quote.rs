@@ -46,6 +46,15 @@ fn verify_quote_shows_the_verdict_and_fails_when_refused() {
     let (ok, v) = verify_quote("tdx_quote", "tdx_quote_collateral.json", &[]);
     assert!(!ok);
     assert!(v["error"].as_str().unwrap().contains("does not verify"), "{v}");
+    // Collateral from a PCCS that cannot be reached: an error saying so.
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(["tee", "verify-quote", concat!(env!("CARGO_MANIFEST_DIR"), "/../veil-tee/tests/dcap/tdx_quote")])
+        .args(["--pccs", "http://127.0.0.1:9", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!out.status.success());
+    assert!(v["error"].as_str().unwrap().contains("cannot fetch the collateral: cannot reach"), "{v}");
     // TDX evidence with SGX collateral.
     let (ok, v) = verify_quote("tdx_quote", "sgx_quote_collateral.json", &["--at", AT]);
     assert!(!ok && v["error"].as_str().unwrap().contains("does not verify"), "{v}");
