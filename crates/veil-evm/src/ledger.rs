@@ -499,6 +499,24 @@ impl Ledger for EvmLedger {
     async fn events(&self, from: u64) -> Result<Vec<BlockEvents>, SdkError> {
         Ok(self.events_and_head(from).await?.0)
     }
+
+    async fn transaction(&self, hash: &B256) -> Result<Option<Receipt>, SdkError> {
+        let r = self
+            .rpc
+            .provider
+            .get_transaction_receipt(*hash)
+            .await
+            .map_err(|e| EvmError::unreachable(&self.rpc.url, e))?;
+        let Some(r) = r else { return Ok(None) };
+        let d = &self.deployment;
+        let events = r.inner.logs().iter().filter_map(|log| convert::event(d, Address::ZERO, log)).collect();
+        Ok(Some(Receipt {
+            tx_hash: *hash,
+            block: r.block_number.unwrap_or_default(),
+            index: r.transaction_index.unwrap_or_default() as u32,
+            events,
+        }))
+    }
 }
 
 impl EvmLedger {

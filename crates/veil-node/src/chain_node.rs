@@ -408,7 +408,9 @@ pub async fn start(config: &NodeConfig, ledger: Arc<dyn Ledger>) -> Result<(Rout
     let node = ChainNode::open(&config.data_dir, ledger.clone()).await?;
     let followed = node.followed();
     tokio::spawn(node.clone().follow());
+    // The explorer indexes from where the services started following this chain.
+    let explorer = crate::explorer::start(ledger.clone(), node.clone(), followed);
     let lookup: Arc<dyn veil_sms::LedgerLookup> = Arc::new(veil_sms::ledger::Via(ledger));
-    let router = router(node).merge(crate::node::services(config, lookup)?);
+    let router = router(node).merge(crate::node::services(config, lookup)?).merge(explorer);
     Ok((router, followed))
 }

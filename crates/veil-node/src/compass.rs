@@ -23,7 +23,7 @@ const MAX_POOLS: usize = 10_000;
 
 /// Workerpool → its scheduler's API URL.
 #[derive(Default)]
-pub struct PoolApis(Mutex<HashMap<Address, String>>);
+pub struct PoolApis(pub(crate) Mutex<HashMap<Address, String>>);
 
 /// `POST /workerpools/{address}/api`.
 async fn announce<T: MarketHost>(

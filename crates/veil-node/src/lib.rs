@@ -15,6 +15,7 @@ pub mod book;
 pub mod chain_node;
 pub mod compass;
 pub mod dev;
+pub mod explorer;
 pub mod ledger;
 pub mod market;
 pub mod market_deals;

@@ -64,9 +64,11 @@ impl veil_sms::LedgerLookup for InProcessLedger {
     }
 }
 
-/// The node's full router: the ledger API, plus storage and SMS when embedded.
-pub fn router(shared: Arc<Shared>, config: &NodeConfig) -> Result<axum::Router, NodeError> {
-    let app = crate::api::router(shared.clone());
+/// The node's full router: the ledger API and the explorer (which reads the ledger through the
+/// node's own API at `node_url`), plus storage and SMS when embedded.
+pub fn router(shared: Arc<Shared>, config: &NodeConfig, node_url: &str) -> Result<axum::Router, NodeError> {
+    let ledger: Arc<dyn veil_sdk::Ledger> = Arc::new(veil_sdk::Client::new(node_url));
+    let app = crate::api::router(shared.clone()).merge(crate::explorer::start(ledger, shared.clone(), 0));
     if !config.embedded_services {
         return Ok(app);
     }
@@ -211,11 +213,11 @@ pub fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<
 /// Starts the node and serves the API until the process is stopped.
 pub async fn serve(config: NodeConfig, on_ready: impl FnOnce(SocketAddr, &OpenReport)) -> Result<(), NodeError> {
     let (shared, report) = start(&config)?;
-    let app = router(shared, &config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| NodeError::Bind { addr: config.listen, detail: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| NodeError::Bind { addr: config.listen, detail: e.to_string() })?;
+    let app = router(shared, &config, &format!("http://{addr}"))?;
     on_ready(addr, &report);
     axum::serve(nodelay(listener), app).await.map_err(|e| NodeError::Bind { addr, detail: e.to_string() })
 }

@@ -29,9 +29,9 @@ async fn spawn_node_at() -> (String, Client, tempfile::TempDir) {
         max_blob_size: 1 << 20,
     };
     let (shared, _) = start(&config).unwrap();
-    let app = veil_node::node::router(shared, &config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = veil_node::node::router(shared, &config, &url).unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url.clone(), Client::new(&url), dir)
 }
@@ -546,4 +546,113 @@ async fn iexecs_market_api_over_the_embedded_ledger() {
     let (status, v) = api.get(&format!("/65535/workerpools/{p}")).await;
     assert_eq!((status, v), (200, serde_json::json!({ "apiUrl": "http://sched:8648" })));
     assert_eq!(api.get(&format!("/1/workerpools/{p}")).await.0, 404, "another chain");
+}
+
+/// GETs `url` without following redirects: status, `Location`, body.
+async fn page(url: &str) -> (u16, String, String) {
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, location, r.text().await.unwrap())
+}
+
+/// The explorer over the embedded ledger, as plain HTTP (the browser test drives it in Chromium):
+/// pages show what the ledger holds; hostile input is escaped and bounded, and unknown ids are a
+/// "not found" page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explorer_pages_over_the_embedded_ledger() {
+    let (url, c, _dir) = spawn_node_at().await;
+    let d = c.chain().await.unwrap().domain;
+    let m = market(&c).await;
+    let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
+    let ds_o = AnyOrder::Dataset(m.dataset.clone());
+    c.publish(ds_o.clone(), Some(owner.sign_hash(&ds_o.typed_hash(&d)))).await.unwrap();
+    let call = Call::MatchOrders {
+        app_order: Signed::new(m.app.clone(), &dev, &d),
+        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, &d)),
+        workerpool_order: Signed::new(m.pool.clone(), &sched, &d),
+        request_order: Signed::new(m.request.clone(), &req, &d),
+    };
+    let r = c.send(&req, call).await.unwrap();
+    let dealid = r.events.iter().find_map(|e| match e {
+        Event::OrdersMatched { dealid, .. } => Some(*dealid),
+        _ => None,
+    });
+    let dealid = dealid.unwrap();
+    // The explorer indexes as blocks arrive: wait for the deal on the home page.
+    let started = std::time::Instant::now();
+    while !page(&format!("{url}/explorer")).await.2.contains(&format!("/explorer/deals/{dealid}")) {
+        assert!(started.elapsed() < Duration::from_secs(10), "the deal never reached the home page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dataset = format!("{:?}", m.dataset.dataset);
+    let long = "x".repeat(10_000);
+    let cases: Vec<(String, u16, Vec<String>, Vec<&str>)> = vec![
+        ("/".into(), 303, vec![], vec![]),
+        ("/explorer".into(), 200, vec!["Latest deals".into(), format!("{}", r.block)], vec![]),
+        (
+            format!("/explorer/deals/{dealid}"),
+            200,
+            vec![dealid.to_string(), "not started".into(), "page 1 of 1".into()],
+            vec![],
+        ),
+        (format!("/explorer/deals/{dealid}?page=99999999999999999999"), 200, vec!["page 1 of 1".into()], vec![]),
+        (
+            format!("/explorer/datasets/{dataset}"),
+            200,
+            vec!["Remaining uses".into(), ">6<".into(), "Deals that used it".into()],
+            vec![],
+        ),
+        (format!("/explorer/apps/{:?}", m.app.app), 200, vec!["Used by".into(), "1 deals".into()], vec![]),
+        (format!("/explorer/workerpools/{:?}", m.pool.workerpool), 200, vec!["not announced".into()], vec![]),
+        (
+            format!("/explorer/accounts/{:?}", req.address()),
+            200,
+            vec!["deposit".into(), "lock".into(), "100 RLC".into()],
+            vec![],
+        ),
+        (format!("/explorer/accounts/{:?}?page=-1", req.address()), 200, vec!["page 1 of".into()], vec![]),
+        (format!("/explorer/blocks/{}", r.block), 200, vec!["OrdersMatched".into()], vec![]),
+        (format!("/explorer/tx/{}", r.tx_hash), 200, vec!["OrdersMatched".into(), format!("#{}", r.block)], vec![]),
+        ("/explorer/blocks/99999999".into(), 404, vec!["Not found".into()], vec![]),
+        (format!("/explorer/tasks/{}", B256::repeat_byte(7)), 404, vec!["No task".into()], vec![]),
+        (
+            "/explorer/deals/%3Cscript%3Ealert(1)%3C%2Fscript%3E".into(),
+            404,
+            vec!["&lt;script&gt;alert(1)&lt;/script&gt;".into()],
+            vec!["<script>alert"],
+        ),
+        (
+            "/explorer/search?q=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E".into(),
+            404,
+            vec!["&lt;img src=x".into()],
+            vec!["<img src"],
+        ),
+        (format!("/explorer/search?q={long}"), 400, vec!["Search too long".into()], vec![]),
+        ("/explorer/nothing/here".into(), 404, vec!["Not found".into()], vec![]),
+        ("/explorer/assets/style.css".into(), 200, vec!["prefers-color-scheme".into()], vec![]),
+    ];
+    for (path, status, want, never) in cases {
+        let (got, _, body) = page(&format!("{url}{path}")).await;
+        assert_eq!(got, status, "{path}: {body}");
+        for w in &want {
+            assert!(body.contains(w.as_str()), "{path} lacks `{w}`: {body}");
+        }
+        for n in never {
+            assert!(!body.contains(n), "{path} contains `{n}` unescaped");
+        }
+        assert!(body.len() < 200_000, "{path}: a bounded page");
+    }
+    // Search: each kind of id leads to its page.
+    for (q, to) in [
+        (dealid.to_string(), format!("/explorer/deals/{dealid}")),
+        (r.tx_hash.to_string(), format!("/explorer/tx/{}", r.tx_hash)),
+        (dataset.clone(), format!("/explorer/datasets/{dataset}")),
+        (format!("{:?}", req.address()), format!("/explorer/accounts/{:?}", req.address())),
+        (format!("#{}", r.block), format!("/explorer/blocks/{}", r.block)),
+    ] {
+        let (status, location, _) = page(&format!("{url}/explorer/search?q={}", q.replace('#', "%23"))).await;
+        assert_eq!((status, location.as_str()), (303, to.as_str()), "search {q}");
+    }
 }

@@ -77,6 +77,9 @@ pub enum ReportOutcome {
     /// Contributed on the ledger; `results` is where the result is stored.
     Contributed {
         results: String,
+        /// The enclave platform a TEE task ran on (`sim`, `tdx`), as its evidence said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enclave: Option<String>,
     },
     Revealed,
     /// The run failed: the cause, for the requester's eyes; `retry` when another attempt could
@@ -127,6 +130,9 @@ pub struct Replicate {
     /// exited with, or none when the app did not get to exit.
     #[serde(default)]
     pub app_exit_code: Option<i32>,
+    /// The enclave platform a TEE run used (`sim`: no hardware protection), as the worker reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enclave: Option<String>,
 }
 
 /// One step in a task's or a replicate's life.

@@ -44,6 +44,7 @@ pub fn router(s: Arc<Scheduler>) -> Router {
         .route("/workers/report", post(report))
         .route("/workers/heartbeat", post(heartbeat))
         .route("/workers/logs", post(logs_upload))
+        .route("/workers", get(workers))
         .route("/tasks/{taskid}", get(task))
         .route("/tasks/{taskid}/logs", get(task_logs))
         .route("/tasks/logs/challenge", get(logs_challenge))
@@ -85,6 +86,11 @@ async fn report(State(s): S, h: HeaderMap, r: Result<Json<Report>, JsonRejection
     let r = parsed(r)?;
     s.report(w, &r).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /workers`: the workers that registered, and whether they are still heard from.
+async fn workers(State(s): S) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "workers": s.workers().await }))
 }
 
 async fn task(State(s): S, Path(id): Path<String>) -> Response {

@@ -50,6 +50,9 @@ struct Assigned {
     /// iExec's replicate statuses so far (kept across attempts).
     #[serde(default)]
     history: Vec<StatusChange>,
+    /// The enclave platform of a TEE run.
+    #[serde(default)]
+    enclave: Option<String>,
 }
 
 impl Assigned {
@@ -523,6 +526,24 @@ impl Scheduler {
         Ok(Session { token, heartbeat_ms })
     }
 
+    /// Registered workers: address, last heard from (unix ms) and `alive` or `silent` (past the
+    /// worker timeout).
+    pub async fn workers(&self) -> Vec<serde_json::Value> {
+        let inner = self.inner.lock().await;
+        let timeout = self.cfg.worker_timeout.as_millis() as u64;
+        let now = now_ms();
+        let mut out: Vec<serde_json::Value> = inner
+            .workers
+            .iter()
+            .map(|(w, i)| {
+                let status = if now.saturating_sub(i.last_seen_ms) <= timeout { "alive" } else { "silent" };
+                serde_json::json!({ "worker": w, "lastSeenMs": i.last_seen_ms, "status": status })
+            })
+            .collect();
+        out.sort_by(|a, b| a["worker"].as_str().cmp(&b["worker"].as_str()));
+        out
+    }
+
     pub async fn worker_of(&self, token: &str) -> Option<Address> {
         let mut inner = self.inner.lock().await;
         let w = *inner.tokens.get(token)?;
@@ -579,6 +600,18 @@ impl Scheduler {
         if r.outcome == ReportOutcome::Revealed && !inner.tasks.contains_key(&r.taskid) {
             return Ok(()); // finalized already
         }
+        // A TEE task contributed and finalized in one transaction is often done before its
+        // worker's report arrives: the enclave it ran on goes into the kept history.
+        if let ReportOutcome::Contributed { enclave: Some(e), .. } = &r.outcome
+            && !inner.tasks.contains_key(&r.taskid)
+        {
+            let kept: Option<TaskReplicates> = inner.store.history(&r.taskid)?;
+            if let Some(mut h) = kept {
+                h.replicates.iter_mut().filter(|x| x.worker == worker).for_each(|x| x.enclave = Some(e.clone()));
+                inner.store.put_history(&r.taskid, &h)?;
+                return Ok(());
+            }
+        }
         let t = inner
             .task_mut(&r.taskid)
             .ok_or_else(|| SchedulerError::Refused(format!("task {} is not scheduled here", r.taskid)))?;
@@ -592,9 +625,10 @@ impl Scheduler {
             .get_mut(&worker)
             .ok_or_else(|| SchedulerError::Refused(format!("task {} is not assigned to {worker}", r.taskid)))?;
         match &r.outcome {
-            ReportOutcome::Contributed { results } => {
+            ReportOutcome::Contributed { results, enclave } => {
                 a.contributed = true;
                 a.results = Some(results.clone());
+                a.enclave = enclave.clone();
                 mark(&mut a.history, "CONTRIBUTED", None);
             }
             ReportOutcome::Revealed => mark(&mut a.history, "REVEALED", None),
@@ -756,6 +790,7 @@ fn replicates_of(taskid: &B256, t: &TaskState) -> TaskReplicates {
             current_status: a.history.last().map(|c| c.status.clone()).unwrap_or_default(),
             status_update_list: a.history.clone(),
             app_exit_code: a.exit_code(),
+            enclave: a.enclave.clone(),
         })
         .collect();
     TaskReplicates {

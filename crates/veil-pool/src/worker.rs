@@ -478,7 +478,8 @@ impl Worker {
                 authorization_sign: a.authorization,
             };
             self.send(call).await.map_err(|e| fatal(format!("contributeAndFinalize: {e}")))?;
-            self.report(token, a, ReportOutcome::Contributed { results: out.results }).await;
+            let enclave = serde_json::to_value(out.platform).ok().and_then(|v| v.as_str().map(String::from));
+            self.report(token, a, ReportOutcome::Contributed { results: out.results, enclave }).await;
             tracing::info!(task = %a.taskid, digest = %out.digest, "contributed and finalized (TEE)");
             return Ok(());
         }
@@ -559,7 +560,7 @@ impl Worker {
             authorization_sign: a.authorization,
         };
         let receipt = self.send(call).await.map_err(|e| format!("contribute: {e}"))?;
-        self.report(token, a, ReportOutcome::Contributed { results: results.to_string() }).await;
+        self.report(token, a, ReportOutcome::Contributed { results: results.to_string(), enclave: None }).await;
         let consensus_now = receipt.events.iter().find_map(|e| match e {
             Event::TaskConsensus { taskid, consensus } if *taskid == a.taskid => Some(*consensus),
             _ => None,

@@ -89,6 +89,8 @@ pub trait Ledger: Send + Sync {
     /// The events of blocks `from..` and then of every new block, as they come (Veil's node pushes
     /// them; an EVM chain is polled). Blocks without events may be left out.
     async fn follow(&self, from: u64) -> Result<BoxStream<'static, Result<BlockEvents, SdkError>>, SdkError>;
+    /// The transaction `hash` once mined: its block, position and events (`None`: unknown here).
+    async fn transaction(&self, hash: &B256) -> Result<Option<Receipt>, SdkError>;
 }
 
 #[async_trait::async_trait]
@@ -137,6 +139,13 @@ impl Ledger for Client {
                 })
             })
             .boxed())
+    }
+    async fn transaction(&self, hash: &B256) -> Result<Option<Receipt>, SdkError> {
+        match Client::receipt(self, hash).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.kind() == Some("not_found") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
     async fn events(&self, from: u64) -> Result<Vec<BlockEvents>, SdkError> {
         let head = Client::chain(self).await?.head;

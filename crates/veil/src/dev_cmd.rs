@@ -188,7 +188,7 @@ async fn start_ledger(o: &NetOptions) -> Result<LedgerPart> {
     match o.chain {
         ChainKind::Embedded => {
             let (shared, report) = veil_node::start(&config)?;
-            let router = veil_node::node::router(shared, &config)?;
+            let router = veil_node::node::router(shared, &config, &node)?;
             tokio::spawn(async move { axum::serve(veil_node::node::nodelay(listener), router).await });
             let ledger = Arc::new(Client::new(&node));
             Ok(LedgerPart { node, ledger, head: report.head, anvil: None, evm: None, hub: None })

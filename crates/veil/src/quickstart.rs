@@ -23,7 +23,8 @@ pub struct QuickstartArgs {
     /// dishonest worker).
     #[arg(long)]
     core: bool,
-    /// Keep the temporary network's folder (printed at the end) instead of removing it.
+    /// Keep the network running after the task (until Ctrl-C) and its folder afterwards; prints the
+    /// explorer page of the task.
     #[arg(long)]
     keep: bool,
     /// The ledger: Veil's embedded one, or iExec's PoCo contracts on a local anvil.
@@ -63,7 +64,8 @@ pub fn run(a: QuickstartArgs, json: bool) -> Result<()> {
         .interpreter("python3")
         .context("the sample iApp is a Python script: install python3 (or try `veil quickstart --core`)")?;
     let dir = tempfile::Builder::new().prefix("veil-quickstart-").tempdir()?;
-    let mut story = Story { json, clock: Instant::now(), started: Instant::now(), steps: vec![], chain: a.chain };
+    let mut story =
+        Story { json, clock: Instant::now(), started: Instant::now(), steps: vec![], chain: a.chain, keep: a.keep };
     if !json {
         println!("Veil quickstart: a whole network on this machine, then one confidential task through it.");
     }
@@ -72,7 +74,7 @@ pub fn run(a: QuickstartArgs, json: bool) -> Result<()> {
     if a.keep {
         let _ = dir.keep();
     }
-    let mut v = result?;
+    let (mut v, running) = result?;
     v["steps"] = json!(story.steps);
     v["seconds"] = json!(story.started.elapsed().as_secs_f64());
     if a.keep {
@@ -83,8 +85,20 @@ pub fn run(a: QuickstartArgs, json: bool) -> Result<()> {
     } else {
         println!("done in {:.2} s", story.started.elapsed().as_secs_f64());
     }
+    if let Some(wait) = running {
+        if !json {
+            println!("Explorer: {}", v["explorer"].as_str().unwrap_or_default());
+            println!("The network keeps running (folder {}); Ctrl-C stops it.", dir_path.display());
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        wait();
+    }
     Ok(())
 }
+
+/// Keeps a `--keep` network up until Ctrl-C, then stops it.
+type Running = Box<dyn FnOnce()>;
 
 struct Story {
     json: bool,
@@ -92,6 +106,7 @@ struct Story {
     started: Instant,
     steps: Vec<Value>,
     chain: ChainKind,
+    keep: bool,
 }
 
 struct Party {
@@ -109,7 +124,7 @@ impl Story {
         self.clock = Instant::now();
     }
 
-    fn tell(&mut self, dir: &Path) -> Result<Value> {
+    fn tell(&mut self, dir: &Path) -> Result<(Value, Option<Running>)> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let opts = NetOptions {
             dir: dir.join("network"),
@@ -192,11 +207,7 @@ impl Story {
 
         let after = rt.block_on(balances(l, &parties))?;
         let table = self.balances(&parties, &before, &after)?;
-        if let Some(mut anvil) = net.anvil {
-            anvil.stop();
-        }
-        rt.shutdown_background();
-        Ok(json!({
+        let v = json!({
             "network": { "node": net.node, "scheduler": net.scheduler, "workerpool": net.workerpool },
             "dataset": dataset,
             "app": app,
@@ -204,7 +215,27 @@ impl Story {
             "taskid": task,
             "result": text,
             "balances": table,
-        }))
+            "explorer": format!("{}/explorer/tasks/{task}", net.node),
+        });
+        let mut anvil = net.anvil;
+        let stop = move || {
+            if let Some(a) = anvil.as_mut() {
+                a.stop();
+            }
+            rt.shutdown_background();
+        };
+        if self.keep {
+            let wait = move || {
+                let _ = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|r| r.block_on(tokio::signal::ctrl_c()));
+                stop();
+            };
+            return Ok((v, Some(Box::new(wait))));
+        }
+        stop();
+        Ok((v, None))
     }
 
     /// Prints the table of balances and checks that RLC moved between the parties only.
