@@ -356,7 +356,7 @@ fn announce(net: &Network, a: &DevArgs, dir: &Path, json: bool) {
     if json {
         println!(
             "{}",
-            json!({ "ready": true, "url": node, "scheduler": sched, "workerpool": pool, "workers": a.workers, "dataDir": dir, "head": head, "devAccounts": accounts, "chain": net.chain.to_possible_value().map(|v| v.get_name().to_string()), "rpc": net.anvil.as_ref().map(|a| a.url.clone()), "hub": net.hub })
+            json!({ "ready": true, "url": node, "scheduler": sched, "workerpool": pool, "workers": a.workers, "dataDir": dir, "head": head, "devAccounts": accounts, "chain": net.chain.to_possible_value().map(|v| v.get_name().to_string()), "rpc": net.anvil.as_ref().map(|a| a.url.clone()), "hub": net.hub, "explorer": format!("{node}/explorer") })
         );
     } else {
         println!("veil dev: a whole network in this process (data {}, head block {head})", dir.display());
@@ -366,6 +366,7 @@ fn announce(net: &Network, a: &DevArgs, dir: &Path, json: bool) {
         } else {
             println!("  node, storage, SMS  {node}   (SMS in dev mode: `sim` enclaves, {})", veil_tee::SIM_NOTICE);
         }
+        println!("  explorer            {node}/explorer");
         println!("  scheduler           {sched}   workerpool {pool}");
         println!("  workers             {} × {} slots (dev accounts {FIRST_WORKER_ACCOUNT}…)", a.workers, a.slots);
         println!("  pool orders         category 0, price 0, standard and TEE, kept published");

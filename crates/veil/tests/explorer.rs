@@ -214,6 +214,14 @@ fn explore(chain: &str) {
     assert_eq!(earned, json!("2 RLC"), "the dataset's price, once: {page}");
     b.screenshot("dataset");
 
+    // On a phone's width the task page still fits: no sideways scrolling of the page itself.
+    b.call("POST", "/window/rect", json!({ "width": 390, "height": 844 }));
+    b.go(&format!("{node}/explorer/tasks/{taskid}"));
+    let fits = b.eval("return document.documentElement.scrollWidth <= window.innerWidth + 1", json!([]));
+    assert_eq!(fits, json!(true), "the task page overflows a 390 px wide screen");
+    b.screenshot("phone-task");
+    b.call("POST", "/window/rect", json!({ "width": 1200, "height": 1400 }));
+
     // Live: a new deal shows up on the open home page, with no reload.
     b.go(&format!("{node}/explorer"));
     b.eval("window.__sameDocument = true", json!([]));
