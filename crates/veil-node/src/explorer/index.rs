@@ -1,8 +1,9 @@
 //! What the explorer remembers as blocks arrive, beyond what the ledger answers directly: recent
 //! blocks, deals and tasks, each task's timeline, which deals used an asset, when assets were
 //! registered, accounts' money movements, what datasets and apps earned, and per-minute throughput.
-//! Pure: blocks (with the deals and task→deal links the follower looked up) in, state out. Every
-//! list is bounded, so a long-running node's memory is too.
+//! Pure: blocks (with the deals and task→deal links the follower looked up) in, state out. Lists
+//! and the task and deal tables are bounded (the oldest forgotten first); per-account and per-asset
+//! entries grow with the number of accounts and assets.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use veil_core::events::Event;
@@ -18,6 +19,10 @@ pub const PER_KEY: usize = 500;
 pub const MINUTES: usize = 60;
 /// Blocks whose events are kept whole, for block pages.
 pub const KEPT_BLOCKS: usize = 500;
+/// Tasks and deals remembered (timelines, deals' parties); the oldest are forgotten first, and
+/// their pages then show what the ledger alone says.
+pub const MAX_TASKS: usize = 200_000;
+pub const MAX_DEALS: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRow {
@@ -100,6 +105,9 @@ pub struct Index {
     pub block_events: VecDeque<BlockEvents>,
     /// The block the follower started from.
     pub first: Option<u64>,
+    /// Tasks and deals in the order they were first seen, for forgetting the oldest.
+    task_order: VecDeque<B256>,
+    deal_order: VecDeque<B256>,
 }
 
 fn push_bounded<T>(q: &mut VecDeque<T>, v: T, max: usize) {
@@ -132,9 +140,37 @@ impl Index {
         }
     }
 
+    /// The task's row, made (and the oldest forgotten past [`MAX_TASKS`]) when new.
+    fn task_row(&mut self, taskid: &B256) -> &mut TaskRow {
+        if !self.tasks.contains_key(taskid) {
+            self.task_order.push_back(*taskid);
+            while self.task_order.len() > MAX_TASKS {
+                if let Some(old) = self.task_order.pop_front() {
+                    self.tasks.remove(&old);
+                }
+            }
+        }
+        self.tasks.entry(*taskid).or_default()
+    }
+
     fn step(&mut self, taskid: &B256, status: &'static str, at: (u64, u64), worker: Option<Address>) {
-        let row = self.tasks.entry(*taskid).or_default();
-        row.steps.push(Step { status, block: at.0, timestamp: at.1, worker });
+        let row = self.task_row(taskid);
+        // A task reopened many times still has a bounded timeline.
+        if row.steps.len() < 256 {
+            row.steps.push(Step { status, block: at.0, timestamp: at.1, worker });
+        }
+    }
+
+    fn remember_deal(&mut self, dealid: &B256, d: &Deal) {
+        if self.deals.insert(*dealid, d.clone()).is_none() {
+            self.deal_order.push_back(*dealid);
+            while self.deal_order.len() > MAX_DEALS {
+                if let Some(old) = self.deal_order.pop_front() {
+                    self.deals.remove(&old);
+                    self.completed.remove(&old);
+                }
+            }
+        }
     }
 
     fn move_money(
@@ -185,12 +221,12 @@ impl Index {
                             push_bounded(self.deals_of.entry(asset).or_default(), *dealid, PER_KEY);
                         }
                     }
-                    self.deals.insert(*dealid, d.clone());
+                    self.remember_deal(dealid, d);
                 }
             }
             Event::TaskInitialize { taskid, .. } => {
                 push_bounded(&mut self.recent_tasks, *taskid, RECENT);
-                self.tasks.entry(*taskid).or_default().dealid = task_deals.get(taskid).copied();
+                self.task_row(taskid).dealid = task_deals.get(taskid).copied();
                 self.step(taskid, "INITIALIZED", at, None);
             }
             Event::TaskContribute { taskid, worker, .. } => self.step(taskid, "CONTRIBUTED", at, Some(*worker)),
@@ -234,5 +270,103 @@ impl Index {
         (now_minute.saturating_sub(n - 1)..=now_minute)
             .map(|m| (m, self.minutes.get(&m).copied().unwrap_or_default()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use veil_core::Nrlc;
+    use veil_core::state::DealAsset;
+
+    fn deal(dataset: Address, owner: Address) -> Deal {
+        let asset = |pointer: Address, price: u64| DealAsset { pointer, owner, price: Nrlc(U256::from(price)) };
+        Deal {
+            app: asset(Address::repeat_byte(1), 5),
+            dataset: asset(dataset, 3),
+            workerpool: asset(Address::repeat_byte(3), 7),
+            trust: U256::from(1),
+            category: 0,
+            tag: B256::ZERO,
+            requester: Address::repeat_byte(4),
+            beneficiary: Address::repeat_byte(4),
+            callback: Address::ZERO,
+            params: String::new(),
+            start_time: 60,
+            bot_first: U256::ZERO,
+            bot_size: U256::from(1),
+            worker_stake: Nrlc(U256::ZERO),
+            scheduler_reward_ratio: 1,
+            sponsor: Address::repeat_byte(4),
+            app_order_hash: B256::ZERO,
+            dataset_order_hash: B256::ZERO,
+            workerpool_order_hash: B256::ZERO,
+            request_order_hash: B256::ZERO,
+        }
+    }
+
+    fn block(n: u64, events: Vec<Event>) -> BlockEvents {
+        BlockEvents { block: n, timestamp: 600 + n, events }
+    }
+
+    #[test]
+    fn a_task_from_match_to_payment() {
+        let (dealid, taskid, worker, owner) =
+            (B256::repeat_byte(9), B256::repeat_byte(8), Address::repeat_byte(7), Address::repeat_byte(6));
+        let dataset = Address::repeat_byte(2);
+        let mut i = Index::default();
+        let deals = HashMap::from([(dealid, deal(dataset, owner))]);
+        let task_deals = HashMap::from([(taskid, dealid)]);
+        let matched = Event::OrdersMatched {
+            dealid,
+            app_hash: B256::ZERO,
+            dataset_hash: B256::ZERO,
+            workerpool_hash: B256::ZERO,
+            request_hash: B256::ZERO,
+            volume: U256::from(1),
+        };
+        i.apply(&block(1, vec![Event::DatasetCreated { dataset, owner }]), &deals, &task_deals);
+        i.apply(
+            &block(2, vec![matched, Event::TaskInitialize { taskid, workerpool: Address::repeat_byte(3) }]),
+            &deals,
+            &task_deals,
+        );
+        let done = vec![
+            Event::TaskContribute { taskid, worker, hash: B256::ZERO },
+            Event::TaskConsensus { taskid, consensus: B256::ZERO },
+            Event::TaskReveal { taskid, worker, digest: B256::ZERO },
+            Event::TaskFinalize { taskid, results: Default::default() },
+            Event::Reward { owner, amount: Nrlc(U256::from(3)), taskid },
+        ];
+        i.apply(&block(3, done), &deals, &task_deals);
+        let t = &i.tasks[&taskid];
+        let steps: Vec<&str> = t.steps.iter().map(|s| s.status).collect();
+        assert_eq!(steps, ["INITIALIZED", "CONTRIBUTED", "CONSENSUS_REACHED", "REVEALED", "COMPLETED"]);
+        assert_eq!((t.status(), t.dealid), ("COMPLETED", Some(dealid)));
+        assert_eq!(t.steps[1].worker, Some(worker));
+        assert_eq!(i.earned[&dataset], U256::from(3), "the dataset's price, once");
+        assert_eq!(i.earned[&Address::repeat_byte(1)], U256::from(5), "the app's");
+        assert_eq!(i.completed[&dealid], 1);
+        assert_eq!(i.deals_of[&dataset], [dealid]);
+        assert_eq!(i.registered[&dataset], (1, 601));
+        assert_eq!(i.movements[&owner].back().map(|m| (m.kind, m.amount)), Some(("reward", U256::from(3))));
+        let minute = i.throughput(603 / 60, 2);
+        assert_eq!(minute.last().map(|(_, m)| (m.tasks, m.paid)), Some((1, U256::from(3))));
+        assert_eq!((i.head, i.events_seen, i.block_events.len()), (3, 8, 3));
+    }
+
+    #[test]
+    fn lists_and_tables_stay_bounded() {
+        let mut i = Index::default();
+        let (no_deals, no_links) = (HashMap::new(), HashMap::new());
+        for n in 0..(MAX_TASKS as u64 + 10) {
+            let taskid = B256::from(U256::from(n));
+            i.apply(&block(n, vec![Event::TaskInitialize { taskid, workerpool: Address::ZERO }]), &no_deals, &no_links);
+        }
+        assert_eq!(i.tasks.len(), MAX_TASKS);
+        assert!(!i.tasks.contains_key(&B256::ZERO), "the oldest task is forgotten first");
+        assert_eq!((i.blocks.len(), i.recent_tasks.len(), i.block_events.len()), (RECENT, RECENT, KEPT_BLOCKS));
+        assert!(i.keeps_block(MAX_TASKS as u64) && !i.keeps_block(3));
+        assert!(i.minutes.len() <= MINUTES + 1);
     }
 }
