@@ -56,6 +56,17 @@ struct Market {
     request: RequestOrder,
 }
 
+/// The market's four orders matched, each signed by its owner (dev accounts 1–4).
+fn match_all(m: &Market, d: &veil_core::Domain) -> Call {
+    let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
+    Call::MatchOrders {
+        app_order: Signed::new(m.app.clone(), &dev, d),
+        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, d)),
+        workerpool_order: Signed::new(m.pool.clone(), &sched, d),
+        request_order: Signed::new(m.request.clone(), &req, d),
+    }
+}
+
 async fn market(c: &Client) -> Market {
     let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
     for k in [&dev, &owner, &sched, &req] {
@@ -176,12 +187,7 @@ async fn market_flow_through_the_api() {
     let mut events = Box::pin(c.events(1).await.unwrap());
 
     // Match: the book follows the consumed volume.
-    let call = Call::MatchOrders {
-        app_order: Signed::new(m.app.clone(), &dev, &d),
-        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, &d)),
-        workerpool_order: Signed::new(m.pool.clone(), &sched, &d),
-        request_order: Signed::new(m.request.clone(), &req, &d),
-    };
+    let call = match_all(&m, &d);
     let r = c.send(&req, call).await.unwrap();
     let dealid = r
         .events
@@ -497,12 +503,7 @@ async fn iexecs_market_api_over_the_embedded_ledger() {
     assert_eq!(api.get(&format!("/datasetorders/{app_hash}?chainId=65535")).await.0, 404, "not a dataset order");
 
     // A deal, as the market lists it (filters by order hash, requester, owner).
-    let call = Call::MatchOrders {
-        app_order: Signed::new(m.app.clone(), &dev, &d),
-        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, &d)),
-        workerpool_order: Signed::new(m.pool.clone(), &sched, &d),
-        request_order: Signed::new(m.request.clone(), &req, &d),
-    };
+    let call = match_all(&m, &d);
     c.send(&req, call).await.unwrap();
     let (_, deals) = api.get(&format!("/deals?chainId=65535&apporderHash={app_hash}")).await;
     assert_eq!(deals["count"], 1, "{deals}");
@@ -565,15 +566,10 @@ async fn the_explorer_pages_over_the_embedded_ledger() {
     let (url, c, _dir) = spawn_node_at().await;
     let d = c.chain().await.unwrap().domain;
     let m = market(&c).await;
-    let (dev, owner, sched, req) = (dev_key(1), dev_key(2), dev_key(3), dev_key(4));
+    let (owner, req) = (dev_key(2), dev_key(4));
     let ds_o = AnyOrder::Dataset(m.dataset.clone());
     c.publish(ds_o.clone(), Some(owner.sign_hash(&ds_o.typed_hash(&d)))).await.unwrap();
-    let call = Call::MatchOrders {
-        app_order: Signed::new(m.app.clone(), &dev, &d),
-        dataset_order: Some(Signed::new(m.dataset.clone(), &owner, &d)),
-        workerpool_order: Signed::new(m.pool.clone(), &sched, &d),
-        request_order: Signed::new(m.request.clone(), &req, &d),
-    };
+    let call = match_all(&m, &d);
     let r = c.send(&req, call).await.unwrap();
     let dealid = r.events.iter().find_map(|e| match e {
         Event::OrdersMatched { dealid, .. } => Some(*dealid),
