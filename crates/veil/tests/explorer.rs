@@ -222,14 +222,17 @@ fn explore(chain: &str) {
     b.screenshot("phone-task");
     b.call("POST", "/window/rect", json!({ "width": 1200, "height": 1400 }));
 
-    // Live: a new deal shows up on the open home page, with no reload.
+    // Live: a new deal and its task show up on the open home page, with no reload.
     b.go(&format!("{node}/explorer"));
     b.eval("window.__sameDocument = true", json!([]));
     let app = q["app"].as_str().unwrap();
     common::ok(&node, &["account", "deposit", "10 RLC", "--dev-account", "4"]);
     let r = common::ok(&node, &["run", app, "--tee", "--args", "live", "--dev-account", "4", "--no-watch"]);
-    let new_deal = r["dealid"].as_str().unwrap_or_else(|| panic!("no deal: {r}"));
-    b.wait_for("document.querySelector(arguments[0])", json!([format!("a[href='/explorer/deals/{new_deal}']")]));
+    let new_deal: veil_core::B256 = r["dealid"].as_str().unwrap_or_else(|| panic!("no deal: {r}")).parse().unwrap();
+    let new_task = veil_core::state::task_id(&new_deal, veil_core::U256::ZERO);
+    for link in [format!("a[href='/explorer/deals/{new_deal}']"), format!("a[href='/explorer/tasks/{new_task}']")] {
+        b.wait_for("document.querySelector(arguments[0])", json!([link]));
+    }
     assert_eq!(b.eval("return window.__sameDocument === true", json!([])), json!(true), "the page was not reloaded");
     b.screenshot("home-live");
 
