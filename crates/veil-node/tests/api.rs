@@ -600,7 +600,7 @@ async fn the_explorer_pages_over_the_embedded_ledger() {
             vec!["Remaining uses".into(), ">6<".into(), "Deals that used it".into()],
             vec![],
         ),
-        (format!("/explorer/apps/{:?}", m.app.app), 200, vec!["Used by".into(), "1 deals".into()], vec![]),
+        (format!("/explorer/apps/{:?}", m.app.app), 200, vec!["Used by".into(), "1 deal<".into()], vec![]),
         (format!("/explorer/workerpools/{:?}", m.pool.workerpool), 200, vec!["not announced".into()], vec![]),
         (
             format!("/explorer/accounts/{:?}", req.address()),

@@ -478,7 +478,7 @@ impl Worker {
                 authorization_sign: a.authorization,
             };
             self.send(call).await.map_err(|e| fatal(format!("contributeAndFinalize: {e}")))?;
-            let enclave = serde_json::to_value(out.platform).ok().and_then(|v| v.as_str().map(String::from));
+            let enclave = platform_name(out.platform);
             self.report(token, a, ReportOutcome::Contributed { results: out.results, enclave }).await;
             tracing::info!(task = %a.taskid, digest = %out.digest, "contributed and finalized (TEE)");
             return Ok(());
@@ -486,7 +486,14 @@ impl Worker {
         let (tell, consensus_event) = oneshot::channel();
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).insert(a.taskid, tell);
         let r = self
-            .contribute_and_reveal(a, token, &out.digest, &out.results, Some(out.enclave_sign), consensus_event)
+            .contribute_and_reveal(
+                a,
+                token,
+                &out.digest,
+                &out.results,
+                Some((out.enclave_sign, platform_name(out.platform).unwrap_or_default())),
+                consensus_event,
+            )
             .await;
         self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&a.taskid);
         r.map_err(fatal)
@@ -545,7 +552,8 @@ impl Worker {
         token: &str,
         digest: &B256,
         results: &str,
-        enclave_sign: Option<veil_core::Signature>,
+        // A TEE run: the enclave's signature and the platform it ran on.
+        enclave: Option<(veil_core::Signature, String)>,
         consensus_event: oneshot::Receiver<Result<B256, String>>,
     ) -> Result<(), String> {
         let digest = *digest;
@@ -556,11 +564,12 @@ impl Worker {
             result_hash: rh,
             result_seal: result_seal(&me, &a.taskid, &digest),
             enclave_challenge: a.enclave_challenge,
-            enclave_sign,
+            enclave_sign: enclave.as_ref().map(|(s, _)| *s),
             authorization_sign: a.authorization,
         };
         let receipt = self.send(call).await.map_err(|e| format!("contribute: {e}"))?;
-        self.report(token, a, ReportOutcome::Contributed { results: results.to_string(), enclave: None }).await;
+        let platform = enclave.map(|(_, p)| p);
+        self.report(token, a, ReportOutcome::Contributed { results: results.to_string(), enclave: platform }).await;
         let consensus_now = receipt.events.iter().find_map(|e| match e {
             Event::TaskConsensus { taskid, consensus } if *taskid == a.taskid => Some(*consensus),
             _ => None,
@@ -672,4 +681,9 @@ pub fn zip_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
         z.write_all(&data)?;
     }
     Ok(z.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// `sim`, `sgx` or `tdx`, as the scheduler reports it.
+fn platform_name(p: veil_tee::Platform) -> Option<String> {
+    serde_json::to_value(p).ok().and_then(|v| v.as_str().map(String::from))
 }

@@ -340,6 +340,7 @@ fn asset_sections(x: &Explorer, a: &Address) -> (String, String, u64) {
                     let d = i.deals.get(id);
                     vec![
                         deal_link(id),
+                        d.map_or(String::new(), |d| addr_link("apps", &d.app.pointer)),
                         d.map_or(String::new(), |d| addr_link("accounts", &d.requester)),
                         d.map_or(String::new(), |d| d.bot_size.to_string()),
                         i.completed.get(id).copied().unwrap_or(0).to_string(),
@@ -351,9 +352,17 @@ fn asset_sections(x: &Explorer, a: &Address) -> (String, String, u64) {
         .unwrap_or_default();
     let used = i.deals_of.get(a).map_or(0, |d| d.len() as u64);
     drop(i);
-    let deals =
-        table("Deals that used it", &["Deal", "Requester", "Volume", "Completed", "Started"], &deals, "No deal yet.");
+    let deals = table(
+        "Deals that used it",
+        &["Deal", "App", "Requester", "Volume", "Completed", "Started"],
+        &deals,
+        "No deal yet.",
+    );
     (registered, deals, used)
+}
+
+fn deals_count(n: u64) -> String {
+    if n == 1 { "1 deal".into() } else { format!("{n} deals") }
 }
 
 fn orders_table(x: &Explorer, a: &Address, remaining_label: &str) -> String {
@@ -430,7 +439,7 @@ pub async fn app(x: &Explorer, a: &Address) -> Response {
         ("Location", format!("<code>{}</code>", esc(&html::clip(&app.multiaddr, 200)))),
         ("Checksum", format!("<code>{}</code>", app.checksum)),
         ("Registered", registered),
-        ("Used by", format!("{used} deals")),
+        ("Used by", deals_count(used)),
         ("Earned its owner", rlc(earned)),
     ]);
     let body = format!("<h1>App {}</h1>{info}{}{deals}", esc(&app.name), orders_table(x, a, "Remaining"));
@@ -453,7 +462,7 @@ pub async fn dataset(x: &Explorer, a: &Address) -> Response {
         ("Checksum", format!("<code>{}</code>", ds.checksum)),
         ("Registered", registered),
         ("Remaining uses", format!(r#"<strong id="remaining-uses">{remaining}</strong> (over its published orders)"#)),
-        ("Used by", format!("{used} deals")),
+        ("Used by", deals_count(used)),
         ("Earned its owner", format!(r#"<strong id="earned">{}</strong>"#, rlc(earned))),
     ]);
     let body = format!("<h1>Dataset {}</h1>{info}{}{deals}", esc(&ds.name), orders_table(x, a, "Remaining uses"));
@@ -483,7 +492,7 @@ pub async fn workerpool(x: &Explorer, a: &Address) -> Response {
                 .map_or("<span class=\"muted\">not announced</span>".into(), |u| format!("<code>{}</code>", esc(u))),
         ),
         ("Registered", registered),
-        ("Used by", format!("{used} deals")),
+        ("Used by", deals_count(used)),
     ]);
     let body = format!(
         "<h1>Workerpool {}</h1>{info}{workers}{}{deals}",
