@@ -566,7 +566,7 @@ async fn the_explorer_pages_over_the_embedded_ledger() {
     let (url, c, _dir) = spawn_node_at().await;
     let d = c.chain().await.unwrap().domain;
     let m = market(&c).await;
-    let (owner, req) = (dev_key(2), dev_key(4));
+    let (owner, sched, req) = (dev_key(2), dev_key(3), dev_key(4));
     let ds_o = AnyOrder::Dataset(m.dataset.clone());
     c.publish(ds_o.clone(), Some(owner.sign_hash(&ds_o.typed_hash(&d)))).await.unwrap();
     let call = match_all(&m, &d);
@@ -640,6 +640,38 @@ async fn the_explorer_pages_over_the_embedded_ledger() {
         }
         assert!(body.len() < 200_000, "{path}: a bounded page");
     }
+    // A pool's owner announces a "scheduler" that answers 4 MB: the explorer reads at most 1 MB of
+    // it and says the scheduler did not answer; a well-behaved one is listed.
+    let huge = format!(
+        r#"{{"workers":[{}]}}"#,
+        vec![r#"{"worker":"0x0000000000000000000000000000000000000001","status":"alive"}"#; 55_000].join(",")
+    );
+    assert!(huge.len() > 4_000_000);
+    let small = r#"{"workers":[{"worker":"0x00000000000000000000000000000000000000aa","status":"alive"}]}"#.to_string();
+    for (answer, want) in [(huge, "The scheduler did not answer"), (small, "0x000000…00aa")] {
+        let app = axum::Router::new().route(
+            "/workers",
+            axum::routing::get(move || {
+                let a = answer.clone();
+                async move { a }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let pool = m.pool.workerpool;
+        let message = veil_sdk::pool_api_message(&pool, &api, now);
+        let body = serde_json::json!({ "url": api, "timestamp": now, "signature": sched.sign_message_hash(&message) });
+        let r =
+            reqwest::Client::new().post(format!("{url}/workerpools/{pool:?}/api")).json(&body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let (status, _, page_body) = page(&format!("{url}/explorer/workerpools/{pool:?}")).await;
+        assert_eq!(status, 200);
+        assert!(page_body.contains(want), "{want}: {}", &page_body[..page_body.len().min(3000)]);
+        assert!(page_body.len() < 200_000);
+    }
+
     // Search: each kind of id leads to its page.
     for (q, to) in [
         (dealid.to_string(), format!("/explorer/deals/{dealid}")),

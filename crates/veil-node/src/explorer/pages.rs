@@ -284,11 +284,27 @@ struct Replicate {
 /// What the pool's scheduler says of the task's replicates (None: no API announced or no answer).
 async fn replicates(x: &Explorer, pool: &Address, id: &B256) -> Option<Replicates> {
     let api = x.host.pool_api(pool)?;
-    let r = x.http.get(format!("{api}/tasks/{id}")).send().await.ok()?;
-    if !r.status().is_success() {
+    scheduler_json(x, &format!("{api}/tasks/{id}")).await
+}
+
+/// Most bytes read from a scheduler's answer (its URL is whatever the pool's owner announced).
+const MAX_SCHEDULER_ANSWER: usize = 1 << 20;
+
+/// A scheduler's JSON answer at `url`: `None` when it fails, is not JSON of that shape, or is
+/// larger than [`MAX_SCHEDULER_ANSWER`] (read no further).
+async fn scheduler_json<T: serde::de::DeserializeOwned>(x: &Explorer, url: &str) -> Option<T> {
+    let mut r = x.http.get(url).send().await.ok()?;
+    if !r.status().is_success() || r.content_length().is_some_and(|n| n > MAX_SCHEDULER_ANSWER as u64) {
         return None;
     }
-    r.json().await.ok()
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_SCHEDULER_ANSWER {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).ok()
 }
 
 /// The enclave a TEE task ran in, loudly when it was simulated.
@@ -504,10 +520,7 @@ pub async fn workerpool(x: &Explorer, a: &Address) -> Response {
 
 /// The pool's workers, as its scheduler lists them (`GET /workers`).
 async fn workers(x: &Explorer, api: &str) -> String {
-    let list: Option<serde_json::Value> = match x.http.get(format!("{api}/workers")).send().await {
-        Ok(r) if r.status().is_success() => r.json().await.ok(),
-        _ => None,
-    };
+    let list: Option<serde_json::Value> = scheduler_json(x, &format!("{api}/workers")).await;
     let Some(list) = list else {
         return r#"<section><h2>Workers</h2><p class="muted">The scheduler did not answer.</p></section>"#.into();
     };
