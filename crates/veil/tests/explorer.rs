@@ -199,6 +199,13 @@ fn explore(chain: &str) {
     assert!(deal.contains(dealid) && deal.contains("COMPLETED") && deal.contains("Request order"), "{deal}");
     b.screenshot("deal");
     b.click(&format!("a[href='/explorer/tasks/{taskid}']"));
+    // The worker reports its enclave's platform to the scheduler just after the task completed on
+    // the ledger: until then the page says "not reported yet". Look again for up to 10 s.
+    let started = Instant::now();
+    while b.text().contains("not reported yet") && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        b.go(&format!("{node}/explorer/tasks/{taskid}"));
+    }
     let task = b.text();
     for want in [taskid, "COMPLETED", "Simulated enclave: no hardware protection", "INITIALIZED", "Timeline"] {
         assert!(task.contains(want), "the task page lacks `{want}`: {task}");
