@@ -82,6 +82,11 @@ pub enum ReportOutcome {
         enclave: Option<String>,
     },
     Revealed,
+    /// A TEE run's enclave produced its result on this platform (`sim`, `tdx`), as its evidence
+    /// said; sent before the contribution, while the task is surely still the scheduler's.
+    Enclave {
+        platform: String,
+    },
     /// The run failed: the cause, for the requester's eyes; `retry` when another attempt could
     /// succeed (a download or the node failed, not the app).
     Failed {

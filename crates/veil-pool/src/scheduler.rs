@@ -628,10 +628,13 @@ impl Scheduler {
             ReportOutcome::Contributed { results, enclave } => {
                 a.contributed = true;
                 a.results = Some(results.clone());
-                a.enclave = enclave.clone();
+                if enclave.is_some() {
+                    a.enclave = enclave.clone();
+                }
                 mark(&mut a.history, "CONTRIBUTED", None);
             }
             ReportOutcome::Revealed => mark(&mut a.history, "REVEALED", None),
+            ReportOutcome::Enclave { platform } => a.enclave = Some(platform.clone()),
             ReportOutcome::Failed { cause, retry } => {
                 tracing::warn!(worker = %worker, task = %r.taskid, retry, "run failed: {cause}");
                 a.failed = Some(cause.clone());

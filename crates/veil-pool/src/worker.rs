@@ -467,6 +467,9 @@ impl Worker {
         if out.platform == veil_tee::Platform::Sim {
             tracing::warn!(task = %a.taskid, "TEE task ran in a {}", veil_tee::SIM_NOTICE);
         }
+        if let Some(platform) = platform_name(out.platform) {
+            self.report(token, a, ReportOutcome::Enclave { platform }).await;
+        }
         if a.trust <= 1 {
             let call = Call::ContributeAndFinalize {
                 taskid: a.taskid,
